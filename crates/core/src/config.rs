@@ -1,0 +1,424 @@
+//! Configuration: one TOML file with defaults for everything; unknown keys are errors.
+//!
+//! Configuration can only narrow what the catalog allows: a measure's `max_duration` may be
+//! shorter than the catalog's, never longer; retention may be set between 1 and 365 days (the
+//! longest period the public comments asked for).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use jiff::SignedDuration;
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::{CalendarConfig, JapanCalendar};
+use crate::catalog::{self, MeasureId};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the database and other state live.
+    pub data_dir: PathBuf,
+    /// HTTP API, console and `/metrics`.
+    pub server: ServerConfig,
+    /// Business hours and closed days (Japan time).
+    pub calendar: CalendarConfig,
+    /// Deadlines of governance steps.
+    pub governance: GovernanceConfig,
+    /// Who may do what.
+    pub roles: RolesConfig,
+    /// The audit ledger.
+    pub ledger: LedgerConfig,
+    /// The scheduler.
+    pub scheduler: SchedulerConfig,
+    /// Logs.
+    pub log: LogConfig,
+    /// Per-measure settings, keyed by measure id.
+    pub measures: BTreeMap<MeasureId, MeasureConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("mamori-data"),
+            server: ServerConfig::default(),
+            calendar: CalendarConfig::default(),
+            governance: GovernanceConfig::default(),
+            roles: RolesConfig::default(),
+            ledger: LedgerConfig::default(),
+            scheduler: SchedulerConfig::default(),
+            log: LogConfig::default(),
+            measures: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Listen address; loopback by default.
+    pub listen: SocketAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8470)) }
+    }
+}
+
+/// `[governance]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GovernanceConfig {
+    /// How long a consent request waits for the subscriber before it lapses.
+    pub consent_request_ttl: SignedDuration,
+    /// How long an action waits for approvals before it lapses.
+    pub approval_ttl: SignedDuration,
+    /// How long a stage unlock lasts.
+    pub stage_unlock_ttl: SignedDuration,
+}
+
+impl Default for GovernanceConfig {
+    fn default() -> Self {
+        GovernanceConfig {
+            consent_request_ttl: SignedDuration::from_hours(24),
+            approval_ttl: SignedDuration::from_hours(8),
+            stage_unlock_ttl: SignedDuration::from_hours(24),
+        }
+    }
+}
+
+/// `[roles]`: names of the people who may approve and audit. Approval of severe measures is
+/// impossible until approvers are listed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RolesConfig {
+    /// Who may approve actions (never their own proposals).
+    pub approvers: Vec<String>,
+}
+
+/// `[ledger]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// Write a checkpoint every this many entries.
+    pub checkpoint_every: u32,
+    /// At most this many batches per group commit.
+    pub group_commit_max: u32,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig { checkpoint_every: 1000, group_commit_max: 4096 }
+    }
+}
+
+/// `[scheduler]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// How often due actions are expired and lapsed.
+    pub tick: SignedDuration,
+    /// How often the retention sweeper runs.
+    pub retention_every: SignedDuration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig { tick: SignedDuration::from_secs(1), retention_every: SignedDuration::from_hours(1) }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace` (or an env-filter directive).
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[measures."<id>"]`
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeasureConfig {
+    /// Shorter maximum duration than the catalog's.
+    pub max_duration: Option<SignedDuration>,
+    /// Retention of raw records and unlocked data, in days (1–365).
+    pub retention_days: Option<u32>,
+}
+
+/// A configuration error, naming the key and, where known, the line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file couldn't be read.
+    #[error("cannot read {path}: {detail}")]
+    Read {
+        /// File.
+        path: String,
+        /// Cause.
+        detail: String,
+    },
+    /// TOML syntax, a wrong type or an unknown key (the message names line and key).
+    #[error("{path}: {detail}")]
+    Parse {
+        /// File.
+        path: String,
+        /// toml's message, with line, column and the offending key.
+        detail: String,
+    },
+    /// A value that parses but is not allowed.
+    #[error("{path}{}: `{key}`: {detail}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid {
+        /// File.
+        path: String,
+        /// Line, where found.
+        line: Option<usize>,
+        /// Dotted key.
+        key: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError::Read { path: path.display().to_string(), detail: e.to_string() }]
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates TOML text; `origin` names it in errors. Returns every validation
+    /// error at once.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, Vec<ConfigError>> {
+        let config: Config = toml::from_str(text)
+            .map_err(|e| vec![ConfigError::Parse { path: origin.to_owned(), detail: e.to_string().trim_end().to_owned() }])?;
+        let errors = config.validate(text, origin);
+        if errors.is_empty() { Ok(config) } else { Err(errors) }
+    }
+
+    fn validate(&self, text: &str, origin: &str) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut invalid = |section: &str, key: &str, detail: String| {
+            errors.push(ConfigError::Invalid {
+                path: origin.to_owned(),
+                line: line_of(text, section, key),
+                key: if section.is_empty() { key.to_owned() } else { format!("{section}.{key}") },
+                detail,
+            });
+        };
+        if let Err(e) = JapanCalendar::new(&self.calendar) {
+            invalid("calendar", "closed_days", e.to_string());
+        }
+        for (key, d) in [
+            ("consent_request_ttl", self.governance.consent_request_ttl),
+            ("approval_ttl", self.governance.approval_ttl),
+            ("stage_unlock_ttl", self.governance.stage_unlock_ttl),
+        ] {
+            if d <= SignedDuration::ZERO {
+                invalid("governance", key, "must be positive".into());
+            }
+        }
+        if self.scheduler.tick <= SignedDuration::ZERO || self.scheduler.retention_every <= SignedDuration::ZERO {
+            invalid("scheduler", "tick", "intervals must be positive".into());
+        }
+        if self.ledger.checkpoint_every == 0 {
+            invalid("ledger", "checkpoint_every", "must be at least 1".into());
+        }
+        if self.ledger.group_commit_max == 0 {
+            invalid("ledger", "group_commit_max", "must be at least 1".into());
+        }
+        for (id, mc) in &self.measures {
+            let m = catalog::measure(*id);
+            let section = format!("measures.\"{}\"", id.as_str());
+            if m.is_refused() {
+                invalid(&section, "", format!("{id} is refused by the working group and cannot be configured"));
+                continue;
+            }
+            if let Some(d) = mc.max_duration {
+                match m.max_duration {
+                    None => invalid(&section, "max_duration", format!("{id} has no duration (one-shot action)")),
+                    Some(max) if d > max => invalid(
+                        &section,
+                        "max_duration",
+                        format!("{d:#} exceeds the catalog's maximum of {max:#} for {id}; configuration may only shorten it"),
+                    ),
+                    Some(_) if d <= SignedDuration::ZERO => invalid(&section, "max_duration", "must be positive".into()),
+                    _ => {}
+                }
+            }
+            if let Some(days) = mc.retention_days {
+                if !(1..=365).contains(&days) {
+                    invalid(&section, "retention_days", format!("{days} is outside 1–365 days"));
+                }
+            }
+        }
+        errors
+    }
+
+    /// The effective maximum duration of a measure's actions.
+    pub fn max_duration(&self, id: MeasureId) -> Option<SignedDuration> {
+        let catalog_max = catalog::measure(id).max_duration?;
+        Some(self.measures.get(&id).and_then(|m| m.max_duration).map_or(catalog_max, |d| d.min(catalog_max)))
+    }
+
+    /// The effective retention of a measure, in days.
+    pub fn retention_days(&self, id: MeasureId) -> u32 {
+        self.measures.get(&id).and_then(|m| m.retention_days).unwrap_or(catalog::measure(id).retention_days)
+    }
+
+    /// The database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("mamori.sqlite")
+    }
+
+    /// The default configuration as commented TOML (what `mamori config default` prints).
+    pub fn default_toml() -> &'static str {
+        DEFAULT_TOML
+    }
+}
+
+/// Best-effort line of `key` inside `[section]` (1-based), for errors found after parsing.
+fn line_of(text: &str, section: &str, key: &str) -> Option<usize> {
+    let mut in_section = section.is_empty();
+    let mut header_line = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            let name = t.trim_matches(|c| c == '[' || c == ']').trim();
+            in_section = name == section;
+            if in_section {
+                header_line = Some(i + 1);
+            }
+            continue;
+        }
+        if in_section && !key.is_empty() {
+            if let Some((k, _)) = t.split_once('=') {
+                if k.trim() == key {
+                    return Some(i + 1);
+                }
+            }
+        }
+    }
+    header_line
+}
+
+const DEFAULT_TOML: &str = r#"# mamori configuration. Every key is optional; these are the defaults.
+# Unknown keys are errors. Check a file with `mamori config check FILE`.
+
+# Where the SQLite database (and other state) lives.
+data_dir = "mamori-data"
+
+[server]
+# HTTP API, console and Prometheus /metrics. Loopback by default.
+listen = "127.0.0.1:8470"
+
+[calendar]
+# Japan time. Outside business hours, on weekends, national holidays and closed days, measures
+# with an emergency exception may act first and notify promptly; inside, they ask first.
+business_start = "09:00"
+business_end = "18:00"
+closed_days = ["12-29", "12-30", "12-31", "01-02", "01-03"]
+
+[governance]
+consent_request_ttl = "24h"
+approval_ttl = "8h"
+stage_unlock_ttl = "24h"
+
+[roles]
+# People who may approve actions that need approval (never their own proposals).
+approvers = []
+
+[ledger]
+checkpoint_every = 1000
+group_commit_max = 4096
+
+[scheduler]
+tick = "1s"
+retention_every = "1h"
+
+[log]
+level = "info"
+format = "text"
+
+# Per-measure settings may only narrow the catalog:
+# [measures."phone.suspend-line-on-surge"]
+# max_duration = "48h"
+# retention_days = 90
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_toml_is_the_default() {
+        let parsed = Config::parse(DEFAULT_TOML, "default").unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let errs = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\nlistne = 3\n", "x.toml").unwrap_err();
+        let msg = errs[0].to_string();
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("listne"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_measure_id_is_an_error() {
+        let errs = Config::parse("[measures.\"phone.suspend-all\"]\nmax_duration = \"1h\"\n", "x.toml").unwrap_err();
+        let msg = errs[0].to_string();
+        assert!(msg.contains("phone.suspend-all"), "{msg}");
+        assert!(msg.contains("line 1"), "{msg}");
+    }
+
+    #[test]
+    fn config_cannot_lengthen_a_measure() {
+        let text = "data_dir = \"d\"\n\n[measures.\"phone.restrict-country\"]\nmax_duration = \"720h\"\n";
+        let errs = Config::parse(text, "x.toml").unwrap_err();
+        match &errs[0] {
+            ConfigError::Invalid { line, key, .. } => {
+                assert_eq!(*line, Some(4));
+                assert_eq!(key, "measures.\"phone.restrict-country\".max_duration");
+            }
+            other => panic!("{other:?}"),
+        }
+        let ok = Config::parse("[measures.\"phone.restrict-country\"]\nmax_duration = \"12h\"\n", "x").unwrap();
+        assert_eq!(ok.max_duration(MeasureId::PhoneRestrictCountry), Some(SignedDuration::from_hours(12)));
+    }
+
+    #[test]
+    fn refused_measure_cannot_be_configured() {
+        let errs = Config::parse("[measures.\"cnc.detect-servers\"]\n", "x").unwrap_err();
+        assert!(errs[0].to_string().contains("refused"));
+    }
+
+    #[test]
+    fn all_errors_are_reported_at_once() {
+        let text = "[governance]\napproval_ttl = \"-1h\"\n[measures.\"net.drop-malformed\"]\nretention_days = 900\n";
+        let errs = Config::parse(text, "x").unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+    }
+}

@@ -1,0 +1,260 @@
+//! The storage seam: governance writes state and ledger entries through [`Store`], atomically.
+//!
+//! The embedded SQLite implementation lives in `mamori-store`; PostgreSQL can follow behind the
+//! same trait (DESIGN.md "Scale"). Every write is a [`Batch`]: state mutations and the ledger
+//! entries that explain them commit together or not at all, so the ledger never records an action
+//! the store lost, and the store never holds an action the ledger doesn't explain.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::action::{ActionRecord, ActionState, Approval};
+use crate::catalog::MeasureId;
+use crate::consent::{ConsentEvent, PublicNotice};
+use crate::ledger::{ChainError, ChainHash, LedgerDraft, LedgerEntry, VerifyReport};
+use crate::subject::{Actor, SubscriberId, Target};
+
+/// A stage unlocked for one subject (DESIGN.md invariant 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageUnlock {
+    /// The measure.
+    pub measure: MeasureId,
+    /// The stage unlocked.
+    pub stage: u8,
+    /// For whom.
+    pub subject: Target,
+    /// From when.
+    pub at: Timestamp,
+    /// Until when.
+    pub until: Timestamp,
+    /// Why (stage 1's inconclusive result).
+    pub reason: String,
+}
+
+/// A message governance owes someone (consent request, emergency notice, alert, lift notice);
+/// delivered by the notification family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboxMessage {
+    /// The action it belongs to.
+    pub action_id: String,
+    /// The measure.
+    pub measure: MeasureId,
+    /// The subscriber to tell.
+    pub subscriber: SubscriberId,
+    /// consent-request, emergency-notice, alert, confirmation, lift-notice.
+    pub purpose: String,
+    /// When queued.
+    pub at: Timestamp,
+}
+
+/// A raw record or unlocked datum kept under a measure (purpose binding, DESIGN.md invariant 5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredRecord {
+    /// The measure it was read or unlocked for.
+    pub measure: MeasureId,
+    /// Its subject key.
+    pub subject: String,
+    /// What kind of record (cdr, stage-2-calls, report-row, …).
+    pub kind: String,
+    /// Data time of the record.
+    pub at: Timestamp,
+    /// The content (JSON).
+    pub payload: String,
+}
+
+/// A state change to commit with its ledger entries.
+#[derive(Debug, Clone)]
+pub enum Mutation {
+    /// A new action.
+    InsertAction(Box<ActionRecord>),
+    /// A changed action; fails with [`StoreError::Conflict`] unless its stored state is `expect`.
+    UpdateAction {
+        /// The new record.
+        record: Box<ActionRecord>,
+        /// The state the writer read.
+        expect: ActionState,
+    },
+    /// An approval of an action.
+    AddApproval {
+        /// The action.
+        action_id: String,
+        /// The approval.
+        approval: Approval,
+    },
+    /// A consent event.
+    Consent(ConsentEvent),
+    /// A public notice / terms clause.
+    Notice(PublicNotice),
+    /// A measure switched on or off.
+    MeasureEnabled {
+        /// The measure.
+        measure: MeasureId,
+        /// On or off.
+        enabled: bool,
+        /// By whom.
+        by: Actor,
+    },
+    /// A stage unlock.
+    Unlock(StageUnlock),
+    /// A message to deliver.
+    Queue(OutboxMessage),
+    /// A record kept under a measure's retention.
+    PutRecord(StoredRecord),
+}
+
+/// One atomic write.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The governance clock's time for the ledger entries (data time in replay).
+    pub at: Timestamp,
+    /// State changes.
+    pub mutations: Vec<Mutation>,
+    /// Ledger entries, appended in order.
+    pub ledger: Vec<LedgerDraft>,
+}
+
+/// What a commit wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The ledger sequence numbers assigned, in draft order.
+    pub seqs: Vec<u64>,
+}
+
+/// Filter for listing actions.
+#[derive(Debug, Clone, Default)]
+pub struct ActionFilter {
+    /// Only this state.
+    pub state: Option<ActionState>,
+    /// Only this measure.
+    pub measure: Option<MeasureId>,
+    /// Proposed at or after.
+    pub since: Option<Timestamp>,
+    /// Proposed before.
+    pub until: Option<Timestamp>,
+    /// At most this many, newest first.
+    pub limit: Option<usize>,
+}
+
+/// Filter for exporting the ledger.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerFilter {
+    /// Entries written at or after.
+    pub since: Option<Timestamp>,
+    /// Entries written before.
+    pub until: Option<Timestamp>,
+    /// Only this measure.
+    pub measure: Option<MeasureId>,
+}
+
+/// What a retention sweep deleted from one table for one measure (counts and ranges, never content).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SweepOutcome {
+    /// The measure.
+    pub measure: MeasureId,
+    /// What was deleted (records, unlocks, outbox).
+    pub table: String,
+    /// How many rows.
+    pub deleted: u64,
+    /// Oldest deleted data time.
+    pub oldest: Option<String>,
+    /// Newest deleted data time.
+    pub newest: Option<String>,
+    /// The cut-off.
+    pub before: String,
+}
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database file is not a mamori database or is damaged.
+    #[error("the database at {path} is damaged or not a mamori database: {detail}")]
+    Corrupt {
+        /// File.
+        path: String,
+        /// What SQLite said.
+        detail: String,
+    },
+    /// The database was written by a newer mamori.
+    #[error("the database schema version {found} is newer than this mamori understands ({supported})")]
+    TooNew {
+        /// Found.
+        found: i64,
+        /// Supported.
+        supported: i64,
+    },
+    /// An action changed under the writer (optimistic concurrency).
+    #[error("action {action_id} is no longer {expected} (it is {found})")]
+    Conflict {
+        /// The action.
+        action_id: String,
+        /// State the writer expected.
+        expected: String,
+        /// State found.
+        found: String,
+    },
+    /// Not found.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The ledger chain is broken.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The writer thread has stopped.
+    #[error("the store's writer has stopped")]
+    WriterGone,
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(String),
+    /// I/O error.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Persistent state of governance and the audit ledger.
+pub trait Store: Send + Sync {
+    /// Commits a batch atomically and durably; returns once it is on disk.
+    fn commit(&self, batch: Batch) -> Result<Committed, StoreError>;
+
+    /// One action with its approvals.
+    fn action(&self, id: &str) -> Result<Option<ActionRecord>, StoreError>;
+    /// Actions matching a filter, newest first.
+    fn actions(&self, filter: &ActionFilter) -> Result<Vec<ActionRecord>, StoreError>;
+    /// The open (not final) action of a measure on a target, if any.
+    fn open_action(&self, measure: MeasureId, target: &Target) -> Result<Option<ActionRecord>, StoreError>;
+    /// Open actions whose deadline is at or before `now`.
+    fn due_actions(&self, now: Timestamp) -> Result<Vec<ActionRecord>, StoreError>;
+
+    /// A subscriber's consent history, oldest first.
+    fn consent_history(&self, subscriber: &SubscriberId) -> Result<Vec<ConsentEvent>, StoreError>;
+    /// Subscribers whose latest event for the measure is an opt-out.
+    fn opted_out(&self, measure: MeasureId) -> Result<Vec<SubscriberId>, StoreError>;
+    /// A counter that changes whenever consent changes (cheap; lets other processes notice an opt-out).
+    fn consent_generation(&self) -> Result<u64, StoreError>;
+
+    /// Public notices recorded for a measure, newest first.
+    fn notices(&self, measure: MeasureId) -> Result<Vec<PublicNotice>, StoreError>;
+    /// Enabled/disabled state per measure (absent = never enabled).
+    fn measure_switches(&self) -> Result<BTreeMap<MeasureId, bool>, StoreError>;
+    /// Stage unlocks in force at `now`.
+    fn active_unlocks(&self, now: Timestamp) -> Result<Vec<StageUnlock>, StoreError>;
+    /// Queued messages, oldest first.
+    fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, StoreError>;
+
+    /// Deletes, per measure, records, expired unlocks and delivered messages older than its
+    /// cut-off, writing one ledger entry per measure and table with counts and ranges.
+    fn retention_sweep(&self, cutoffs: &[(MeasureId, Timestamp)], at: Timestamp, actor: &Actor)
+    -> Result<Vec<SweepOutcome>, StoreError>;
+
+    /// Verifies the whole ledger chain and its checkpoints.
+    fn verify_ledger(&self, expect_tip: Option<&ChainHash>) -> Result<VerifyReport, StoreError>;
+    /// Streams ledger entries matching the filter, oldest first.
+    fn export_ledger(
+        &self,
+        filter: &LedgerFilter,
+        sink: &mut dyn FnMut(LedgerEntry) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError>;
+    /// The number of entries and the tip hash.
+    fn ledger_tip(&self) -> Result<(u64, ChainHash), StoreError>;
+}
