@@ -1,1 +1,481 @@
-//! placeholder
+//! mamori's embedded store: one SQLite file (WAL, `synchronous = FULL`, stepwise migrations)
+//! behind [`mamori_core::store::Store`].
+//!
+//! Writes go through a single group-committing writer thread (see [`writer`]); reads use their
+//! own connection, which WAL lets run beside the writer. A file that isn't a mamori database, or is
+//! damaged, is refused with [`StoreError::Corrupt`] and left untouched.
+#![deny(missing_docs)]
+
+mod schema;
+pub mod writer;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc;
+
+use jiff::Timestamp;
+use mamori_core::action::{ActionRecord, ActionState};
+use mamori_core::catalog::MeasureId;
+use mamori_core::consent::{ConsentChange, ConsentEvent, PublicNotice};
+use mamori_core::ledger::{ChainHash, ChainVerifier, Checkpoint, EntryRef, LedgerEntry, VerifyReport};
+use mamori_core::store::{
+    ActionFilter, Batch, Committed, LedgerFilter, OutboxMessage, StageUnlock, Store, StoreError, SweepOutcome,
+};
+use mamori_core::subject::{Actor, SubscriberId, Target};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+pub use writer::Receipt;
+
+/// Tuning of the store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// A checkpoint every this many ledger entries.
+    pub checkpoint_every: u32,
+    /// At most this many batches per group commit.
+    pub group_commit_max: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { checkpoint_every: 1000, group_commit_max: 4096 }
+    }
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    path: PathBuf,
+    reader: Mutex<Connection>,
+    writer: writer::Writer,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+pub(crate) fn nanos(t: Timestamp) -> i64 {
+    i64::try_from(t.as_nanosecond()).unwrap_or(i64::MAX)
+}
+
+fn from_nanos(n: i64) -> Timestamp {
+    Timestamp::from_nanosecond(i128::from(n)).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn parse_time(s: &str) -> Timestamp {
+    s.parse().unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn corrupt(path: &Path, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { path: path.display().to_string(), detail: detail.to_string() }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if absent) the database file, checking that an existing file is a mamori
+    /// database and migrating it to the current schema.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+        let exists = path.exists();
+        if exists {
+            let mut header = [0u8; 16];
+            let n = {
+                use std::io::Read;
+                let mut f = std::fs::File::open(path)?;
+                f.read(&mut header)?
+            };
+            if n > 0 && (n < 16 || &header != b"SQLite format 3\0") {
+                return Err(corrupt(path, "not an SQLite database (bad file header)"));
+            }
+        } else if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let flags = if exists {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let mut conn = Connection::open_with_flags(path, flags).map_err(|e| corrupt(path, e))?;
+        configure(&conn).map_err(|e| corrupt(path, e))?;
+        let app_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
+        if app_id == 0 && version == 0 {
+            let tables: i64 = conn
+                .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+                .map_err(|e| corrupt(path, e))?;
+            if tables > 0 {
+                return Err(corrupt(path, "an SQLite database, but not mamori's"));
+            }
+            conn.pragma_update(None, "application_id", schema::APPLICATION_ID).map_err(db_err)?;
+        } else if app_id != schema::APPLICATION_ID {
+            return Err(corrupt(path, format!("an SQLite database of another application (id {app_id:#x})")));
+        }
+        if version > schema::SCHEMA_VERSION {
+            return Err(StoreError::TooNew { found: version, supported: schema::SCHEMA_VERSION });
+        }
+        // A damaged page shows up here rather than in the middle of serving.
+        let check: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
+        if check != "ok" {
+            return Err(corrupt(path, check));
+        }
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Database(format!("cannot switch {} to WAL (got {mode})", path.display())));
+        }
+        schema::migrate(&mut conn).map_err(|e| corrupt(path, e))?;
+        let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| corrupt(path, e))?;
+        configure(&reader).map_err(db_err)?;
+        let writer = writer::spawn(conn, options.checkpoint_every, options.group_commit_max)?;
+        Ok(SqliteStore { path: path.to_owned(), reader: Mutex::new(reader), writer })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues a batch without waiting; [`Receipt::wait`] returns once it is durable. Lets a
+    /// pipeline keep many appends in flight so that group commit amortizes the fsync.
+    pub fn submit(&self, batch: Batch) -> Result<Receipt, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.writer
+            .tx
+            .as_ref()
+            .ok_or(StoreError::WriterGone)?
+            .send(writer::Job::Batch(batch, tx))
+            .map_err(|_| StoreError::WriterGone)?;
+        Ok(Receipt(rx))
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let conn = self.reader.lock().map_err(|_| StoreError::Database("reader lock poisoned".into()))?;
+        f(&conn).map_err(db_err)
+    }
+
+    fn actions_where(&self, sql_where: &str, args: &[&dyn rusqlite::ToSql], limit: usize) -> Result<Vec<ActionRecord>, StoreError> {
+        let sql = format!("SELECT record FROM actions {sql_where} LIMIT {limit}");
+        let rows: Vec<String> = self.read(|c| {
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(args, |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })?;
+        rows.iter()
+            .map(|s| serde_json::from_str(s).map_err(|e| corrupt(&self.path, format!("action record: {e}"))))
+            .collect()
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what it has and stop.
+        self.writer.tx.take();
+        if let Some(h) = self.writer.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn commit(&self, batch: Batch) -> Result<Committed, StoreError> {
+        self.submit(batch)?.wait()
+    }
+
+    fn action(&self, id: &str) -> Result<Option<ActionRecord>, StoreError> {
+        Ok(self.actions_where("WHERE id = ?1", &[&id], 1)?.into_iter().next())
+    }
+
+    fn actions(&self, filter: &ActionFilter) -> Result<Vec<ActionRecord>, StoreError> {
+        let mut clauses = Vec::new();
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        if let Some(s) = filter.state {
+            args.push(Box::new(s.as_str()));
+            clauses.push(format!("state = ?{}", args.len()));
+        }
+        if let Some(m) = filter.measure {
+            args.push(Box::new(m.as_str()));
+            clauses.push(format!("measure = ?{}", args.len()));
+        }
+        if let Some(t) = filter.since {
+            args.push(Box::new(nanos(t)));
+            clauses.push(format!("proposed_at >= ?{}", args.len()));
+        }
+        if let Some(t) = filter.until {
+            args.push(Box::new(nanos(t)));
+            clauses.push(format!("proposed_at < ?{}", args.len()));
+        }
+        let w = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+        let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
+        self.actions_where(&format!("{w} ORDER BY proposed_at DESC, id"), &refs, filter.limit.unwrap_or(usize::MAX >> 1))
+    }
+
+    fn open_action(&self, measure: MeasureId, target: &Target) -> Result<Option<ActionRecord>, StoreError> {
+        let t = target.to_string();
+        Ok(self
+            .actions_where(
+                "WHERE measure = ?1 AND target = ?2 AND state IN ('proposed', 'awaiting-consent', 'pending-approval', 'applied')",
+                &[&measure.as_str(), &t],
+                1,
+            )?
+            .into_iter()
+            .next())
+    }
+
+    fn due_actions(&self, now: Timestamp) -> Result<Vec<ActionRecord>, StoreError> {
+        self.actions_where(
+            "WHERE state IN ('awaiting-consent', 'pending-approval', 'applied') AND deadline IS NOT NULL AND deadline <= ?1 ORDER BY deadline",
+            &[&nanos(now)],
+            10_000,
+        )
+    }
+
+    fn consent_history(&self, subscriber: &SubscriberId) -> Result<Vec<ConsentEvent>, StoreError> {
+        let rows: Vec<(String, String, String, String, String)> = self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT measure, change, method, at, recorded_by FROM consent_events WHERE subscriber = ?1 ORDER BY id",
+            )?;
+            let rows = st.query_map(params![subscriber.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+            rows.collect()
+        })?;
+        rows.into_iter()
+            .map(|(m, ch, method, at, by)| {
+                Ok(ConsentEvent {
+                    subscriber: subscriber.clone(),
+                    measure: m.parse().map_err(|e| corrupt(&self.path, e))?,
+                    change: ConsentChange::parse(&ch).ok_or_else(|| corrupt(&self.path, format!("consent change {ch}")))?,
+                    method,
+                    at: parse_time(&at),
+                    recorded_by: Actor(by),
+                })
+            })
+            .collect()
+    }
+
+    fn opted_out(&self, measure: MeasureId) -> Result<Vec<SubscriberId>, StoreError> {
+        let rows: Vec<String> = self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT subscriber FROM consent_events e
+                 WHERE measure = ?1 AND id = (SELECT max(id) FROM consent_events WHERE measure = ?1 AND subscriber = e.subscriber)
+                   AND change = 'opted-out'",
+            )?;
+            let rows = st.query_map(params![measure.as_str()], |r| r.get(0))?;
+            rows.collect()
+        })?;
+        Ok(rows.into_iter().map(SubscriberId).collect())
+    }
+
+    fn consent_generation(&self) -> Result<u64, StoreError> {
+        let g: i64 = self.read(|c| c.query_row("SELECT value FROM meta WHERE key = 'consent_generation'", [], |r| r.get(0)))?;
+        Ok(u64::try_from(g).unwrap_or(0))
+    }
+
+    fn notices(&self, measure: MeasureId) -> Result<Vec<PublicNotice>, StoreError> {
+        let rows: Vec<(String, String, Option<String>, String, String)> = self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT url, version, clause, recorded_at, recorded_by FROM notices WHERE measure = ?1 ORDER BY id DESC",
+            )?;
+            let rows = st.query_map(params![measure.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+            rows.collect()
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(url, version, clause, at, by)| PublicNotice {
+                measure,
+                url,
+                version,
+                clause,
+                recorded_at: parse_time(&at),
+                recorded_by: Actor(by),
+            })
+            .collect())
+    }
+
+    fn measure_switches(&self) -> Result<BTreeMap<MeasureId, bool>, StoreError> {
+        let rows: Vec<(String, bool)> = self.read(|c| {
+            let mut st = c.prepare_cached("SELECT measure, enabled FROM measure_switches")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        rows.into_iter().map(|(m, e)| Ok((m.parse().map_err(|e| corrupt(&self.path, e))?, e))).collect()
+    }
+
+    fn active_unlocks(&self, now: Timestamp) -> Result<Vec<StageUnlock>, StoreError> {
+        let rows: Vec<(String, u8, String, i64, i64, String)> = self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT measure, stage, subject, at, until, reason FROM stage_unlocks WHERE until > ?1 ORDER BY id",
+            )?;
+            let rows = st.query_map(params![nanos(now)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })?;
+            rows.collect()
+        })?;
+        rows.into_iter()
+            .map(|(m, stage, subject, at, until, reason)| {
+                Ok(StageUnlock {
+                    measure: m.parse().map_err(|e| corrupt(&self.path, e))?,
+                    stage,
+                    subject: subject.parse().map_err(|e| corrupt(&self.path, e))?,
+                    at: from_nanos(at),
+                    until: from_nanos(until),
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
+        let lim = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(String, String, String, String, i64)> = self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT action_id, measure, subscriber, purpose, at FROM outbox WHERE state = 'queued' ORDER BY id LIMIT ?1",
+            )?;
+            let rows = st.query_map(params![lim], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+            rows.collect()
+        })?;
+        rows.into_iter()
+            .map(|(action_id, m, sub, purpose, at)| {
+                Ok(OutboxMessage {
+                    action_id,
+                    measure: m.parse().map_err(|e| corrupt(&self.path, e))?,
+                    subscriber: SubscriberId(sub),
+                    purpose,
+                    at: from_nanos(at),
+                })
+            })
+            .collect()
+    }
+
+    fn retention_sweep(
+        &self,
+        cutoffs: &[(MeasureId, Timestamp)],
+        at: Timestamp,
+        actor: &Actor,
+    ) -> Result<Vec<SweepOutcome>, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.writer
+            .tx
+            .as_ref()
+            .ok_or(StoreError::WriterGone)?
+            .send(writer::Job::Sweep(cutoffs.to_vec(), at, actor.clone(), tx))
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    fn verify_ledger(&self, expect_tip: Option<&ChainHash>) -> Result<VerifyReport, StoreError> {
+        // A dedicated connection, so a long verification doesn't hold the shared reader; one read
+        // transaction gives a consistent snapshot while the writer goes on.
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| corrupt(&self.path, e))?;
+        conn.execute_batch("BEGIN").map_err(db_err)?;
+        let checkpoints: Vec<Checkpoint> = {
+            let mut st = conn.prepare("SELECT seq, hash FROM ledger_checkpoints").map_err(db_err)?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .map_err(db_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err)?;
+            rows.into_iter()
+                .map(|(seq, h)| {
+                    ChainHash::from_slice(&h)
+                        .map(|hash| Checkpoint { seq, hash })
+                        .ok_or(StoreError::Chain(mamori_core::ledger::ChainError::CheckpointMismatch { seq }))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let mut v = ChainVerifier::new(checkpoints);
+        let mut st = conn
+            .prepare("SELECT seq, at, kind, measure, action_id, subject, actor, body, prev_hash, hash FROM ledger ORDER BY seq")
+            .map_err(db_err)?;
+        let mut rows = st.query([]).map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let seq: i64 = r.get(0).map_err(db_err)?;
+            let text = |i: usize| -> Result<&str, StoreError> {
+                r.get_ref(i).map_err(db_err)?.as_str().map_err(|_| StoreError::Chain(mamori_core::ledger::ChainError::ContentMismatch { seq }))
+            };
+            let opt = |i: usize| -> Result<Option<&str>, StoreError> {
+                r.get_ref(i).map_err(db_err)?.as_str_or_null().map_err(|_| StoreError::Chain(mamori_core::ledger::ChainError::ContentMismatch { seq }))
+            };
+            let blob = |i: usize| -> Result<&[u8], StoreError> {
+                r.get_ref(i).map_err(db_err)?.as_blob().map_err(|_| StoreError::Chain(mamori_core::ledger::ChainError::MalformedHash { seq }))
+            };
+            v.push(&EntryRef {
+                seq,
+                at: text(1)?,
+                kind: text(2)?,
+                measure: opt(3)?,
+                action_id: opt(4)?,
+                subject: opt(5)?,
+                actor: text(6)?,
+                body: text(7)?,
+                prev_hash: blob(8)?,
+                hash: blob(9)?,
+            })?;
+        }
+        Ok(v.finish(expect_tip)?)
+    }
+
+    fn export_ledger(
+        &self,
+        filter: &LedgerFilter,
+        sink: &mut dyn FnMut(LedgerEntry) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| corrupt(&self.path, e))?;
+        let since = filter.since.map(mamori_core::ledger::format_time);
+        let until = filter.until.map(mamori_core::ledger::format_time);
+        let measure = filter.measure.map(|m| m.as_str());
+        let mut st = conn
+            .prepare(
+                "SELECT seq, at, kind, measure, action_id, subject, actor, body, prev_hash, hash FROM ledger
+                 WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR at < ?2) AND (?3 IS NULL OR measure = ?3)
+                 ORDER BY seq",
+            )
+            .map_err(db_err)?;
+        let mut rows = st.query(params![since, until, measure]).map_err(db_err)?;
+        let mut n = 0;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let seq: i64 = r.get(0).map_err(db_err)?;
+            let e = LedgerEntry {
+                seq: u64::try_from(seq).unwrap_or(0),
+                at: r.get(1).map_err(db_err)?,
+                kind: r.get(2).map_err(db_err)?,
+                measure: r.get(3).map_err(db_err)?,
+                action_id: r.get(4).map_err(db_err)?,
+                subject: r.get(5).map_err(db_err)?,
+                actor: r.get(6).map_err(db_err)?,
+                body: r.get(7).map_err(db_err)?,
+                prev_hash: hex::encode(r.get::<_, Vec<u8>>(8).map_err(db_err)?),
+                hash: hex::encode(r.get::<_, Vec<u8>>(9).map_err(db_err)?),
+            };
+            sink(e)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn ledger_tip(&self) -> Result<(u64, ChainHash), StoreError> {
+        let row: Option<(i64, Vec<u8>)> = self.read(|c| {
+            c.query_row("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })?;
+        Ok(match row {
+            None => (0, ChainHash::GENESIS),
+            Some((seq, h)) => (u64::try_from(seq).unwrap_or(0), ChainHash::from_slice(&h).unwrap_or_default()),
+        })
+    }
+}
+
+/// Convenience for tests and tools: whether an action is in one of the given states.
+pub fn in_state(r: &ActionRecord, states: &[ActionState]) -> bool {
+    states.contains(&r.state)
+}

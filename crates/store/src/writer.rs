@@ -1,0 +1,371 @@
+//! The single writer: every batch goes through one thread that group-commits.
+//!
+//! Callers hand a batch to the writer and wait for its receipt. The writer takes every batch
+//! already queued (up to `group_commit_max`), runs each inside its own savepoint (a conflict in
+//! one batch rolls back that batch only), and commits them with one fsync. A receipt is answered
+//! only after the commit is on disk, so an acknowledged batch survives `kill -9` and power loss
+//! (WAL with `synchronous = FULL`).
+
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use jiff::Timestamp;
+use mamori_core::catalog::MeasureId;
+use mamori_core::ledger::{ChainHash, EventKind, HashInput, LedgerDraft, entry_hash, format_time};
+use mamori_core::store::{Batch, Committed, Mutation, StoreError, SweepOutcome};
+use mamori_core::subject::Actor;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+
+use crate::{db_err, nanos};
+
+pub(crate) enum Job {
+    Batch(Batch, SyncSender<Result<Committed, StoreError>>),
+    Sweep(Vec<(MeasureId, Timestamp)>, Timestamp, Actor, SyncSender<Result<Vec<SweepOutcome>, StoreError>>),
+}
+
+/// A pending commit: wait for it with [`Receipt::wait`].
+#[derive(Debug)]
+pub struct Receipt(pub(crate) Receiver<Result<Committed, StoreError>>);
+
+impl Receipt {
+    /// Blocks until the batch is durable (or failed).
+    pub fn wait(self) -> Result<Committed, StoreError> {
+        self.0.recv().map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+pub(crate) struct Writer {
+    pub(crate) tx: Option<SyncSender<Job>>,
+    pub(crate) handle: Option<JoinHandle<()>>,
+}
+
+pub(crate) fn spawn(conn: Connection, checkpoint_every: u32, group_max: u32) -> std::io::Result<Writer> {
+    // The queue is bounded so a flood of producers waits instead of growing memory.
+    let (tx, rx) = mpsc::sync_channel::<Job>(group_max as usize * 4);
+    let handle = std::thread::Builder::new().name("mamori-store-writer".into()).spawn(move || {
+        let mut w = WriterLoop { conn, checkpoint_every: i64::from(checkpoint_every.max(1)), group_max: group_max.max(1) as usize };
+        w.run(rx);
+    })?;
+    Ok(Writer { tx: Some(tx), handle: Some(handle) })
+}
+
+struct WriterLoop {
+    conn: Connection,
+    checkpoint_every: i64,
+    group_max: usize,
+}
+
+struct Tip {
+    seq: i64,
+    hash: ChainHash,
+}
+
+impl WriterLoop {
+    fn run(&mut self, rx: Receiver<Job>) {
+        while let Ok(first) = rx.recv() {
+            let mut batches = Vec::new();
+            let mut sweeps = Vec::new();
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Batch(b, reply) => batches.push((b, reply)),
+                    Job::Sweep(c, at, actor, reply) => sweeps.push((c, at, actor, reply)),
+                }
+                if batches.len() < self.group_max {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !batches.is_empty() {
+                self.commit_group(batches);
+            }
+            for (cutoffs, at, actor, reply) in sweeps {
+                let r = self.sweep(&cutoffs, at, &actor);
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    fn commit_group(&mut self, jobs: Vec<(Batch, SyncSender<Result<Committed, StoreError>>)>) {
+        let result = (|| -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
+            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db_err)?;
+            let mut tip = read_tip(&tx)?;
+            let mut results = Vec::with_capacity(jobs.len());
+            for (batch, _) in &jobs {
+                let sp_tip = Tip { seq: tip.seq, hash: tip.hash };
+                tx.execute_batch("SAVEPOINT batch").map_err(db_err)?;
+                match apply_batch(&tx, batch, &mut tip, self.checkpoint_every) {
+                    Ok(c) => {
+                        tx.execute_batch("RELEASE batch").map_err(db_err)?;
+                        results.push(Ok(c));
+                    }
+                    Err(e) => {
+                        tx.execute_batch("ROLLBACK TO batch; RELEASE batch").map_err(db_err)?;
+                        tip = sp_tip;
+                        results.push(Err(e));
+                    }
+                }
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(results)
+        })();
+        match result {
+            Ok(results) => {
+                for ((_, reply), r) in jobs.into_iter().zip(results) {
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for (_, reply) in jobs {
+                    let _ = reply.send(Err(StoreError::Database(msg.clone())));
+                }
+            }
+        }
+    }
+
+    fn sweep(&mut self, cutoffs: &[(MeasureId, Timestamp)], at: Timestamp, actor: &Actor) -> Result<Vec<SweepOutcome>, StoreError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db_err)?;
+        let mut tip = read_tip(&tx)?;
+        let mut outcomes = Vec::new();
+        for (measure, before) in cutoffs {
+            let m = measure.as_str();
+            let cut = nanos(*before);
+            for (table, time_col, extra) in [
+                ("records", "at", ""),
+                ("stage_unlocks", "until", ""),
+                ("outbox", "at", ""),
+            ] {
+                let (count, oldest, newest): (i64, Option<i64>, Option<i64>) = tx
+                    .query_row(
+                        &format!("SELECT count(*), min({time_col}), max({time_col}) FROM {table} WHERE measure = ?1 AND {time_col} < ?2 {extra}"),
+                        params![m, cut],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .map_err(db_err)?;
+                if count == 0 {
+                    continue;
+                }
+                tx.execute(&format!("DELETE FROM {table} WHERE measure = ?1 AND {time_col} < ?2 {extra}"), params![m, cut])
+                    .map_err(db_err)?;
+                let fmt = |n: Option<i64>| n.and_then(|n| Timestamp::from_nanosecond(i128::from(n)).ok()).map(format_time);
+                let outcome = SweepOutcome {
+                    measure: *measure,
+                    table: table.to_owned(),
+                    deleted: u64::try_from(count).unwrap_or(0),
+                    oldest: fmt(oldest),
+                    newest: fmt(newest),
+                    before: format_time(*before),
+                };
+                let draft = LedgerDraft::new(
+                    EventKind::RetentionSwept,
+                    actor.clone(),
+                    json!({"table": table, "deleted": outcome.deleted, "oldest": outcome.oldest,
+                           "newest": outcome.newest, "before": outcome.before}),
+                )
+                .measure(*measure);
+                append(&tx, &draft, at, &mut tip, self.checkpoint_every)?;
+                outcomes.push(outcome);
+            }
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(outcomes)
+    }
+}
+
+fn read_tip(conn: &Connection) -> Result<Tip, StoreError> {
+    let row: Option<(i64, Vec<u8>)> = conn
+        .query_row("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(db_err)?;
+    match row {
+        None => Ok(Tip { seq: 0, hash: ChainHash::GENESIS }),
+        Some((seq, h)) => Ok(Tip {
+            seq,
+            hash: ChainHash::from_slice(&h).ok_or(StoreError::Chain(mamori_core::ledger::ChainError::MalformedHash { seq }))?,
+        }),
+    }
+}
+
+fn append(conn: &Connection, d: &LedgerDraft, at: Timestamp, tip: &mut Tip, checkpoint_every: i64) -> Result<u64, StoreError> {
+    let seq = tip.seq + 1;
+    let at_s = format_time(at);
+    let body = serde_json::to_string(&d.body).map_err(|e| StoreError::Database(e.to_string()))?;
+    let measure = d.measure.map(|m| m.as_str());
+    let input = HashInput {
+        seq,
+        at: &at_s,
+        kind: d.kind.as_str(),
+        measure,
+        action_id: d.action_id.as_deref(),
+        subject: d.subject.as_deref(),
+        actor: &d.actor.0,
+        body: &body,
+    };
+    let hash = entry_hash(&tip.hash, &input);
+    conn.prepare_cached(
+        "INSERT INTO ledger (seq, at, kind, measure, action_id, subject, actor, body, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            seq,
+            at_s,
+            d.kind.as_str(),
+            measure,
+            d.action_id,
+            d.subject,
+            d.actor.0,
+            body,
+            &tip.hash.0[..],
+            &hash.0[..]
+        ])
+    })
+    .map_err(db_err)?;
+    if seq % checkpoint_every == 0 {
+        conn.prepare_cached("INSERT INTO ledger_checkpoints (seq, hash, at) VALUES (?1, ?2, ?3)")
+            .and_then(|mut st| st.execute(params![seq, &hash.0[..], at_s]))
+            .map_err(db_err)?;
+    }
+    if d.kind == EventKind::Applied {
+        if let Some(id) = &d.action_id {
+            // The entry that granted the authorization, kept on the action for reconciliation.
+            conn.prepare_cached("UPDATE actions SET grant_seq = ?1 WHERE id = ?2")
+                .and_then(|mut st| st.execute(params![seq, id]))
+                .map_err(db_err)?;
+            let rec: Option<String> = conn
+                .query_row("SELECT record FROM actions WHERE id = ?1", params![id], |r| r.get(0))
+                .optional()
+                .map_err(db_err)?;
+            if let Some(rec) = rec {
+                if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&rec) {
+                    v["grant_seq"] = json!(seq);
+                    conn.execute("UPDATE actions SET record = ?1 WHERE id = ?2", params![v.to_string(), id]).map_err(db_err)?;
+                }
+            }
+        }
+    }
+    tip.seq = seq;
+    tip.hash = hash;
+    u64::try_from(seq).map_err(|_| StoreError::Database("negative sequence".into()))
+}
+
+fn apply_batch(conn: &Connection, batch: &Batch, tip: &mut Tip, checkpoint_every: i64) -> Result<Committed, StoreError> {
+    for m in &batch.mutations {
+        apply_mutation(conn, m)?;
+    }
+    let mut seqs = Vec::with_capacity(batch.ledger.len());
+    for d in &batch.ledger {
+        seqs.push(append(conn, d, batch.at, tip, checkpoint_every)?);
+    }
+    Ok(Committed { seqs })
+}
+
+fn record_json(r: &mamori_core::action::ActionRecord) -> Result<String, StoreError> {
+    serde_json::to_string(r).map_err(|e| StoreError::Database(e.to_string()))
+}
+
+fn apply_mutation(conn: &Connection, m: &Mutation) -> Result<(), StoreError> {
+    match m {
+        Mutation::InsertAction(r) => {
+            let json = record_json(r)?;
+            conn.prepare_cached(
+                "INSERT INTO actions (id, measure, target, subscriber, state, proposed_at, deadline, grant_seq, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    r.id,
+                    r.measure.as_str(),
+                    r.target.to_string(),
+                    r.subscriber.as_ref().map(|s| s.0.as_str()),
+                    r.state.as_str(),
+                    nanos(r.proposed_at),
+                    r.deadline.map(nanos),
+                    r.grant_seq.and_then(|s| i64::try_from(s).ok()),
+                    json,
+                ])
+            })
+            .map_err(db_err)?;
+        }
+        Mutation::UpdateAction { record: r, expect } => {
+            let found: Option<String> = conn
+                .query_row("SELECT state FROM actions WHERE id = ?1", params![r.id], |row| row.get(0))
+                .optional()
+                .map_err(db_err)?;
+            match found {
+                None => return Err(StoreError::NotFound(format!("action {}", r.id))),
+                Some(s) if s != expect.as_str() => {
+                    return Err(StoreError::Conflict { action_id: r.id.clone(), expected: expect.to_string(), found: s });
+                }
+                Some(_) => {}
+            }
+            let json = record_json(r)?;
+            conn.prepare_cached("UPDATE actions SET state = ?2, deadline = ?3, subscriber = ?4, record = ?5 WHERE id = ?1")
+                .and_then(|mut st| {
+                    st.execute(params![
+                        r.id,
+                        r.state.as_str(),
+                        r.deadline.map(nanos),
+                        r.subscriber.as_ref().map(|s| s.0.as_str()),
+                        json,
+                    ])
+                })
+                .map_err(db_err)?;
+        }
+        Mutation::AddApproval { action_id, approval } => {
+            let assessments = serde_json::to_string(&approval.assessments).map_err(|e| StoreError::Database(e.to_string()))?;
+            conn.execute(
+                "INSERT INTO approvals (action_id, approver, at, assessments) VALUES (?1, ?2, ?3, ?4)",
+                params![action_id, approval.approver.0, format_time(approval.at), assessments],
+            )
+            .map_err(db_err)?;
+        }
+        Mutation::Consent(ev) => {
+            conn.execute(
+                "INSERT INTO consent_events (subscriber, measure, change, method, at, recorded_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![ev.subscriber.0, ev.measure.as_str(), ev.change.as_str(), ev.method, format_time(ev.at), ev.recorded_by.0],
+            )
+            .map_err(db_err)?;
+            conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'consent_generation'", []).map_err(db_err)?;
+        }
+        Mutation::Notice(n) => {
+            conn.execute(
+                "INSERT INTO notices (measure, url, version, clause, recorded_at, recorded_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![n.measure.as_str(), n.url, n.version, n.clause, format_time(n.recorded_at), n.recorded_by.0],
+            )
+            .map_err(db_err)?;
+            // A terms clause changes who is covered by comprehensive consent.
+            conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'consent_generation'", []).map_err(db_err)?;
+        }
+        Mutation::MeasureEnabled { measure, enabled, by } => {
+            conn.execute(
+                "INSERT INTO measure_switches (measure, enabled, changed_by) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (measure) DO UPDATE SET enabled = excluded.enabled, changed_by = excluded.changed_by",
+                params![measure.as_str(), *enabled, by.0],
+            )
+            .map_err(db_err)?;
+        }
+        Mutation::Unlock(u) => {
+            conn.execute(
+                "INSERT INTO stage_unlocks (measure, stage, subject, at, until, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![u.measure.as_str(), u.stage, u.subject.to_string(), nanos(u.at), nanos(u.until), u.reason],
+            )
+            .map_err(db_err)?;
+            conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'consent_generation'", []).map_err(db_err)?;
+        }
+        Mutation::Queue(q) => {
+            conn.execute(
+                "INSERT INTO outbox (action_id, measure, subscriber, purpose, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![q.action_id, q.measure.as_str(), q.subscriber.0, q.purpose, nanos(q.at)],
+            )
+            .map_err(db_err)?;
+        }
+        Mutation::PutRecord(r) => {
+            conn.prepare_cached("INSERT INTO records (measure, subject, kind, at, payload) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .and_then(|mut st| st.execute(params![r.measure.as_str(), r.subject, r.kind, nanos(r.at), r.payload]))
+                .map_err(db_err)?;
+        }
+    }
+    Ok(())
+}
