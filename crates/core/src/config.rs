@@ -60,11 +60,14 @@ impl Default for Config {
 pub struct ServerConfig {
     /// Listen address; loopback by default.
     pub listen: SocketAddr,
+    /// File of API tokens, one `person token` pair per line (`#` comments). Without it the API
+    /// is read-only and changes go through the CLI. Tokens are secrets: never logged.
+    pub api_tokens_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8470)) }
+        ServerConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8470)), api_tokens_file: None }
     }
 }
 
@@ -111,7 +114,7 @@ pub struct LedgerConfig {
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        LedgerConfig { checkpoint_every: 1000, group_commit_max: 4096 }
+        LedgerConfig { checkpoint_every: 1000, group_commit_max: 1024 }
     }
 }
 
@@ -203,17 +206,17 @@ pub enum ConfigError {
 impl Config {
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![ConfigError::Read { path: path.display().to_string(), detail: e.to_string() }]
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![ConfigError::Read { path: path.display().to_string(), detail: e.to_string() }])?;
         Config::parse(&text, &path.display().to_string())
     }
 
     /// Parses and validates TOML text; `origin` names it in errors. Returns every validation
     /// error at once.
     pub fn parse(text: &str, origin: &str) -> Result<Config, Vec<ConfigError>> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| vec![ConfigError::Parse { path: origin.to_owned(), detail: e.to_string().trim_end().to_owned() }])?;
+        let config: Config = toml::from_str(text).map_err(|e| {
+            vec![ConfigError::Parse { path: origin.to_owned(), detail: e.to_string().trim_end().to_owned() }]
+        })?;
         let errors = config.validate(text, origin);
         if errors.is_empty() { Ok(config) } else { Err(errors) }
     }
@@ -262,9 +265,13 @@ impl Config {
                     Some(max) if d > max => invalid(
                         &section,
                         "max_duration",
-                        format!("{d:#} exceeds the catalog's maximum of {max:#} for {id}; configuration may only shorten it"),
+                        format!(
+                            "{d:#} exceeds the catalog's maximum of {max:#} for {id}; configuration may only shorten it"
+                        ),
                     ),
-                    Some(_) if d <= SignedDuration::ZERO => invalid(&section, "max_duration", "must be positive".into()),
+                    Some(_) if d <= SignedDuration::ZERO => {
+                        invalid(&section, "max_duration", "must be positive".into())
+                    }
                     _ => {}
                 }
             }
@@ -333,6 +340,9 @@ data_dir = "mamori-data"
 [server]
 # HTTP API, console and Prometheus /metrics. Loopback by default.
 listen = "127.0.0.1:8470"
+# API tokens for approve/reject/lift over HTTP: one "person token" pair per line.
+# Without it the API is read-only. (No default.)
+# api_tokens_file = "/etc/mamori/tokens"
 
 [calendar]
 # Japan time. Outside business hours, on weekends, national holidays and closed days, measures
@@ -352,7 +362,7 @@ approvers = []
 
 [ledger]
 checkpoint_every = 1000
-group_commit_max = 4096
+group_commit_max = 1024
 
 [scheduler]
 tick = "1s"

@@ -289,7 +289,9 @@ pub enum ChainError {
         seq: i64,
     },
     /// A checkpoint disagrees with the entry it names.
-    #[error("ledger checkpoint at entry {seq}: recorded hash differs from the chain (entry {seq} or an earlier one was rewritten)")]
+    #[error(
+        "ledger checkpoint at entry {seq}: recorded hash differs from the chain (entry {seq} or an earlier one was rewritten)"
+    )]
     CheckpointMismatch {
         /// The entry.
         seq: i64,
@@ -452,7 +454,16 @@ mod tests {
                 let body = format!("{{\"n\":{seq}}}");
                 let hash = entry_hash(
                     &prev,
-                    &HashInput { seq, at: &at, kind: "test", measure: None, action_id: None, subject: None, actor: "t", body: &body },
+                    &HashInput {
+                        seq,
+                        at: &at,
+                        kind: "test",
+                        measure: None,
+                        action_id: None,
+                        subject: None,
+                        actor: "t",
+                        body: &body,
+                    },
                 );
                 let o = Owned { seq, at, body, prev, hash };
                 prev = hash;
@@ -520,7 +531,16 @@ mod tests {
         let body = "{}".to_string();
         let hash = entry_hash(
             &fake_prev,
-            &HashInput { seq: 3, at: &at, kind: "test", measure: None, action_id: None, subject: None, actor: "t", body: &body },
+            &HashInput {
+                seq: 3,
+                at: &at,
+                kind: "test",
+                measure: None,
+                action_id: None,
+                subject: None,
+                actor: "t",
+                body: &body,
+            },
         );
         c.insert(2, Owned { seq: 3, at, body, prev: fake_prev, hash });
         for (i, o) in c.iter_mut().enumerate().skip(3) {
@@ -544,8 +564,16 @@ mod tests {
         let mut v = ChainVerifier::new(vec![]);
         for o in &c {
             v.push(&EntryRef {
-                seq: o.seq, at: &o.at, kind: "test", measure: None, action_id: None, subject: None,
-                actor: "t", body: &o.body, prev_hash: &o.prev.0, hash: &o.hash.0,
+                seq: o.seq,
+                at: &o.at,
+                kind: "test",
+                measure: None,
+                action_id: None,
+                subject: None,
+                actor: "t",
+                body: &o.body,
+                prev_hash: &o.prev.0,
+                hash: &o.hash.0,
             })
             .unwrap();
         }
@@ -554,8 +582,32 @@ mod tests {
 
     #[test]
     fn length_prefix_separates_fields() {
-        let a = entry_hash(&ChainHash::GENESIS, &HashInput { seq: 1, at: "a", kind: "bc", measure: None, action_id: None, subject: None, actor: "", body: "" });
-        let b = entry_hash(&ChainHash::GENESIS, &HashInput { seq: 1, at: "ab", kind: "c", measure: None, action_id: None, subject: None, actor: "", body: "" });
+        let a = entry_hash(
+            &ChainHash::GENESIS,
+            &HashInput {
+                seq: 1,
+                at: "a",
+                kind: "bc",
+                measure: None,
+                action_id: None,
+                subject: None,
+                actor: "",
+                body: "",
+            },
+        );
+        let b = entry_hash(
+            &ChainHash::GENESIS,
+            &HashInput {
+                seq: 1,
+                at: "ab",
+                kind: "c",
+                measure: None,
+                action_id: None,
+                subject: None,
+                actor: "",
+                body: "",
+            },
+        );
         assert_ne!(a, b);
     }
 }

@@ -244,8 +244,12 @@ pub trait Store: Send + Sync {
 
     /// Deletes, per measure, records, expired unlocks and delivered messages older than its
     /// cut-off, writing one ledger entry per measure and table with counts and ranges.
-    fn retention_sweep(&self, cutoffs: &[(MeasureId, Timestamp)], at: Timestamp, actor: &Actor)
-    -> Result<Vec<SweepOutcome>, StoreError>;
+    fn retention_sweep(
+        &self,
+        cutoffs: &[(MeasureId, Timestamp)],
+        at: Timestamp,
+        actor: &Actor,
+    ) -> Result<Vec<SweepOutcome>, StoreError>;
 
     /// Verifies the whole ledger chain and its checkpoints.
     fn verify_ledger(&self, expect_tip: Option<&ChainHash>) -> Result<VerifyReport, StoreError>;

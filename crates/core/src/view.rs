@@ -156,7 +156,13 @@ impl<V: MeasureView> ViewGate<V> {
                 .unlocks
                 .read()
                 .map(|u| {
-                    u.iter().any(|x| x.measure == V::MEASURE && x.stage == V::STAGE && x.subject == subject && x.until > now && x.at <= now)
+                    u.iter().any(|x| {
+                        x.measure == V::MEASURE
+                            && x.stage == V::STAGE
+                            && x.subject == subject
+                            && x.until > now
+                            && x.at <= now
+                    })
                 })
                 .unwrap_or(false);
             if !unlocked {

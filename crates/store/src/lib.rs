@@ -38,7 +38,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { checkpoint_every: 1000, group_commit_max: 4096 }
+        StoreOptions { checkpoint_every: 1000, group_commit_max: 1024 }
     }
 }
 
@@ -110,9 +110,8 @@ impl SqliteStore {
         let app_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
         if app_id == 0 && version == 0 {
-            let tables: i64 = conn
-                .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
-                .map_err(|e| corrupt(path, e))?;
+            let tables: i64 =
+                conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
             if tables > 0 {
                 return Err(corrupt(path, "an SQLite database, but not mamori's"));
             }
@@ -128,13 +127,15 @@ impl SqliteStore {
         if check != "ok" {
             return Err(corrupt(path, check));
         }
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
+        let mode: String =
+            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Database(format!("cannot switch {} to WAL (got {mode})", path.display())));
         }
         schema::migrate(&mut conn).map_err(|e| corrupt(path, e))?;
-        let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(|e| corrupt(path, e))?;
+        let reader =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(|e| corrupt(path, e))?;
         configure(&reader).map_err(db_err)?;
         let writer = writer::spawn(conn, options.checkpoint_every, options.group_commit_max)?;
         Ok(SqliteStore { path: path.to_owned(), reader: Mutex::new(reader), writer })
@@ -163,7 +164,12 @@ impl SqliteStore {
         f(&conn).map_err(db_err)
     }
 
-    fn actions_where(&self, sql_where: &str, args: &[&dyn rusqlite::ToSql], limit: usize) -> Result<Vec<ActionRecord>, StoreError> {
+    fn actions_where(
+        &self,
+        sql_where: &str,
+        args: &[&dyn rusqlite::ToSql],
+        limit: usize,
+    ) -> Result<Vec<ActionRecord>, StoreError> {
         let sql = format!("SELECT record FROM actions {sql_where} LIMIT {limit}");
         let rows: Vec<String> = self.read(|c| {
             let mut st = c.prepare_cached(&sql)?;
@@ -216,7 +222,11 @@ impl Store for SqliteStore {
         }
         let w = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
         let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
-        self.actions_where(&format!("{w} ORDER BY proposed_at DESC, id"), &refs, filter.limit.unwrap_or(usize::MAX >> 1))
+        self.actions_where(
+            &format!("{w} ORDER BY proposed_at DESC, id"),
+            &refs,
+            filter.limit.unwrap_or(usize::MAX >> 1),
+        )
     }
 
     fn open_action(&self, measure: MeasureId, target: &Target) -> Result<Option<ActionRecord>, StoreError> {
@@ -244,7 +254,8 @@ impl Store for SqliteStore {
             let mut st = c.prepare_cached(
                 "SELECT measure, change, method, at, recorded_by FROM consent_events WHERE subscriber = ?1 ORDER BY id",
             )?;
-            let rows = st.query_map(params![subscriber.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+            let rows =
+                st.query_map(params![subscriber.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
             rows.collect()
         })?;
         rows.into_iter()
@@ -252,7 +263,8 @@ impl Store for SqliteStore {
                 Ok(ConsentEvent {
                     subscriber: subscriber.clone(),
                     measure: m.parse().map_err(|e| corrupt(&self.path, e))?,
-                    change: ConsentChange::parse(&ch).ok_or_else(|| corrupt(&self.path, format!("consent change {ch}")))?,
+                    change: ConsentChange::parse(&ch)
+                        .ok_or_else(|| corrupt(&self.path, format!("consent change {ch}")))?,
                     method,
                     at: parse_time(&at),
                     recorded_by: Actor(by),
@@ -275,7 +287,8 @@ impl Store for SqliteStore {
     }
 
     fn consent_generation(&self) -> Result<u64, StoreError> {
-        let g: i64 = self.read(|c| c.query_row("SELECT value FROM meta WHERE key = 'consent_generation'", [], |r| r.get(0)))?;
+        let g: i64 =
+            self.read(|c| c.query_row("SELECT value FROM meta WHERE key = 'consent_generation'", [], |r| r.get(0)))?;
         Ok(u64::try_from(g).unwrap_or(0))
     }
 
@@ -374,8 +387,9 @@ impl Store for SqliteStore {
     fn verify_ledger(&self, expect_tip: Option<&ChainHash>) -> Result<VerifyReport, StoreError> {
         // A dedicated connection, so a long verification doesn't hold the shared reader; one read
         // transaction gives a consistent snapshot while the writer goes on.
-        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(|e| corrupt(&self.path, e))?;
+        let conn =
+            Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(|e| corrupt(&self.path, e))?;
         conn.execute_batch("BEGIN").map_err(db_err)?;
         let checkpoints: Vec<Checkpoint> = {
             let mut st = conn.prepare("SELECT seq, hash FROM ledger_checkpoints").map_err(db_err)?;
@@ -400,13 +414,22 @@ impl Store for SqliteStore {
         while let Some(r) = rows.next().map_err(db_err)? {
             let seq: i64 = r.get(0).map_err(db_err)?;
             let text = |i: usize| -> Result<&str, StoreError> {
-                r.get_ref(i).map_err(db_err)?.as_str().map_err(|_| StoreError::Chain(mamori_core::ledger::ChainError::ContentMismatch { seq }))
+                r.get_ref(i)
+                    .map_err(db_err)?
+                    .as_str()
+                    .map_err(|_| StoreError::Chain(mamori_core::ledger::ChainError::ContentMismatch { seq }))
             };
             let opt = |i: usize| -> Result<Option<&str>, StoreError> {
-                r.get_ref(i).map_err(db_err)?.as_str_or_null().map_err(|_| StoreError::Chain(mamori_core::ledger::ChainError::ContentMismatch { seq }))
+                r.get_ref(i)
+                    .map_err(db_err)?
+                    .as_str_or_null()
+                    .map_err(|_| StoreError::Chain(mamori_core::ledger::ChainError::ContentMismatch { seq }))
             };
             let blob = |i: usize| -> Result<&[u8], StoreError> {
-                r.get_ref(i).map_err(db_err)?.as_blob().map_err(|_| StoreError::Chain(mamori_core::ledger::ChainError::MalformedHash { seq }))
+                r.get_ref(i)
+                    .map_err(db_err)?
+                    .as_blob()
+                    .map_err(|_| StoreError::Chain(mamori_core::ledger::ChainError::MalformedHash { seq }))
             };
             v.push(&EntryRef {
                 seq,
@@ -429,8 +452,9 @@ impl Store for SqliteStore {
         filter: &LedgerFilter,
         sink: &mut dyn FnMut(LedgerEntry) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError> {
-        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(|e| corrupt(&self.path, e))?;
+        let conn =
+            Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(|e| corrupt(&self.path, e))?;
         let since = filter.since.map(mamori_core::ledger::format_time);
         let until = filter.until.map(mamori_core::ledger::format_time);
         let measure = filter.measure.map(|m| m.as_str());

@@ -44,7 +44,11 @@ pub(crate) fn spawn(conn: Connection, checkpoint_every: u32, group_max: u32) -> 
     // The queue is bounded so a flood of producers waits instead of growing memory.
     let (tx, rx) = mpsc::sync_channel::<Job>(group_max as usize * 4);
     let handle = std::thread::Builder::new().name("mamori-store-writer".into()).spawn(move || {
-        let mut w = WriterLoop { conn, checkpoint_every: i64::from(checkpoint_every.max(1)), group_max: group_max.max(1) as usize };
+        let mut w = WriterLoop {
+            conn,
+            checkpoint_every: i64::from(checkpoint_every.max(1)),
+            group_max: group_max.max(1) as usize,
+        };
         w.run(rx);
     })?;
     Ok(Writer { tx: Some(tx), handle: Some(handle) })
@@ -124,18 +128,21 @@ impl WriterLoop {
         }
     }
 
-    fn sweep(&mut self, cutoffs: &[(MeasureId, Timestamp)], at: Timestamp, actor: &Actor) -> Result<Vec<SweepOutcome>, StoreError> {
+    fn sweep(
+        &mut self,
+        cutoffs: &[(MeasureId, Timestamp)],
+        at: Timestamp,
+        actor: &Actor,
+    ) -> Result<Vec<SweepOutcome>, StoreError> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db_err)?;
         let mut tip = read_tip(&tx)?;
         let mut outcomes = Vec::new();
         for (measure, before) in cutoffs {
             let m = measure.as_str();
             let cut = nanos(*before);
-            for (table, time_col, extra) in [
-                ("records", "at", ""),
-                ("stage_unlocks", "until", ""),
-                ("outbox", "at", ""),
-            ] {
+            for (table, time_col, extra) in
+                [("records", "at", ""), ("stage_unlocks", "until", ""), ("outbox", "at", "")]
+            {
                 let (count, oldest, newest): (i64, Option<i64>, Option<i64>) = tx
                     .query_row(
                         &format!("SELECT count(*), min({time_col}), max({time_col}) FROM {table} WHERE measure = ?1 AND {time_col} < ?2 {extra}"),
@@ -146,9 +153,13 @@ impl WriterLoop {
                 if count == 0 {
                     continue;
                 }
-                tx.execute(&format!("DELETE FROM {table} WHERE measure = ?1 AND {time_col} < ?2 {extra}"), params![m, cut])
-                    .map_err(db_err)?;
-                let fmt = |n: Option<i64>| n.and_then(|n| Timestamp::from_nanosecond(i128::from(n)).ok()).map(format_time);
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE measure = ?1 AND {time_col} < ?2 {extra}"),
+                    params![m, cut],
+                )
+                .map_err(db_err)?;
+                let fmt =
+                    |n: Option<i64>| n.and_then(|n| Timestamp::from_nanosecond(i128::from(n)).ok()).map(format_time);
                 let outcome = SweepOutcome {
                     measure: *measure,
                     table: table.to_owned(),
@@ -182,12 +193,19 @@ fn read_tip(conn: &Connection) -> Result<Tip, StoreError> {
         None => Ok(Tip { seq: 0, hash: ChainHash::GENESIS }),
         Some((seq, h)) => Ok(Tip {
             seq,
-            hash: ChainHash::from_slice(&h).ok_or(StoreError::Chain(mamori_core::ledger::ChainError::MalformedHash { seq }))?,
+            hash: ChainHash::from_slice(&h)
+                .ok_or(StoreError::Chain(mamori_core::ledger::ChainError::MalformedHash { seq }))?,
         }),
     }
 }
 
-fn append(conn: &Connection, d: &LedgerDraft, at: Timestamp, tip: &mut Tip, checkpoint_every: i64) -> Result<u64, StoreError> {
+fn append(
+    conn: &Connection,
+    d: &LedgerDraft,
+    at: Timestamp,
+    tip: &mut Tip,
+    checkpoint_every: i64,
+) -> Result<u64, StoreError> {
     let seq = tip.seq + 1;
     let at_s = format_time(at);
     let body = serde_json::to_string(&d.body).map_err(|e| StoreError::Database(e.to_string()))?;
@@ -240,7 +258,8 @@ fn append(conn: &Connection, d: &LedgerDraft, at: Timestamp, tip: &mut Tip, chec
             if let Some(rec) = rec {
                 if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&rec) {
                     v["grant_seq"] = json!(seq);
-                    conn.execute("UPDATE actions SET record = ?1 WHERE id = ?2", params![v.to_string(), id]).map_err(db_err)?;
+                    conn.execute("UPDATE actions SET record = ?1 WHERE id = ?2", params![v.to_string(), id])
+                        .map_err(db_err)?;
                 }
             }
         }
@@ -250,7 +269,12 @@ fn append(conn: &Connection, d: &LedgerDraft, at: Timestamp, tip: &mut Tip, chec
     u64::try_from(seq).map_err(|_| StoreError::Database("negative sequence".into()))
 }
 
-fn apply_batch(conn: &Connection, batch: &Batch, tip: &mut Tip, checkpoint_every: i64) -> Result<Committed, StoreError> {
+fn apply_batch(
+    conn: &Connection,
+    batch: &Batch,
+    tip: &mut Tip,
+    checkpoint_every: i64,
+) -> Result<Committed, StoreError> {
     for m in &batch.mutations {
         apply_mutation(conn, m)?;
     }
@@ -296,25 +320,32 @@ fn apply_mutation(conn: &Connection, m: &Mutation) -> Result<(), StoreError> {
             match found {
                 None => return Err(StoreError::NotFound(format!("action {}", r.id))),
                 Some(s) if s != expect.as_str() => {
-                    return Err(StoreError::Conflict { action_id: r.id.clone(), expected: expect.to_string(), found: s });
+                    return Err(StoreError::Conflict {
+                        action_id: r.id.clone(),
+                        expected: expect.to_string(),
+                        found: s,
+                    });
                 }
                 Some(_) => {}
             }
             let json = record_json(r)?;
-            conn.prepare_cached("UPDATE actions SET state = ?2, deadline = ?3, subscriber = ?4, record = ?5 WHERE id = ?1")
-                .and_then(|mut st| {
-                    st.execute(params![
-                        r.id,
-                        r.state.as_str(),
-                        r.deadline.map(nanos),
-                        r.subscriber.as_ref().map(|s| s.0.as_str()),
-                        json,
-                    ])
-                })
-                .map_err(db_err)?;
+            conn.prepare_cached(
+                "UPDATE actions SET state = ?2, deadline = ?3, subscriber = ?4, record = ?5 WHERE id = ?1",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    r.id,
+                    r.state.as_str(),
+                    r.deadline.map(nanos),
+                    r.subscriber.as_ref().map(|s| s.0.as_str()),
+                    json,
+                ])
+            })
+            .map_err(db_err)?;
         }
         Mutation::AddApproval { action_id, approval } => {
-            let assessments = serde_json::to_string(&approval.assessments).map_err(|e| StoreError::Database(e.to_string()))?;
+            let assessments =
+                serde_json::to_string(&approval.assessments).map_err(|e| StoreError::Database(e.to_string()))?;
             conn.execute(
                 "INSERT INTO approvals (action_id, approver, at, assessments) VALUES (?1, ?2, ?3, ?4)",
                 params![action_id, approval.approver.0, format_time(approval.at), assessments],
@@ -362,9 +393,11 @@ fn apply_mutation(conn: &Connection, m: &Mutation) -> Result<(), StoreError> {
             .map_err(db_err)?;
         }
         Mutation::PutRecord(r) => {
-            conn.prepare_cached("INSERT INTO records (measure, subject, kind, at, payload) VALUES (?1, ?2, ?3, ?4, ?5)")
-                .and_then(|mut st| st.execute(params![r.measure.as_str(), r.subject, r.kind, nanos(r.at), r.payload]))
-                .map_err(db_err)?;
+            conn.prepare_cached(
+                "INSERT INTO records (measure, subject, kind, at, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut st| st.execute(params![r.measure.as_str(), r.subject, r.kind, nanos(r.at), r.payload]))
+            .map_err(db_err)?;
         }
     }
     Ok(())

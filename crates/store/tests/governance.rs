@@ -310,17 +310,26 @@ fn opt_out_takes_effect_at_once() {
         Admission::Admitted(v) => assert_eq!(v.qname, "cnc.example"),
         _ => panic!("covered by terms: admitted"),
     }
-    e.gov.opt_out(&q.subscriber, MeasureId::BotsDetectCncQueries, "notice-page", &Actor::subscriber(&q.subscriber)).unwrap();
+    e.gov
+        .opt_out(&q.subscriber, MeasureId::BotsDetectCncQueries, "notice-page", &Actor::subscriber(&q.subscriber))
+        .unwrap();
     // the very next record is dropped before the detector
     assert!(matches!(gate.admit(&q), Admission::OptedOut));
     // and a proposal for them is refused, with a ledger entry
-    let mut p = Proposal::new(MeasureId::BotsDetectCncQueries, Target::Ip(q.client.clone()), Actor("detector:cnc".into()), json!({}));
+    let mut p = Proposal::new(
+        MeasureId::BotsDetectCncQueries,
+        Target::Ip(q.client.clone()),
+        Actor("detector:cnc".into()),
+        json!({}),
+    );
     p.subscriber = Some(q.subscriber.clone());
     let d = e.gov.propose(p).unwrap();
     assert_eq!(d.action.state, ActionState::Refused);
     assert!(d.authorization.is_none());
     // opting back in restores it
-    e.gov.opt_in(&q.subscriber, MeasureId::BotsDetectCncQueries, "notice-page", &Actor::subscriber(&q.subscriber)).unwrap();
+    e.gov
+        .opt_in(&q.subscriber, MeasureId::BotsDetectCncQueries, "notice-page", &Actor::subscriber(&q.subscriber))
+        .unwrap();
     assert!(matches!(gate.admit(&q), Admission::Admitted(_)));
 }
 
@@ -404,7 +413,13 @@ fn stage_two_opens_per_subject_with_a_ledger_entry() {
     let other = Call { line: "0312340008".into(), source_ip: "198.51.100.8".into() };
     assert!(matches!(gate.admit(&mine), Admission::Locked));
     e.gov
-        .unlock_stage(MeasureId::PhoneSuspendLineOnSurge, 2, &Target::Line(mine.line.clone()), "charges 40x normal", &Actor::system())
+        .unlock_stage(
+            MeasureId::PhoneSuspendLineOnSurge,
+            2,
+            &Target::Line(mine.line.clone()),
+            "charges 40x normal",
+            &Actor::system(),
+        )
         .unwrap();
     match gate.admit(&mine) {
         Admission::Admitted(v) => assert_eq!(v.source_ip, "198.51.100.7"),

@@ -6,10 +6,7 @@
 
 use jiff::SignedDuration;
 
-use super::{
-    ApprovalRule, ConsentModel, Field, LegalBasis, Measure, MeasureId, NotificationDuty, Provision,
-    Stage,
-};
+use super::{ApprovalRule, ConsentModel, Field, LegalBasis, Measure, MeasureId, NotificationDuty, Provision, Stage};
 use ConsentModel::*;
 use Field::*;
 use LegalBasis::*;
@@ -233,10 +230,7 @@ pub static CATALOG: [Measure; 27] = [
             ),
             NotificationDuty::Public,
         )),
-        ApprovalRule {
-            distinct_approvers: 2,
-            assessments: &["normal_volume", "trade_relations", "emergency_calls"],
-        },
+        ApprovalRule { distinct_approvers: 2, assessments: &["normal_volume", "trade_relations", "emergency_calls"] },
     )),
     // ── Cyberattacks and mass traffic — guideline §5-1, seed 004 ──────────────────────────────
     notify(
@@ -252,7 +246,17 @@ pub static CATALOG: [Measure; 27] = [
                 &[stage(
                     1,
                     "the victim's report and the attack's characteristics",
-                    &[VictimReport, DestinationAddress, SourceAddress, Protocol, SourcePort, DestinationPort, TcpFlags, FragmentFlags, TrafficRates],
+                    &[
+                        VictimReport,
+                        DestinationAddress,
+                        SourceAddress,
+                        Protocol,
+                        SourcePort,
+                        DestinationPort,
+                        TcpFlags,
+                        FragmentFlags,
+                        TrafficRates,
+                    ],
                 )],
                 IndividualRequired,
             ),
@@ -274,7 +278,17 @@ pub static CATALOG: [Measure; 27] = [
                 &[stage(
                     1,
                     "traffic matching the attack",
-                    &[DestinationAddress, SourceAddress, Protocol, SourcePort, DestinationPort, TcpFlags, FragmentFlags, TrafficRates, CustomerPrefix],
+                    &[
+                        DestinationAddress,
+                        SourceAddress,
+                        Protocol,
+                        SourcePort,
+                        DestinationPort,
+                        TcpFlags,
+                        FragmentFlags,
+                        TrafficRates,
+                        CustomerPrefix,
+                    ],
                 )],
                 NotRequired,
             ),
@@ -315,7 +329,11 @@ pub static CATALOG: [Measure; 27] = [
                 "送信元偽装パケットの破棄",
                 "guideline §5-1",
                 &[LegitimateBusiness],
-                &[stage(1, "source address against the customer's prefixes", &[SourceAddress, IngressInterface, CustomerPrefix])],
+                &[stage(
+                    1,
+                    "source address against the customer's prefixes",
+                    &[SourceAddress, IngressInterface, CustomerPrefix],
+                )],
                 NotRequired,
             ),
             hours(24 * 30),
@@ -430,7 +448,11 @@ pub static CATALOG: [Measure; 27] = [
             "第三者からの感染端末情報に基づく利用者への注意喚起",
             "guideline §5-3, seed 004",
             &[LegitimateBusiness],
-            &[stage(1, "the report row and who held the address then", &[ThirdPartyReport, SessionAttribution, SubscriberContact])],
+            &[stage(
+                1,
+                "the report row and who held the address then",
+                &[ThirdPartyReport, SessionAttribution, SubscriberContact],
+            )],
             NotRequired,
         ),
         NotificationDuty::Alert,
@@ -444,7 +466,11 @@ pub static CATALOG: [Measure; 27] = [
             "DNSサーバにおけるC&Cサーバへの名前解決による感染端末の検知と注意喚起",
             "seeds 001, 002, 004",
             &[LegitimateBusiness],
-            &[stage(1, "queries for listed domains only", &[QueryName, ResolverClientAddress, SessionAttribution, SubscriberContact])],
+            &[stage(
+                1,
+                "queries for listed domains only",
+                &[QueryName, ResolverClientAddress, SessionAttribution, SubscriberContact],
+            )],
             ComprehensiveOptOut,
         ),
         NotificationDuty::Alert,
@@ -458,7 +484,11 @@ pub static CATALOG: [Measure; 27] = [
             "脆弱なID・パスワードのIoT機器利用者への注意喚起",
             "guideline §5-3",
             &[ComprehensiveConsent],
-            &[stage(1, "the survey row and who held the address then", &[ThirdPartyReport, SessionAttribution, SubscriberContact])],
+            &[stage(
+                1,
+                "the survey row and who held the address then",
+                &[ThirdPartyReport, SessionAttribution, SubscriberContact],
+            )],
             ComprehensiveOptOut,
         ),
         NotificationDuty::Alert,
@@ -472,7 +502,11 @@ pub static CATALOG: [Measure; 27] = [
             "脆弱なブロードバンドルータの利用者への注意喚起",
             "guideline §5-3",
             &[LegitimateBusiness],
-            &[stage(1, "the survey row and who held the address then", &[ThirdPartyReport, SessionAttribution, SubscriberContact])],
+            &[stage(
+                1,
+                "the survey row and who held the address then",
+                &[ThirdPartyReport, SessionAttribution, SubscriberContact],
+            )],
             NotRequired,
         ),
         NotificationDuty::Alert,
@@ -531,7 +565,11 @@ pub static CATALOG: [Measure; 27] = [
             "スパムブラックリスト掲載利用者への注意喚起",
             "guideline §5-2",
             &[LegitimateBusiness],
-            &[stage(1, "the listing and who held the address then", &[BlacklistListing, SessionAttribution, SubscriberContact])],
+            &[stage(
+                1,
+                "the listing and who held the address then",
+                &[BlacklistListing, SessionAttribution, SubscriberContact],
+            )],
             NotRequired,
         ),
         NotificationDuty::Alert,

@@ -131,11 +131,7 @@ pub struct UnknownMeasure(pub String);
 impl FromStr for MeasureId {
     type Err = UnknownMeasure;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        CATALOG
-            .iter()
-            .find(|m| m.id_str == s)
-            .map(|m| m.id)
-            .ok_or_else(|| UnknownMeasure(s.to_owned()))
+        CATALOG.iter().find(|m| m.id_str == s).map(|m| m.id).ok_or_else(|| UnknownMeasure(s.to_owned()))
     }
 }
 

@@ -87,10 +87,9 @@ impl Governance {
         if super::requires_notice(p.measure) && self.store.notices(p.measure)?.is_empty() {
             return Err(GovernanceError::NoticeMissing { measure: p.measure });
         }
-        let needs_subscriber = matches!(
-            m.consent,
-            ConsentModel::IndividualRequired | ConsentModel::IndividualFirstEmergencyException
-        ) || m.notification == NotificationDuty::Alert;
+        let needs_subscriber =
+            matches!(m.consent, ConsentModel::IndividualRequired | ConsentModel::IndividualFirstEmergencyException)
+                || m.notification == NotificationDuty::Alert;
         if needs_subscriber && p.subscriber.is_none() {
             return Err(GovernanceError::BadRequest(format!(
                 "{} acts for or toward a subscriber: the proposal must name one",
@@ -98,7 +97,10 @@ impl Governance {
             )));
         }
         if p.subscriber_request.is_some() && m.consent == ConsentModel::NotRequired {
-            return Err(GovernanceError::ConsentNotApplicable { measure: p.measure, operation: "a subscriber request" });
+            return Err(GovernanceError::ConsentNotApplicable {
+                measure: p.measure,
+                operation: "a subscriber request",
+            });
         }
 
         let now = self.now();
@@ -172,9 +174,13 @@ impl Governance {
                 recorded_by: p.proposer.clone(),
             }));
             ledger.push(
-                LedgerDraft::new(EventKind::ConsentGranted, p.proposer.clone(), json!({"method": method, "as": "subscriber request"}))
-                    .measure(p.measure)
-                    .subject(Target::Subscriber(sub.0.clone()).to_string()),
+                LedgerDraft::new(
+                    EventKind::ConsentGranted,
+                    p.proposer.clone(),
+                    json!({"method": method, "as": "subscriber request"}),
+                )
+                .measure(p.measure)
+                .subject(Target::Subscriber(sub.0.clone()).to_string()),
             );
         }
         ledger.push(
@@ -197,8 +203,12 @@ impl Governance {
         let basis = match (m.consent, &consent) {
             (_, ConsentState::OptedOut { .. }) => None,
             (ConsentModel::ComprehensiveOptOut, ConsentState::NoTermsClause) => None,
-            (ConsentModel::ComprehensiveOptOut, _) => Some(Basis { basis: LegalBasis::ComprehensiveConsent, emergency: false }),
-            (ConsentModel::IndividualRequired, _) if granted => Some(Basis { basis: LegalBasis::Consent, emergency: false }),
+            (ConsentModel::ComprehensiveOptOut, _) => {
+                Some(Basis { basis: LegalBasis::ComprehensiveConsent, emergency: false })
+            }
+            (ConsentModel::IndividualRequired, _) if granted => {
+                Some(Basis { basis: LegalBasis::Consent, emergency: false })
+            }
             (ConsentModel::IndividualFirstEmergencyException, _) if granted => {
                 Some(Basis { basis: LegalBasis::Consent, emergency: false })
             }
@@ -393,9 +403,13 @@ impl Governance {
     ) -> Result<Decision, GovernanceError> {
         let mut rec = self.load(id)?;
         if rec.state != ActionState::PendingApproval {
-            return Err(GovernanceError::InvalidTransition { action_id: rec.id, from: rec.state, to: ActionState::Applied });
+            return Err(GovernanceError::InvalidTransition {
+                action_id: rec.id,
+                from: rec.state,
+                to: ActionState::Applied,
+            });
         }
-        if !self.config.roles.approvers.iter().any(|a| *a == approver.0) {
+        if !self.config.roles.approvers.contains(&approver.0) {
             return Err(GovernanceError::NotAnApprover { name: approver.0.clone() });
         }
         if rec.proposer == *approver {
@@ -405,7 +419,8 @@ impl Governance {
             return Err(GovernanceError::AlreadyApproved { action_id: rec.id, approver: approver.0.clone() });
         }
         let m = catalog::measure(rec.measure);
-        let rule = m.approval.ok_or_else(|| GovernanceError::BadRequest(format!("{} needs no approval", rec.measure)))?;
+        let rule =
+            m.approval.ok_or_else(|| GovernanceError::BadRequest(format!("{} needs no approval", rec.measure)))?;
         for field in rule.assessments {
             if assessments.get(*field).is_none_or(|v| v.trim().is_empty()) {
                 return Err(GovernanceError::MissingAssessment { measure: rec.measure, field });
@@ -438,16 +453,25 @@ impl Governance {
     pub fn reject(&self, id: &str, by: &Actor, reason: &str) -> Result<ActionRecord, GovernanceError> {
         let rec = self.load(id)?;
         if rec.state != ActionState::PendingApproval {
-            return Err(GovernanceError::InvalidTransition { action_id: rec.id, from: rec.state, to: ActionState::Rejected });
+            return Err(GovernanceError::InvalidTransition {
+                action_id: rec.id,
+                from: rec.state,
+                to: ActionState::Rejected,
+            });
         }
-        if !self.config.roles.approvers.iter().any(|a| *a == by.0) {
+        if !self.config.roles.approvers.contains(&by.0) {
             return Err(GovernanceError::NotAnApprover { name: by.0.clone() });
         }
         self.end(rec, ActionState::Rejected, EventKind::Rejected, by, reason, None)
     }
 
     /// The subscriber's answer to a consent request or to an emergency notice.
-    pub fn subscriber_reply(&self, id: &str, reply: SubscriberReply, method: &str) -> Result<Decision, GovernanceError> {
+    pub fn subscriber_reply(
+        &self,
+        id: &str,
+        reply: SubscriberReply,
+        method: &str,
+    ) -> Result<Decision, GovernanceError> {
         let rec = self.load(id)?;
         let Some(sub) = rec.subscriber.clone() else {
             return Err(GovernanceError::BadRequest(format!("action {id} concerns no subscriber")));
@@ -458,10 +482,11 @@ impl Governance {
             SubscriberReply::Agree => "agree",
             SubscriberReply::Decline => "decline",
         };
-        let reply_draft = LedgerDraft::new(EventKind::ConsentReply, by.clone(), json!({"reply": answer, "method": method}))
-            .measure(rec.measure)
-            .action(rec.id.clone())
-            .subject(Target::Subscriber(sub.0.clone()).to_string());
+        let reply_draft =
+            LedgerDraft::new(EventKind::ConsentReply, by.clone(), json!({"reply": answer, "method": method}))
+                .measure(rec.measure)
+                .action(rec.id.clone())
+                .subject(Target::Subscriber(sub.0.clone()).to_string());
         match (rec.state, reply) {
             (ActionState::AwaitingConsent, SubscriberReply::Agree) => {
                 let mut rec = rec;
@@ -485,7 +510,13 @@ impl Governance {
                     .measure(rec.measure)
                     .action(rec.id.clone());
                     self.commit(
-                        vec![consent, Mutation::UpdateAction { record: Box::new(rec.clone()), expect: ActionState::AwaitingConsent }],
+                        vec![
+                            consent,
+                            Mutation::UpdateAction {
+                                record: Box::new(rec.clone()),
+                                expect: ActionState::AwaitingConsent,
+                            },
+                        ],
                         vec![reply_draft, pending],
                     )?;
                     return Ok(Decision { action: rec, authorization: None, existing: false });
@@ -516,7 +547,10 @@ impl Governance {
                     recorded_by: by,
                 });
                 self.commit(
-                    vec![consent, Mutation::UpdateAction { record: Box::new(updated.clone()), expect: ActionState::Applied }],
+                    vec![
+                        consent,
+                        Mutation::UpdateAction { record: Box::new(updated.clone()), expect: ActionState::Applied },
+                    ],
                     vec![reply_draft],
                 )?;
                 Ok(Decision { action: updated, authorization: None, existing: true })
@@ -540,7 +574,11 @@ impl Governance {
     pub fn lift(&self, id: &str, by: &Actor, reason: &str) -> Result<ActionRecord, GovernanceError> {
         let rec = self.load(id)?;
         if rec.state != ActionState::Applied {
-            return Err(GovernanceError::InvalidTransition { action_id: rec.id, from: rec.state, to: ActionState::Lifted });
+            return Err(GovernanceError::InvalidTransition {
+                action_id: rec.id,
+                from: rec.state,
+                to: ActionState::Lifted,
+            });
         }
         if reason.trim().is_empty() {
             return Err(GovernanceError::BadRequest("a lift needs a reason".into()));
@@ -632,7 +670,8 @@ impl Governance {
 
     /// Writes the result of a reconciliation to the ledger.
     pub fn record_reconciled(&self, actuator: &str, summary: serde_json::Value) -> Result<u64, GovernanceError> {
-        let draft = LedgerDraft::new(EventKind::Reconciled, Actor::system(), json!({"actuator": actuator, "summary": summary}));
+        let draft =
+            LedgerDraft::new(EventKind::Reconciled, Actor::system(), json!({"actuator": actuator, "summary": summary}));
         Ok(self.commit(vec![], vec![draft])?.first().copied().unwrap_or_default())
     }
 }

@@ -136,6 +136,9 @@ pub struct MeasureStatus {
     pub notice: Option<PublicNotice>,
 }
 
+/// A subscriber's position per consent-based measure, and their consent history.
+pub type ConsentOverview = (Vec<(MeasureId, ConsentState)>, Vec<ConsentEvent>);
+
 /// The governance kernel.
 pub struct Governance {
     store: Arc<dyn Store>,
@@ -154,8 +157,7 @@ impl std::fmt::Debug for Governance {
 impl Governance {
     /// Governance over a store, with a clock (wall or data) and validated configuration.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: Arc<Config>) -> Result<Self, GovernanceError> {
-        let calendar =
-            JapanCalendar::new(&config.calendar).map_err(|e| GovernanceError::BadRequest(e.to_string()))?;
+        let calendar = JapanCalendar::new(&config.calendar).map_err(|e| GovernanceError::BadRequest(e.to_string()))?;
         let gov = Governance { store, clock, calendar, config, gate: Arc::new(GateState::default()) };
         gov.reload_gate()?;
         Ok(gov)
@@ -218,7 +220,11 @@ impl Governance {
         Ok(false)
     }
 
-    pub(crate) fn commit(&self, mutations: Vec<Mutation>, ledger: Vec<LedgerDraft>) -> Result<Vec<u64>, GovernanceError> {
+    pub(crate) fn commit(
+        &self,
+        mutations: Vec<Mutation>,
+        ledger: Vec<LedgerDraft>,
+    ) -> Result<Vec<u64>, GovernanceError> {
         Ok(self.store.commit(Batch { at: self.now(), mutations, ledger })?.seqs)
     }
 
@@ -275,7 +281,10 @@ impl Governance {
             return Err(GovernanceError::Refused { measure, reason });
         }
         let url = url.trim();
-        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 12 || url.contains(char::is_whitespace) {
+        if !(url.starts_with("https://") || url.starts_with("http://"))
+            || url.len() < 12
+            || url.contains(char::is_whitespace)
+        {
             return Err(GovernanceError::BadRequest(format!("notice URL `{url}` must be an http(s) URL")));
         }
         if version.trim().is_empty() {
@@ -375,7 +384,13 @@ impl Governance {
 
     /// Opts a subscriber out: effective at once; they leave the measure's views and no further
     /// action of the measure is taken for them.
-    pub fn opt_out(&self, subscriber: &SubscriberId, measure: MeasureId, method: &str, by: &Actor) -> Result<u64, GovernanceError> {
+    pub fn opt_out(
+        &self,
+        subscriber: &SubscriberId,
+        measure: MeasureId,
+        method: &str,
+        by: &Actor,
+    ) -> Result<u64, GovernanceError> {
         if catalog::measure(measure).consent == ConsentModel::NotRequired {
             return Err(GovernanceError::ConsentNotApplicable { measure, operation: "opt-out" });
         }
@@ -383,7 +398,13 @@ impl Governance {
     }
 
     /// Opts a subscriber back in.
-    pub fn opt_in(&self, subscriber: &SubscriberId, measure: MeasureId, method: &str, by: &Actor) -> Result<u64, GovernanceError> {
+    pub fn opt_in(
+        &self,
+        subscriber: &SubscriberId,
+        measure: MeasureId,
+        method: &str,
+        by: &Actor,
+    ) -> Result<u64, GovernanceError> {
         if catalog::measure(measure).consent == ConsentModel::NotRequired {
             return Err(GovernanceError::ConsentNotApplicable { measure, operation: "opt-in" });
         }
@@ -391,12 +412,20 @@ impl Governance {
     }
 
     /// A subscriber's current position for one measure.
-    pub fn consent_state(&self, subscriber: &SubscriberId, measure: MeasureId) -> Result<ConsentState, GovernanceError> {
+    pub fn consent_state(
+        &self,
+        subscriber: &SubscriberId,
+        measure: MeasureId,
+    ) -> Result<ConsentState, GovernanceError> {
         let history = self.store.consent_history(subscriber)?;
         self.consent_state_from(&history, measure)
     }
 
-    fn consent_state_from(&self, history: &[ConsentEvent], measure: MeasureId) -> Result<ConsentState, GovernanceError> {
+    fn consent_state_from(
+        &self,
+        history: &[ConsentEvent],
+        measure: MeasureId,
+    ) -> Result<ConsentState, GovernanceError> {
         let model = catalog::measure(measure).consent;
         if model == ConsentModel::NotRequired {
             return Ok(ConsentState::NotApplicable);
@@ -422,10 +451,7 @@ impl Governance {
     }
 
     /// A subscriber's position for every consent-based measure, and their history.
-    pub fn consent_overview(
-        &self,
-        subscriber: &SubscriberId,
-    ) -> Result<(Vec<(MeasureId, ConsentState)>, Vec<ConsentEvent>), GovernanceError> {
+    pub fn consent_overview(&self, subscriber: &SubscriberId) -> Result<ConsentOverview, GovernanceError> {
         let history = self.store.consent_history(subscriber)?;
         let mut states = Vec::new();
         for m in MeasureId::ALL {
@@ -454,16 +480,16 @@ impl Governance {
         by: &Actor,
     ) -> Result<StageUnlock, GovernanceError> {
         let m = catalog::measure(measure);
-        let st = m
-            .stage(stage)
-            .filter(|s| s.unlocked_per_subject)
-            .ok_or_else(|| GovernanceError::BadRequest(format!("{measure} has no stage {stage} to unlock per subject")))?;
+        let st = m.stage(stage).filter(|s| s.unlocked_per_subject).ok_or_else(|| {
+            GovernanceError::BadRequest(format!("{measure} has no stage {stage} to unlock per subject"))
+        })?;
         if !self.is_enabled(measure)? {
             return Err(GovernanceError::NotEnabled { measure });
         }
         let now = self.now();
         let until = now.checked_add(self.config.governance.stage_unlock_ttl).unwrap_or(now);
-        let unlock = StageUnlock { measure, stage, subject: subject.clone(), at: now, until, reason: reason.to_owned() };
+        let unlock =
+            StageUnlock { measure, stage, subject: subject.clone(), at: now, until, reason: reason.to_owned() };
         let fields: Vec<_> = st.fields.iter().map(|f| serde_json::to_value(f).unwrap_or_default()).collect();
         let draft = LedgerDraft::new(
             EventKind::StageUnlocked,
