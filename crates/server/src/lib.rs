@@ -1,1 +1,126 @@
-//! placeholder
+//! mamori's service: the HTTP API and console, Prometheus `/metrics`, and the scheduler that
+//! expires, lapses and sweeps on time.
+//!
+//! Governance and the store are synchronous (SQLite); handlers and the scheduler call them on
+//! tokio's blocking pool so the listener stays responsive.
+#![deny(missing_docs)]
+
+mod console;
+mod controllers;
+pub mod metrics_names;
+mod scheduler;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::routing::{get, post};
+use mamori_core::actuator::Actuator;
+use mamori_core::governance::Governance;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+pub use scheduler::{Scheduler, reconcile};
+
+/// Errors starting or running the service.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listen address couldn't be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("server error: {0}")]
+    Serve(#[from] std::io::Error),
+    /// Governance failed at startup (reconciliation).
+    #[error(transparent)]
+    Governance(#[from] mamori_core::governance::GovernanceError),
+}
+
+/// Shared state of handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) gov: Arc<Governance>,
+    pub(crate) metrics: PrometheusHandle,
+    /// API tokens (bearer token → person). Tokens are secrets: never logged, never rendered.
+    pub(crate) tokens: Arc<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("tokens", &format_args!("<{} redacted>", self.tokens.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed already (tests running several
+            // servers in one process); the handle then renders what this recorder has.
+            let _ = metrics::set_global_recorder(recorder);
+            metrics_names::describe();
+            handle
+        })
+        .clone()
+}
+
+/// Builds the router.
+pub fn router(gov: Arc<Governance>, tokens: BTreeMap<String, String>) -> Router {
+    let state = AppState { gov, metrics: metrics_handle(), tokens: Arc::new(tokens) };
+    Router::new()
+        .route("/", get(console::index))
+        .route("/healthz", get(controllers::healthz))
+        .route("/metrics", get(controllers::metrics))
+        .route("/api/catalog", get(controllers::catalog))
+        .route("/api/measures", get(controllers::measures))
+        .route("/api/actions", get(controllers::list_actions))
+        .route("/api/actions/{id}", get(controllers::show_action))
+        .route("/api/actions/{id}/approve", post(controllers::approve))
+        .route("/api/actions/{id}/reject", post(controllers::reject))
+        .route("/api/actions/{id}/lift", post(controllers::lift))
+        .route("/api/ledger/verify", get(controllers::verify_ledger))
+        .with_state(state)
+}
+
+/// Binds the listen address.
+pub async fn bind(listen: SocketAddr) -> Result<tokio::net::TcpListener, ServerError> {
+    tokio::net::TcpListener::bind(listen).await.map_err(|source| ServerError::Bind { addr: listen, source })
+}
+
+/// Runs the service on a bound listener until `shutdown` resolves: reconciles actuators with the store, starts the
+/// scheduler, serves HTTP.
+pub async fn serve(
+    gov: Arc<Governance>,
+    actuators: Vec<Arc<dyn Actuator>>,
+    listener: tokio::net::TcpListener,
+    tokens: BTreeMap<String, String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let local = listener.local_addr()?;
+    {
+        let gov = gov.clone();
+        let acts = actuators.clone();
+        tokio::task::spawn_blocking(move || reconcile(&gov, &acts))
+            .await
+            .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
+    }
+    let scheduler = Scheduler::new(gov.clone(), actuators);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sched = tokio::spawn(scheduler.run(stop_rx));
+    tracing::info!(%local, "mamori listening (console at http://{local}/, metrics at /metrics)");
+    let app = router(gov, tokens);
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let _ = stop_tx.send(true);
+    let _ = sched.await;
+    result.map_err(ServerError::Serve)
+}

@@ -1,0 +1,119 @@
+//! The scheduler: expiry, lapses and retention on time (DESIGN.md invariant 3). Its state is the
+//! store's, so after a restart the first tick catches up with everything that fell due meanwhile.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mamori_core::action::ActionRecord;
+use mamori_core::actuator::Actuator;
+use mamori_core::governance::{Governance, GovernanceError};
+use mamori_core::subject::Actor;
+use serde_json::json;
+
+use crate::metrics_names as m;
+
+/// Runs governance's tick and the retention sweep at their configured intervals.
+pub struct Scheduler {
+    gov: Arc<Governance>,
+    actuators: Vec<Arc<dyn Actuator>>,
+}
+
+impl Scheduler {
+    /// A scheduler over governance and the actuators that must remove what ends.
+    pub fn new(gov: Arc<Governance>, actuators: Vec<Arc<dyn Actuator>>) -> Self {
+        Scheduler { gov, actuators }
+    }
+
+    /// One tick: end what is due and tell the actuators. Returns how many actions ended.
+    pub fn tick(&self) -> Result<usize, GovernanceError> {
+        let out = self.gov.tick()?;
+        for r in &out.expired {
+            remove_everywhere(&self.actuators, r);
+        }
+        metrics::counter!(m::EXPIRED).increment(out.expired.len() as u64);
+        metrics::counter!(m::LAPSED).increment(out.lapsed.len() as u64);
+        if !out.expired.is_empty() || !out.lapsed.is_empty() {
+            tracing::info!(expired = out.expired.len(), lapsed = out.lapsed.len(), "scheduler ended due actions");
+        }
+        Ok(out.expired.len() + out.lapsed.len())
+    }
+
+    /// Runs until `stop` turns true.
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let cfg = self.gov.config().scheduler.clone();
+        let tick = Duration::try_from(cfg.tick).unwrap_or(Duration::from_secs(1));
+        let sweep_every = Duration::try_from(cfg.retention_every).unwrap_or(Duration::from_secs(3600));
+        let mut tick_iv = tokio::time::interval(tick);
+        let mut sweep_iv = tokio::time::interval(sweep_every);
+        tick_iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        sweep_iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let this = Arc::new(self);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = tick_iv.tick() => {
+                    let s = this.clone();
+                    match tokio::task::spawn_blocking(move || s.tick()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            metrics::counter!(m::SCHEDULER_ERRORS).increment(1);
+                            tracing::error!(error = %e, "scheduler tick failed; retrying at the next tick");
+                        }
+                        Err(e) => tracing::error!(error = %e, "scheduler tick panicked"),
+                    }
+                }
+                _ = sweep_iv.tick() => {
+                    let gov = this.gov.clone();
+                    match tokio::task::spawn_blocking(move || gov.retention_sweep(&Actor::system())).await {
+                        Ok(Ok(out)) => {
+                            let n: u64 = out.iter().map(|o| o.deleted).sum();
+                            metrics::counter!(m::RETENTION_DELETED).increment(n);
+                            if n > 0 {
+                                tracing::info!(deleted = n, "retention sweep");
+                            }
+                        }
+                        Ok(Err(e)) => {
+                            metrics::counter!(m::SCHEDULER_ERRORS).increment(1);
+                            tracing::error!(error = %e, "retention sweep failed");
+                        }
+                        Err(e) => tracing::error!(error = %e, "retention sweep panicked"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn remove_everywhere(actuators: &[Arc<dyn Actuator>], r: &ActionRecord) {
+    for a in actuators.iter().filter(|a| a.handles(r.measure)) {
+        if let Err(e) = a.remove(r) {
+            metrics::counter!(m::ACTUATOR_ERRORS).increment(1);
+            // The action id and measure are not subscriber data; the target may be, so it is not logged.
+            tracing::warn!(actuator = a.name(), action = %r.id, measure = %r.measure, error = %e, "removal failed; reconciliation will retry");
+        }
+    }
+}
+
+/// Makes every actuator hold exactly the actions in force (after a restart of mamori or a peer),
+/// and writes the result to the ledger.
+pub fn reconcile(gov: &Governance, actuators: &[Arc<dyn Actuator>]) -> Result<(), GovernanceError> {
+    // Catch up first, so nothing that expired while stopped is re-applied.
+    let out = gov.tick()?;
+    for r in &out.expired {
+        remove_everywhere(actuators, r);
+    }
+    let in_force = gov.reauthorize_applied()?;
+    for a in actuators {
+        let mine: Vec<_> = in_force.iter().filter(|(r, _)| a.handles(r.measure)).map(|(_, auth)| auth).collect();
+        let result = a.reconcile(&mine);
+        if let Err(e) = &result {
+            metrics::counter!(m::ACTUATOR_ERRORS).increment(1);
+            tracing::warn!(actuator = a.name(), error = %e, "reconciliation failed; the scheduler keeps the store's state");
+        }
+        gov.record_reconciled(
+            a.name(),
+            json!({"in_force": mine.len(), "expired_while_stopped": out.expired.len(), "ok": result.is_ok()}),
+        )?;
+    }
+    Ok(())
+}
