@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what mamori's tests need and runs the whole suite.
+# Works on a fresh Debian machine with only Rust installed; CI (.ci/run) calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests drive as real peers. The kernel (issue #3) needs none beyond Rust;
+# measure families add theirs here (kamailio, sip-tester, unbound, freeradius-utils, bird2, …).
+PACKAGES=()
+
+if ((${#PACKAGES[@]})); then
+  missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "==> installing ${missing[*]}"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+# Two cores: keep parallelism explicit so builds don't thrash memory.
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> cargo test (workspace)"
+cargo test --workspace --locked
