@@ -34,6 +34,8 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     /// Logs.
     pub log: LogConfig,
+    /// Telephone fraud (`phone.*`): detector settings, tariff, Kamailio.
+    pub phone: PhoneConfig,
     /// Per-measure settings, keyed by measure id.
     pub measures: BTreeMap<MeasureId, MeasureConfig>,
 }
@@ -49,6 +51,7 @@ impl Default for Config {
             ledger: LedgerConfig::default(),
             scheduler: SchedulerConfig::default(),
             log: LogConfig::default(),
+            phone: PhoneConfig::default(),
             measures: BTreeMap::new(),
         }
     }
@@ -160,6 +163,106 @@ pub enum LogFormat {
     Json,
 }
 
+/// `[phone]`: the telephone-fraud detectors. Defaults are meant for a real carrier's traffic;
+/// every threshold is a floor *and* a multiple of the line's (or country's) own normal level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PhoneConfig {
+    /// How often charge totals are evaluated (data time in replay, wall time live).
+    pub interval: SignedDuration,
+    /// The window charges are summed over.
+    pub window: SignedDuration,
+    /// A line's window charge (yen, completed plus in progress, projected at the current rate)
+    /// below this is never a surge, whatever its history.
+    pub surge_floor_jpy: u64,
+    /// A surge is this many times the line's normal level (its decayed peak window charge).
+    pub surge_factor: f64,
+    /// Half-life of a line's learned peak.
+    pub normal_half_life: SignedDuration,
+    /// Rows this far out of start order are put back in order (replay).
+    pub reorder_lateness: SignedDuration,
+    /// A source IP's authentication stays suspended until it has placed no international call
+    /// for this long.
+    pub ip_cooldown: SignedDuration,
+    /// `phone.restrict-country`: at least this many international calls in progress to one country…
+    pub country_min_calls: u32,
+    /// …from at least this many distinct lines…
+    pub country_min_lines: u32,
+    /// …and this many times the country's normal concurrent volume.
+    pub country_factor: f64,
+    /// Fraud toward a restricted country has stopped when it has been at its normal level this long.
+    pub country_cooldown: SignedDuration,
+    /// `phone.suspend-dormant`: a line with no international call for this many days is asked.
+    pub dormant_after_days: u32,
+    /// Prices of calls in progress (live calls have no billed charge until they end).
+    pub tariff: TariffConfig,
+    /// Kamailio: live call events (evapi) and enforcement (htable over JSON-RPC). Absent: none.
+    pub kamailio: Option<KamailioConfig>,
+}
+
+impl Default for PhoneConfig {
+    fn default() -> Self {
+        PhoneConfig {
+            interval: SignedDuration::from_secs(10),
+            window: SignedDuration::from_mins(10),
+            surge_floor_jpy: 3000,
+            surge_factor: 4.0,
+            normal_half_life: SignedDuration::from_hours(24 * 14),
+            reorder_lateness: SignedDuration::from_mins(5),
+            ip_cooldown: SignedDuration::from_mins(30),
+            country_min_calls: 20,
+            country_min_lines: 5,
+            country_factor: 10.0,
+            country_cooldown: SignedDuration::from_mins(30),
+            dormant_after_days: 180,
+            tariff: TariffConfig::default(),
+            kamailio: None,
+        }
+    }
+}
+
+/// `[phone.tariff]`: yen per minute by country calling code, to value calls in progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TariffConfig {
+    /// Yen per minute for codes not listed.
+    pub default_jpy_per_min: f64,
+    /// Yen per minute by calling code (`"882" = 450.0`).
+    pub jpy_per_min: BTreeMap<String, f64>,
+}
+
+impl Default for TariffConfig {
+    fn default() -> Self {
+        // Orders of magnitude of Japanese carriers' published rates: ordinary destinations tens of
+        // yen a minute; satellite and premium-prone ones hundreds.
+        let jpy_per_min = [
+            ("1", 9.0),
+            ("44", 20.0),
+            ("82", 30.0),
+            ("86", 30.0),
+            ("53", 250.0),
+            ("252", 300.0),
+            ("881", 450.0),
+            ("882", 450.0),
+            ("883", 450.0),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        TariffConfig { default_jpy_per_min: 60.0, jpy_per_min }
+    }
+}
+
+/// `[phone.kamailio]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KamailioConfig {
+    /// Kamailio's evapi listener (mamori connects to it and receives call events).
+    pub evapi: SocketAddr,
+    /// Kamailio's JSON-RPC over HTTP endpoint (xhttp + jsonrpcs), e.g. `http://127.0.0.1:5071/RPC`.
+    pub jsonrpc_url: String,
+}
+
 /// `[measures."<id>"]`
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -251,6 +354,43 @@ impl Config {
         }
         if self.ledger.group_commit_max == 0 {
             invalid("ledger", "group_commit_max", "must be at least 1".into());
+        }
+        let p = &self.phone;
+        for (key, d) in [
+            ("interval", p.interval),
+            ("window", p.window),
+            ("normal_half_life", p.normal_half_life),
+            ("ip_cooldown", p.ip_cooldown),
+            ("country_cooldown", p.country_cooldown),
+        ] {
+            if d <= SignedDuration::ZERO {
+                invalid("phone", key, "must be positive".into());
+            }
+        }
+        if p.reorder_lateness < SignedDuration::ZERO {
+            invalid("phone", "reorder_lateness", "must not be negative".into());
+        }
+        if p.interval > p.window {
+            invalid("phone", "interval", "must not be longer than `window`".into());
+        }
+        if !(p.surge_factor.is_finite() && p.surge_factor >= 1.0) {
+            invalid("phone", "surge_factor", "must be at least 1".into());
+        }
+        if !(p.country_factor.is_finite() && p.country_factor >= 1.0) {
+            invalid("phone", "country_factor", "must be at least 1".into());
+        }
+        for (code, price) in &p.tariff.jpy_per_min {
+            if !code.parse::<u16>().is_ok_and(|c| (1..1000).contains(&c)) {
+                invalid("phone.tariff.jpy_per_min", code, format!("`{code}` is not a country calling code (1–999)"));
+            }
+            if !(price.is_finite() && *price >= 0.0) {
+                invalid("phone.tariff.jpy_per_min", code, "price must be a non-negative number".into());
+            }
+        }
+        if let Some(k) = &p.kamailio {
+            if !(k.jsonrpc_url.starts_with("http://") || k.jsonrpc_url.starts_with("https://")) {
+                invalid("phone.kamailio", "jsonrpc_url", "must be an http:// or https:// URL".into());
+            }
         }
         for (id, mc) in &self.measures {
             let m = catalog::measure(*id);
@@ -371,6 +511,32 @@ retention_every = "1h"
 [log]
 level = "info"
 format = "text"
+
+[phone]
+# Telephone fraud. Charge totals per line are evaluated every `interval` over `window`; a surge is
+# a window charge above `surge_floor_jpy` and `surge_factor` times the line's own normal level.
+interval = "10s"
+window = "10m"
+surge_floor_jpy = 3000
+surge_factor = 4.0
+normal_half_life = "336h"
+reorder_lateness = "5m"
+ip_cooldown = "30m"
+country_min_calls = 20
+country_min_lines = 5
+country_factor = 10.0
+country_cooldown = "30m"
+dormant_after_days = 180
+
+[phone.tariff]
+# Yen per minute, to value calls still in progress (live events carry no charge until they end).
+default_jpy_per_min = 60.0
+jpy_per_min = { "1" = 9.0, "44" = 20.0, "82" = 30.0, "86" = 30.0, "53" = 250.0, "252" = 300.0, "881" = 450.0, "882" = 450.0, "883" = 450.0 }
+
+# Kamailio: live call events and enforcement. (No default.)
+# [phone.kamailio]
+# evapi = "127.0.0.1:8448"
+# jsonrpc_url = "http://127.0.0.1:5071/RPC"
 
 # Per-measure settings may only narrow the catalog:
 # [measures."phone.suspend-line-on-surge"]

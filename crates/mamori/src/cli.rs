@@ -76,13 +76,28 @@ pub struct ServeArgs {
 /// `replay`
 #[derive(Debug, Subcommand)]
 pub enum ReplayCommand {
-    /// Replay a CDR file through the telephone-fraud measures (arrives with the telephone family).
+    /// Replay a CDR file through the telephone-fraud measures on the data's own clock.
+    ///
+    /// Japan-time rules apply to data time (a fraud at 02:00 in the file is a night-time fraud).
+    /// Actuators are recorded, not called. Prints one JSON object per governance event to
+    /// stdout; progress, bad rows and the summary go to stderr. The file is mamori's generic CDR
+    /// format (see the README): `call_id,start_time,end_time,line_id,calling_number,
+    /// called_number,source_ip,charge_jpy`.
+    #[command(verbatim_doc_comment)]
     Cdr {
-        /// The CDR CSV file.
+        /// The CDR CSV file (`-` for standard input).
         file: PathBuf,
-        /// Subscriber file (line → subscriber, language).
-        #[arg(long)]
+        /// Subscriber file: CSV `line_id,subscriber_id[,language]` with a header. Without it,
+        /// each line is its own subscriber.
+        #[arg(long, value_name = "FILE")]
         subscribers: Option<PathBuf>,
+        /// Keep the replay's database (ledger, actions) in this directory instead of a scratch
+        /// one, for `mamori --data-dir DIR audit …` afterwards.
+        #[arg(long, value_name = "DIR")]
+        keep_db: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
     },
 }
 

@@ -32,17 +32,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return config_check(file.as_deref().or(cli.config.as_deref()));
         }
         Command::Catalog(args) => return catalog_cmd(args),
-        Command::Replay(ReplayCommand::Cdr { .. }) => {
-            bail!(
-                "`mamori replay cdr` arrives with the telephone-fraud family (issue #4: CDR parsing and the phone.* detectors); \
-                 the kernel it runs on (data clock, governance, recorded actuators) is in place"
-            )
-        }
         _ => {}
     }
     let config = load_config(&cli)?;
     init_logging(&config, cli.verbose);
     match cli.command {
+        Command::Replay(ReplayCommand::Cdr { file, subscribers, keep_db, quiet }) => {
+            crate::replay::replay_cdr(config, &file, subscribers.as_deref(), keep_db.as_deref(), quiet)
+        }
         Command::Serve(args) => serve(config, args),
         Command::Measures(c) => measures_cmd(&open(&config)?, c),
         Command::Consent(c) => consent_cmd(&open(&config)?, c),
@@ -71,7 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Internal(InternalCommand::Burst { count, threads }) => burst(&open(&config)?, count, threads),
-        Command::Config(_) | Command::Catalog(_) | Command::Replay(_) => Ok(ExitCode::SUCCESS),
+        Command::Config(_) | Command::Catalog(_) => Ok(ExitCode::SUCCESS),
     }
 }
 

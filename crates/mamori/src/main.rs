@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod replay;
 
 use std::process::ExitCode;
 

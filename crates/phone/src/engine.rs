@@ -1,0 +1,1289 @@
+//! The engine: calls in, governance decisions out, on one clock.
+//!
+//! The same code runs on billing files (replay: the clock is the data's own, actuators are
+//! recorded) and on live calls from Kamailio (the clock is the wall's, actuators are real). Every
+//! `interval` it evaluates the lines with international calls in the window, the countries being
+//! called, the addresses under suspension and, once a day, dormant lines. State is per active line
+//! and per country, never per call beyond the calls still in the window, so memory stays bounded on
+//! files of any length, and it is a deterministic function of the calls seen (a shard can be
+//! rebuilt by replay, DESIGN.md).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use mamori_core::action::{ActionRecord, ActionState};
+use mamori_core::actuator::Actuator;
+use mamori_core::authorization::Authorization;
+use mamori_core::catalog::{self, MeasureId, NotificationDuty};
+use mamori_core::clock::DataClock;
+use mamori_core::config::PhoneConfig;
+use mamori_core::governance::{Decision, Governance, GovernanceError, Proposal};
+use mamori_core::subject::{Actor, SubscriberId, Target};
+use mamori_core::view::{Admission, ViewError, ViewGate};
+use rustc_hash::{FxBuildHasher, FxHashMap};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cdr::Cdr;
+use crate::detect::country::{self, CountrySettings};
+use crate::detect::{dormant, source, surge};
+use crate::learn::LaggedPeak;
+use crate::live::{CallEvent, Tariff};
+use crate::numbering::{CountryCode, Destination, NumberingPlan};
+use crate::views::{
+    CallDetail, CountryActivity, CountryView, DormantView, LineCalls, LineLastInternational, LineTotals,
+    SourceActivity, SourceView, SurgeCallDetails, SurgeTotals,
+};
+
+/// Which clock the engine runs on.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Billing files on their own clock: the engine moves the data clock and ticks governance
+    /// (expiry, lapses) itself.
+    Replay(DataClock),
+    /// Live calls on the wall clock: the server's scheduler expires actions.
+    Live,
+}
+
+/// Engine failures that stop it (the store is gone); everything else is logged and counted.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A view doesn't match the catalog (a programming error caught at start).
+    #[error(transparent)]
+    View(#[from] ViewError),
+    /// Governance or its store failed.
+    #[error(transparent)]
+    Governance(#[from] GovernanceError),
+}
+
+/// Line → subscriber (and language), from the carrier's customer records.
+#[derive(Debug, Clone, Default)]
+pub struct Subscribers {
+    by_line: FxHashMap<String, SubscriberId>,
+}
+
+/// A subscribers file that can't be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribersError {
+    /// Unreadable.
+    #[error("{path}: {detail}")]
+    Read {
+        /// File.
+        path: String,
+        /// Cause.
+        detail: String,
+    },
+    /// A bad row.
+    #[error("{path}:{line}: {detail}")]
+    Row {
+        /// File.
+        path: String,
+        /// Line.
+        line: u64,
+        /// What.
+        detail: String,
+    },
+}
+
+impl Subscribers {
+    /// Reads `line_id,subscriber_id[,language]` CSV with a header.
+    pub fn load(path: &Path) -> Result<Self, SubscribersError> {
+        let p = path.display().to_string();
+        let mut r = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_path(path)
+            .map_err(|e| SubscribersError::Read { path: p.clone(), detail: e.to_string() })?;
+        let headers = r.headers().map_err(|e| SubscribersError::Read { path: p.clone(), detail: e.to_string() })?;
+        if headers.get(0) != Some("line_id") || headers.get(1) != Some("subscriber_id") {
+            return Err(SubscribersError::Row {
+                path: p,
+                line: 1,
+                detail: "the header must start with `line_id,subscriber_id`".into(),
+            });
+        }
+        let mut s = Subscribers::default();
+        for row in r.records() {
+            let row = row.map_err(|e| SubscribersError::Read { path: p.clone(), detail: e.to_string() })?;
+            let line = row.position().map(|q| q.line()).unwrap_or_default();
+            match (row.get(0).map(str::trim), row.get(1).map(str::trim)) {
+                (Some(l), Some(sub)) if !l.is_empty() && !sub.is_empty() => s.insert(l, sub),
+                _ => {
+                    return Err(SubscribersError::Row {
+                        path: p,
+                        line,
+                        detail: "line_id and subscriber_id must not be empty".into(),
+                    });
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// Adds one.
+    pub fn insert(&mut self, line_id: &str, subscriber: &str) {
+        self.by_line.insert(line_id.to_owned(), SubscriberId(subscriber.to_owned()));
+    }
+
+    /// The subscriber of a line; a line not in the records is its own subscriber id.
+    pub fn of(&self, line_id: &str) -> SubscriberId {
+        self.by_line.get(line_id).cloned().unwrap_or_else(|| SubscriberId(line_id.to_owned()))
+    }
+
+    /// How many lines are known.
+    pub fn len(&self) -> usize {
+        self.by_line.len()
+    }
+
+    /// None known.
+    pub fn is_empty(&self) -> bool {
+        self.by_line.is_empty()
+    }
+}
+
+/// One governance event, as `mamori replay cdr` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhoneEvent {
+    /// Data (or wall) time, RFC 3339 in Japan time.
+    pub at: String,
+    /// Catalog id.
+    pub measure: &'static str,
+    /// `finding`, `consent-requested`, `applied`, `notified`, `pending-approval` or `lifted`.
+    pub event: &'static str,
+    /// `line:…`, `ip:…` or `country:…`.
+    pub target: String,
+    /// The action, once there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_id: Option<String>,
+    /// Why (evidence summary, lift reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// What the engine has counted.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EngineCounters {
+    /// Calls taken in.
+    pub calls: u64,
+    /// International ones.
+    pub international: u64,
+    /// Live events whose number could not be classified.
+    pub unclassified: u64,
+    /// Live ends for calls never started (or already dropped).
+    pub unmatched_ends: u64,
+    /// Evaluations run.
+    pub evaluations: u64,
+    /// Stage-2 unlocks.
+    pub unlocks: u64,
+    /// Governance calls that failed without stopping the engine.
+    pub governance_errors: u64,
+    /// Actuator calls that failed.
+    pub actuator_errors: u64,
+}
+
+/// Calls older than this with no end are assumed lost (a BYE never seen) and dropped.
+const STALE_CALL: SignedDuration = SignedDuration::from_hours(6);
+/// Past calls a line needs before "new country / new address" means anything.
+const HISTORY_MIN_CALLS: u32 = 5;
+/// Re-examine a line already judged legitimate only when its charge has doubled since.
+const REJUDGE_FACTOR: f64 = 2.0;
+/// How often an unanswered consent request is re-proposed while the fraud goes on (so it becomes
+/// an emergency suspension when night falls).
+const REPROPOSE_EVERY: SignedDuration = SignedDuration::from_mins(5);
+/// A line's calls join its history only when it has been calm this long.
+const CALM_BEFORE_LEARNING: SignedDuration = SignedDuration::from_hours(1);
+/// Yen per minute from which a destination counts as expensive.
+const EXPENSIVE_JPY_PER_MIN: f64 = 150.0;
+/// History sizes per line.
+const HISTORY_COUNTRIES: usize = 16;
+const HISTORY_SOURCES: usize = 8;
+const HISTORY_CALLING: usize = 8;
+
+#[derive(Debug, Clone)]
+struct ActiveCall {
+    key: u64,
+    start: Timestamp,
+    end: Option<Timestamp>,
+    jpy_per_sec: f64,
+    country: CountryCode,
+    source_ip: IpAddr,
+    calling: u64,
+    new_country: bool,
+    new_source_ip: bool,
+    unfamiliar_calling: bool,
+}
+
+impl ActiveCall {
+    fn accrued_between(&self, from: Timestamp, to: Timestamp) -> f64 {
+        let start = self.start.max(from);
+        let end = self.end.map_or(to, |e| e.min(to));
+        if end <= start {
+            return 0.0;
+        }
+        end.duration_since(start).as_secs_f64() * self.jpy_per_sec
+    }
+    fn in_progress_at(&self, t: Timestamp) -> bool {
+        self.start <= t && self.end.is_none_or(|e| e > t)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct History {
+    countries: Vec<u16>,
+    sources: Vec<IpAddr>,
+    calling: Vec<u64>,
+    calls: u32,
+}
+
+fn remember<T: PartialEq + Copy>(list: &mut Vec<T>, v: T, cap: usize) {
+    if let Some(i) = list.iter().position(|x| *x == v) {
+        // Most recent last, so the oldest goes first when full.
+        list.remove(i);
+    } else if list.len() >= cap {
+        list.remove(0);
+    }
+    list.push(v);
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Verdict {
+    Calm,
+    Legit { judged_at_jpy: f64 },
+    Fraud { action_id: String, last_proposed: Timestamp },
+}
+
+#[derive(Debug)]
+struct LineState {
+    line_id: Box<str>,
+    subscriber: SubscriberId,
+    calls: Vec<ActiveCall>,
+    normal: LaggedPeak,
+    history: History,
+    last_international: Option<Timestamp>,
+    known_since: Timestamp,
+    last_rise: Option<Timestamp>,
+    verdict: Verdict,
+    hot: bool,
+    dormant_asked: bool,
+}
+
+#[derive(Debug, Default)]
+struct CountryState {
+    in_progress: u32,
+    lines: FxHashMap<u32, u32>,
+    sources: FxHashMap<IpAddr, u32>,
+    normal: LaggedPeak,
+    flagged: Option<String>,
+    calm_since: Option<Timestamp>,
+}
+
+#[derive(Debug)]
+struct BlockedSource {
+    action_id: String,
+    last_call: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct PendingEnd {
+    at: Timestamp,
+    line: u32,
+    call: u64,
+}
+
+struct Gates {
+    surge_totals: ViewGate<SurgeTotals>,
+    surge_details: ViewGate<SurgeCallDetails>,
+    source: ViewGate<SourceView>,
+    country: ViewGate<CountryView>,
+    dormant: ViewGate<DormantView>,
+}
+
+/// The telephone-fraud engine. Not `Sync`: one task owns it.
+pub struct Engine {
+    gov: Arc<Governance>,
+    mode: Mode,
+    actuators: Vec<Arc<dyn Actuator>>,
+    settings: PhoneConfig,
+    surge: surge::SurgeSettings,
+    country_settings: CountrySettings,
+    tariff: Tariff,
+    plan: NumberingPlan,
+    subscribers: Subscribers,
+    gates: Gates,
+    tz: TimeZone,
+    lines: Vec<LineState>,
+    line_index: FxHashMap<Box<str>, u32>,
+    hot: Vec<u32>,
+    live_calls: FxHashMap<u64, u32>,
+    ends: BinaryHeap<Reverse<PendingEnd>>,
+    countries: FxHashMap<u16, CountryState>,
+    blocked_sources: FxHashMap<IpAddr, BlockedSource>,
+    fraud_sources: FxHashMap<IpAddr, (u32, Timestamp)>,
+    enabled: Vec<MeasureId>,
+    enabled_checked: Option<Timestamp>,
+    next_eval: Option<Timestamp>,
+    next_dormant_check: Option<Timestamp>,
+    next_governance_deadline: Option<Timestamp>,
+    now: Timestamp,
+    events: Vec<PhoneEvent>,
+    /// What was counted.
+    pub counters: EngineCounters,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("lines", &self.lines.len()).field("counters", &self.counters).finish()
+    }
+}
+
+fn hash_str(s: &str) -> u64 {
+    let mut h = FxBuildHasher.build_hasher();
+    s.hash(&mut h);
+    h.finish()
+}
+
+const PHONE_MEASURES: [MeasureId; 4] = [
+    MeasureId::PhoneSuspendLineOnSurge,
+    MeasureId::PhoneSuspendSipAuthFromIp,
+    MeasureId::PhoneRestrictCountry,
+    MeasureId::PhoneSuspendDormant,
+];
+
+impl Engine {
+    /// An engine on `governance`, with `[phone]` settings, the subscriber directory and the
+    /// actuators that enforce (a `RecordingActuator` in replay).
+    pub fn new(
+        governance: Arc<Governance>,
+        settings: &PhoneConfig,
+        subscribers: Subscribers,
+        actuators: Vec<Arc<dyn Actuator>>,
+        mode: Mode,
+    ) -> Result<Engine, EngineError> {
+        let clock = match &mode {
+            Mode::Replay(c) => Arc::new(c.clone()) as Arc<dyn mamori_core::clock::Clock>,
+            Mode::Live => Arc::new(mamori_core::clock::WallClock),
+        };
+        let gates = Gates {
+            surge_totals: ViewGate::open(&governance, clock.clone())?,
+            surge_details: ViewGate::open(&governance, clock.clone())?,
+            source: ViewGate::open(&governance, clock.clone())?,
+            country: ViewGate::open(&governance, clock.clone())?,
+            dormant: ViewGate::open(&governance, clock)?,
+        };
+        let window_mins = settings.window.as_secs_f64() / 60.0;
+        Ok(Engine {
+            surge: surge::SurgeSettings {
+                floor_jpy: settings.surge_floor_jpy as f64,
+                factor: settings.surge_factor,
+                window_mins,
+                expensive_jpy_per_min: EXPENSIVE_JPY_PER_MIN,
+            },
+            country_settings: CountrySettings {
+                min_calls: settings.country_min_calls,
+                min_lines: settings.country_min_lines,
+                factor: settings.country_factor,
+            },
+            tariff: Tariff::new(&settings.tariff),
+            settings: settings.clone(),
+            plan: NumberingPlan::new(),
+            gov: governance,
+            mode,
+            actuators,
+            subscribers,
+            gates,
+            tz: TimeZone::get("Asia/Tokyo").unwrap_or(TimeZone::UTC),
+            lines: Vec::new(),
+            line_index: FxHashMap::default(),
+            hot: Vec::new(),
+            live_calls: FxHashMap::default(),
+            ends: BinaryHeap::new(),
+            countries: FxHashMap::default(),
+            blocked_sources: FxHashMap::default(),
+            fraud_sources: FxHashMap::default(),
+            enabled: Vec::new(),
+            enabled_checked: None,
+            next_eval: None,
+            next_dormant_check: None,
+            next_governance_deadline: None,
+            now: Timestamp::UNIX_EPOCH,
+            events: Vec::new(),
+            counters: EngineCounters::default(),
+        })
+    }
+
+    /// The events since the last call.
+    pub fn take_events(&mut self) -> Vec<PhoneEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Lines known.
+    pub fn lines(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Calls held (in the window or in progress): what memory grows with.
+    pub fn calls_held(&self) -> usize {
+        self.hot.iter().filter_map(|i| self.lines.get(*i as usize)).map(|l| l.calls.len()).sum()
+    }
+
+    fn line_slot(&mut self, line_id: &str, at: Timestamp) -> u32 {
+        if let Some(i) = self.line_index.get(line_id) {
+            return *i;
+        }
+        let i = u32::try_from(self.lines.len()).unwrap_or(u32::MAX);
+        let key: Box<str> = line_id.into();
+        self.lines.push(LineState {
+            line_id: key.clone(),
+            subscriber: self.subscribers.of(line_id),
+            calls: Vec::new(),
+            normal: LaggedPeak::default(),
+            history: History::default(),
+            last_international: None,
+            known_since: at,
+            last_rise: None,
+            verdict: Verdict::Calm,
+            hot: false,
+            dormant_asked: false,
+        });
+        self.line_index.insert(key, i);
+        i
+    }
+
+    /// Takes one billing record. Records must come in start order (see
+    /// [`Reorder`](crate::cdr::order::Reorder)); the engine first evaluates up to its start.
+    pub fn on_cdr(&mut self, cdr: &Cdr) -> Result<(), EngineError> {
+        self.advance_to(cdr.start)?;
+        let secs = cdr.end.duration_since(cdr.start).as_secs_f64();
+        let jpy_per_sec = if secs > 0.0 { cdr.charge_jpy as f64 / secs } else { 0.0 };
+        self.add_call(
+            hash_str(&cdr.call_id),
+            &cdr.line_id,
+            &cdr.calling_number,
+            cdr.destination,
+            cdr.source_ip,
+            cdr.start,
+            Some(cdr.end),
+            jpy_per_sec,
+        );
+        Ok(())
+    }
+
+    /// Takes one live event (calls are valued in progress with the tariff).
+    pub fn on_call_event(&mut self, event: CallEvent) {
+        match event {
+            CallEvent::Start(s) => {
+                let Ok(destination) = self.plan.classify(&s.called_number) else {
+                    self.counters.unclassified += 1;
+                    return;
+                };
+                let rate = match destination {
+                    Destination::International(cc) => self.tariff.jpy_per_sec(cc),
+                    Destination::Domestic => 0.0,
+                };
+                let key = hash_str(&s.call_id);
+                if let Some(line) =
+                    self.add_call(key, &s.line_id, &s.calling_number, destination, s.source_ip, s.at, None, rate)
+                {
+                    self.live_calls.insert(key, line);
+                }
+            }
+            CallEvent::End(e) => {
+                let key = hash_str(&e.call_id);
+                let Some(line) = self.live_calls.remove(&key) else {
+                    self.counters.unmatched_ends += 1;
+                    return;
+                };
+                if let Some(call) =
+                    self.lines.get_mut(line as usize).and_then(|l| l.calls.iter_mut().find(|c| c.key == key))
+                {
+                    let end = e.at.max(call.start);
+                    call.end = Some(end);
+                    let secs = end.duration_since(call.start).as_secs_f64();
+                    if let (Some(charge), true) = (e.charge_jpy, secs > 0.0) {
+                        call.jpy_per_sec = charge as f64 / secs;
+                    }
+                    let ip = call.source_ip;
+                    self.ends.push(Reverse(PendingEnd { at: end, line, call: key }));
+                    if let Some(b) = self.blocked_sources.get_mut(&ip) {
+                        b.last_call = b.last_call.max(end);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds a call; returns the line slot when the call is international (held in the window).
+    #[allow(clippy::too_many_arguments)]
+    fn add_call(
+        &mut self,
+        key: u64,
+        line_id: &str,
+        calling_number: &str,
+        destination: Destination,
+        source_ip: IpAddr,
+        start: Timestamp,
+        end: Option<Timestamp>,
+        jpy_per_sec: f64,
+    ) -> Option<u32> {
+        self.counters.calls += 1;
+        let li = self.line_slot(line_id, start);
+        let calling = hash_str(calling_number);
+        let Some(line) = self.lines.get_mut(li as usize) else { return None };
+        let calm = line.verdict == Verdict::Calm && line.last_rise.is_none_or(|r| start.duration_since(r) > CALM_BEFORE_LEARNING);
+        let Destination::International(country) = destination else {
+            // The SIP client and the calling number of ordinary calls are the line's own.
+            if calm {
+                remember(&mut line.history.sources, source_ip, HISTORY_SOURCES);
+                remember(&mut line.history.calling, calling, HISTORY_CALLING);
+                line.history.calls = line.history.calls.saturating_add(1);
+            }
+            return None;
+        };
+        self.counters.international += 1;
+        if end.is_some_and(|e| e <= start) {
+            // Unanswered: no charge, no history; still the date of an attempt abroad.
+            return None;
+        }
+        line.last_international = Some(line.last_international.map_or(start, |l| l.max(start)));
+        let call = ActiveCall {
+            key,
+            start,
+            end,
+            jpy_per_sec,
+            country,
+            source_ip,
+            calling,
+            new_country: !line.history.countries.contains(&country.0),
+            new_source_ip: !line.history.sources.contains(&source_ip),
+            unfamiliar_calling: !line.history.calling.contains(&calling),
+        };
+        line.calls.push(call);
+        if !line.hot {
+            line.hot = true;
+            self.hot.push(li);
+        }
+        if let Some(b) = self.blocked_sources.get_mut(&source_ip) {
+            b.last_call = b.last_call.max(end.unwrap_or(start));
+        }
+        let c = self.countries.entry(country.0).or_default();
+        c.in_progress += 1;
+        *c.lines.entry(li).or_default() += 1;
+        *c.sources.entry(source_ip).or_default() += 1;
+        if let Some(end) = end {
+            self.ends.push(Reverse(PendingEnd { at: end, line: li, call: key }));
+        }
+        Some(li)
+    }
+
+    /// Runs every evaluation due up to `now` (data time in replay, wall time live).
+    pub fn advance_to(&mut self, now: Timestamp) -> Result<(), EngineError> {
+        let interval = self.settings.interval;
+        let mut next = match self.next_eval {
+            Some(n) => n,
+            None => {
+                let step = interval.as_nanos().max(1);
+                let t = now.as_nanosecond();
+                let first = Timestamp::from_nanosecond((t / step + 1) * step).unwrap_or(now);
+                self.next_dormant_check = Some(first);
+                first
+            }
+        };
+        while next <= now {
+            // Nothing in flight: jump over empty evaluations to the last one due.
+            if self.hot.is_empty() && self.ends.is_empty() && self.blocked_sources.is_empty() && !self.any_country_flag()
+            {
+                let steps = now.duration_since(next).as_nanos() / interval.as_nanos().max(1);
+                if steps > 0 {
+                    let jump = next.checked_add(SignedDuration::from_nanos_i128(steps * interval.as_nanos())).unwrap_or(now);
+                    self.governance_deadlines_until(jump)?;
+                    self.dormant_until(jump)?;
+                    next = jump;
+                }
+            }
+            self.evaluate(next)?;
+            next = next.checked_add(interval).unwrap_or(now);
+        }
+        self.next_eval = Some(next);
+        self.now = self.now.max(now);
+        Ok(())
+    }
+
+    fn any_country_flag(&self) -> bool {
+        self.countries.values().any(|c| c.flagged.is_some())
+    }
+
+    fn set_clock(&mut self, at: Timestamp) {
+        if let Mode::Replay(c) = &self.mode {
+            c.advance_to(at);
+        }
+        self.now = self.now.max(at);
+    }
+
+    fn enabled(&mut self, m: MeasureId) -> bool {
+        let now = self.now;
+        if self.enabled_checked.is_none_or(|t| now.duration_since(t) > SignedDuration::from_mins(1)) {
+            self.enabled = PHONE_MEASURES.into_iter().filter(|m| self.gov.is_enabled(*m).unwrap_or(false)).collect();
+            self.enabled_checked = Some(now);
+        }
+        self.enabled.contains(&m)
+    }
+
+    fn evaluate(&mut self, t: Timestamp) -> Result<(), EngineError> {
+        self.set_clock(t);
+        self.counters.evaluations += 1;
+        self.governance_deadlines_until(t)?;
+        self.process_ends(t);
+        self.evaluate_lines(t)?;
+        self.evaluate_sources(t)?;
+        self.evaluate_countries(t)?;
+        self.dormant_until(t)?;
+        Ok(())
+    }
+
+    fn process_ends(&mut self, t: Timestamp) {
+        while let Some(Reverse(e)) = self.ends.peek().copied() {
+            if e.at > t {
+                break;
+            }
+            self.ends.pop();
+            let Some(line) = self.lines.get(e.line as usize) else { continue };
+            let Some(call) = line.calls.iter().find(|c| c.key == e.call) else { continue };
+            let (cc, ip) = (call.country.0, call.source_ip);
+            self.release_country(e.line, cc, ip);
+        }
+    }
+
+    fn release_country(&mut self, line: u32, cc: u16, ip: IpAddr) {
+        if let Some(c) = self.countries.get_mut(&cc) {
+            c.in_progress = c.in_progress.saturating_sub(1);
+            if let Some(n) = c.lines.get_mut(&line) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.lines.remove(&line);
+                }
+            }
+            if let Some(n) = c.sources.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.sources.remove(&ip);
+                }
+            }
+        }
+    }
+
+    fn evaluate_lines(&mut self, t: Timestamp) -> Result<(), EngineError> {
+        let window_start = t.checked_sub(self.settings.window).unwrap_or(t);
+        let surge_on = self.enabled(MeasureId::PhoneSuspendLineOnSurge);
+        let hot = std::mem::take(&mut self.hot);
+        let mut still_hot = Vec::with_capacity(hot.len());
+        let mut stale = Vec::new();
+        for li in hot {
+            let Some(line) = self.lines.get_mut(li as usize) else { continue };
+            // Drop calls that left the window; a calm line learns from them.
+            let unsettled = line.verdict != Verdict::Calm
+                || line.last_rise.is_some_and(|r| t.duration_since(r) <= CALM_BEFORE_LEARNING);
+            let learn = !unsettled;
+            let mut i = 0;
+            while i < line.calls.len() {
+                let c = &line.calls[i];
+                let gone = match c.end {
+                    Some(e) => e < window_start,
+                    None => t.duration_since(c.start) > STALE_CALL,
+                };
+                if gone {
+                    let c = line.calls.swap_remove(i);
+                    if c.end.is_none() {
+                        // A live call whose end never came: release its country count here.
+                        stale.push((li, c.country.0, c.source_ip));
+                    }
+                    if learn {
+                        remember(&mut line.history.countries, c.country.0, HISTORY_COUNTRIES);
+                        remember(&mut line.history.sources, c.source_ip, HISTORY_SOURCES);
+                        remember(&mut line.history.calling, c.calling, HISTORY_CALLING);
+                        line.history.calls = line.history.calls.saturating_add(1);
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            if line.calls.is_empty() {
+                line.hot = false;
+                if matches!(line.verdict, Verdict::Legit { .. }) {
+                    line.verdict = Verdict::Calm;
+                }
+                continue;
+            }
+            still_hot.push(li);
+            if !surge_on {
+                continue;
+            }
+            let window_jpy: f64 = line.calls.iter().map(|c| c.accrued_between(window_start, t)).sum();
+            let in_progress: Vec<&ActiveCall> = line.calls.iter().filter(|c| c.in_progress_at(t)).collect();
+            let rate_jpy_per_min = in_progress.iter().map(|c| c.jpy_per_sec * 60.0).sum();
+            let calls_in_progress = u32::try_from(in_progress.len()).unwrap_or(u32::MAX);
+            let normal_jpy = line.normal.normal(t, self.settings.normal_half_life);
+            let Some(line) = self.lines.get(li as usize) else { continue };
+            let totals = LineTotals {
+                line_id: line.line_id.to_string(),
+                subscriber: line.subscriber.clone(),
+                window_jpy,
+                rate_jpy_per_min,
+                calls_in_progress,
+                normal_jpy,
+            };
+            let Admission::Admitted(view) = self.gates.surge_totals.admit(&totals) else { continue };
+            let rise = surge::rise(&view, &self.surge);
+            let half_life = self.settings.normal_half_life;
+            if let Some(line) = self.lines.get_mut(li as usize) {
+                let fraud = matches!(line.verdict, Verdict::Fraud { .. });
+                if rise.is_none() && matches!(line.verdict, Verdict::Legit { .. }) {
+                    line.verdict = Verdict::Calm;
+                }
+                // A rise judged legitimate is learned (after the lag); a fraud never is.
+                let spoiled = fraud || (rise.is_some() && line.verdict == Verdict::Calm);
+                line.normal.observe(t, window_jpy, spoiled, half_life);
+            }
+            if let Some(rise) = rise {
+                self.on_rise(li, t, rise, window_start)?;
+            }
+        }
+        still_hot.append(&mut self.hot);
+        self.hot = still_hot;
+        for (li, cc, ip) in stale {
+            self.release_country(li, cc, ip);
+        }
+        Ok(())
+    }
+
+    fn on_rise(&mut self, li: u32, t: Timestamp, rise: surge::Rise, window_start: Timestamp) -> Result<(), EngineError> {
+        let Some(line) = self.lines.get_mut(li as usize) else { return Ok(()) };
+        line.last_rise = Some(t);
+        match line.verdict.clone() {
+            Verdict::Fraud { action_id, last_proposed } => {
+                if t.duration_since(last_proposed) < REPROPOSE_EVERY {
+                    return Ok(());
+                }
+                // The action may have ended elsewhere (the subscriber answered, a person lifted it,
+                // the scheduler expired it).
+                let state = if action_id.is_empty() {
+                    None
+                } else {
+                    self.gov.store().action(&action_id).map_err(GovernanceError::from)?.map(|a| a.state)
+                };
+                match state {
+                    Some(ActionState::Rejected | ActionState::Lifted) => {
+                        // "It was me": this use is the subscriber's.
+                        if let Some(line) = self.lines.get_mut(li as usize) {
+                            line.verdict = Verdict::Legit { judged_at_jpy: rise.projected_jpy };
+                        }
+                    }
+                    Some(ActionState::AwaitingConsent) | None if self.gov.calendar().classify(t).is_urgent() => {
+                        if let Some(line) = self.lines.get_mut(li as usize) {
+                            line.verdict = Verdict::Fraud { action_id, last_proposed: t };
+                        }
+                        self.propose_line(li, t, json!({"still_rising": rise}))?;
+                    }
+                    Some(s) if s.is_final() => {
+                        if let Some(line) = self.lines.get_mut(li as usize) {
+                            line.verdict = Verdict::Calm;
+                        }
+                        self.propose_line(li, t, json!({"still_rising": rise}))?;
+                    }
+                    _ => {
+                        if let Some(line) = self.lines.get_mut(li as usize) {
+                            line.verdict = Verdict::Fraud { action_id, last_proposed: t };
+                        }
+                    }
+                }
+                return Ok(());
+            }
+            Verdict::Legit { judged_at_jpy } if rise.projected_jpy < REJUDGE_FACTOR * judged_at_jpy => {
+                // Still the legitimate use judged before.
+                return Ok(());
+            }
+            _ => {}
+        }
+        // Stage 1 alone can't decide: unlock stage 2 for this line only.
+        let record = self.line_calls(li, window_start, t);
+        let Some(record) = record else { return Ok(()) };
+        let view = match self.gates.surge_details.admit(&record) {
+            Admission::Admitted(v) => v,
+            Admission::OptedOut => return Ok(()),
+            Admission::Locked => {
+                let reason = format!(
+                    "international charges {:.0} yen over the line's threshold of {:.0} yen (normal {:.0}); charges alone can't decide",
+                    rise.projected_jpy, rise.threshold_jpy, rise.normal_jpy
+                );
+                let subject = Target::Line(record.line_id.clone());
+                match self.gov.unlock_stage(MeasureId::PhoneSuspendLineOnSurge, 2, &subject, &reason, &detector("surge")) {
+                    Ok(_) => self.counters.unlocks += 1,
+                    Err(e) => return self.soft(e),
+                }
+                match self.gates.surge_details.admit(&record) {
+                    Admission::Admitted(v) => v,
+                    _ => return Ok(()),
+                }
+            }
+        };
+        let judgement = surge::judge(&view, &rise, &self.surge);
+        if !judgement.other_user_highly_probable {
+            if let Some(line) = self.lines.get_mut(li as usize) {
+                line.verdict = Verdict::Legit { judged_at_jpy: rise.projected_jpy };
+            }
+            return Ok(());
+        }
+        let mut countries: Vec<u16> = view.calls.iter().map(|c| c.country.0).collect();
+        countries.sort_unstable();
+        countries.dedup();
+        let evidence = json!({
+            "rule": "surge.v1",
+            "projected_jpy": rise.projected_jpy.round(),
+            "threshold_jpy": rise.threshold_jpy.round(),
+            "normal_jpy": rise.normal_jpy.round(),
+            "calls_in_progress": rise.calls_in_progress,
+            "anomalies": judgement.anomalies,
+            "support": judgement.support,
+            "countries": countries,
+            "time_class": self.gov.calendar().classify(t).label(),
+        });
+        let target = Target::Line(record.line_id.clone());
+        match self.gov.record_finding(MeasureId::PhoneSuspendLineOnSurge, &target, "phone.surge", evidence.clone()) {
+            Ok(_) => self.push_event(t, MeasureId::PhoneSuspendLineOnSurge, "finding", &target, None, Some(evidence.clone())),
+            Err(e) => return self.soft(e),
+        }
+        if let Some(line) = self.lines.get_mut(li as usize) {
+            line.verdict = Verdict::Fraud { action_id: String::new(), last_proposed: t };
+        }
+        self.propose_line(li, t, evidence)?;
+        self.suspect_sources(li, t, &view)?;
+        Ok(())
+    }
+
+    fn line_calls(&self, li: u32, window_start: Timestamp, t: Timestamp) -> Option<LineCalls> {
+        let line = self.lines.get(li as usize)?;
+        let calls = line
+            .calls
+            .iter()
+            .filter(|c| c.start <= t)
+            .map(|c| CallDetail {
+                country: c.country,
+                source_ip: c.source_ip,
+                window_jpy: c.accrued_between(window_start, t).max(c.jpy_per_sec * 60.0),
+                jpy_per_min: c.jpy_per_sec * 60.0,
+                new_country: c.new_country,
+                new_source_ip: c.new_source_ip,
+                unfamiliar_calling_number: c.unfamiliar_calling,
+            })
+            .collect();
+        Some(LineCalls {
+            line_id: line.line_id.to_string(),
+            subscriber: line.subscriber.clone(),
+            calls,
+            history_known: line.history.calls >= HISTORY_MIN_CALLS,
+        })
+    }
+
+    fn propose_line(&mut self, li: u32, t: Timestamp, evidence: serde_json::Value) -> Result<(), EngineError> {
+        let Some(line) = self.lines.get(li as usize) else { return Ok(()) };
+        let target = Target::Line(line.line_id.to_string());
+        let proposal = Proposal {
+            subscriber: Some(line.subscriber.clone()),
+            ..Proposal::new(MeasureId::PhoneSuspendLineOnSurge, target, detector("surge"), evidence)
+        };
+        let decision = match self.gov.propose(proposal) {
+            Ok(d) => d,
+            Err(e) => return self.soft(e),
+        };
+        if let Some(line) = self.lines.get_mut(li as usize) {
+            line.verdict = Verdict::Fraud { action_id: decision.action.id.clone(), last_proposed: t };
+        }
+        self.handle_decision(t, decision);
+        Ok(())
+    }
+
+    fn suspect_sources(&mut self, li: u32, t: Timestamp, view: &SurgeCallDetails) -> Result<(), EngineError> {
+        let total: f64 = view.calls.iter().map(|c| c.window_jpy).sum::<f64>().max(f64::MIN_POSITIVE);
+        let mut by_ip: FxHashMap<IpAddr, (f64, bool, Vec<CountryCode>)> = FxHashMap::default();
+        for c in &view.calls {
+            let e = by_ip.entry(c.source_ip).or_insert((0.0, true, Vec::new()));
+            e.0 += c.window_jpy;
+            e.1 &= c.new_source_ip;
+            if !e.2.contains(&c.country) {
+                e.2.push(c.country);
+            }
+        }
+        let history_known = view.history_known;
+        let _ = li;
+        for (ip, (jpy, new, countries)) in by_ip {
+            let lines = {
+                let e = self.fraud_sources.entry(ip).or_insert((0, t));
+                // A campaign counts lines within a day.
+                if t.duration_since(e.1) > SignedDuration::from_hours(24) {
+                    *e = (0, t);
+                }
+                e.0 += 1;
+                e.1 = t;
+                e.0
+            };
+            if self.blocked_sources.contains_key(&ip) || !self.enabled(MeasureId::PhoneSuspendSipAuthFromIp) {
+                continue;
+            }
+            let record = SourceActivity {
+                source_ip: ip,
+                countries,
+                fraud_lines: lines,
+                share_of_fraud_charge: jpy / total,
+                new_for_lines: new && (history_known || lines >= 2),
+                last_call: t,
+            };
+            let Admission::Admitted(v) = self.gates.source.admit(&record) else { continue };
+            if !source::is_fraudster(&v) {
+                continue;
+            }
+            let target = Target::Ip(ip.to_string());
+            let evidence = json!({
+                "rule": "source.v1",
+                "fraud_lines": v.fraud_lines,
+                "share_of_fraud_charge": (v.share_of_fraud_charge * 100.0).round() / 100.0,
+                "countries": v.countries.iter().map(|c| c.0).collect::<Vec<_>>(),
+            });
+            match self.gov.record_finding(MeasureId::PhoneSuspendSipAuthFromIp, &target, "phone.source", evidence.clone())
+            {
+                Ok(_) => self.push_event(t, MeasureId::PhoneSuspendSipAuthFromIp, "finding", &target, None, Some(evidence.clone())),
+                Err(e) => {
+                    self.soft(e)?;
+                    continue;
+                }
+            }
+            let decision = match self.gov.propose(Proposal::new(
+                MeasureId::PhoneSuspendSipAuthFromIp,
+                target,
+                detector("source"),
+                evidence,
+            )) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.soft(e)?;
+                    continue;
+                }
+            };
+            if decision.action.state == ActionState::Applied {
+                self.blocked_sources.insert(ip, BlockedSource { action_id: decision.action.id.clone(), last_call: t });
+            }
+            self.handle_decision(t, decision);
+        }
+        Ok(())
+    }
+
+    fn evaluate_sources(&mut self, t: Timestamp) -> Result<(), EngineError> {
+        if self.blocked_sources.is_empty() {
+            return Ok(());
+        }
+        let cooldown = self.settings.ip_cooldown;
+        let due: Vec<(IpAddr, String)> = self
+            .blocked_sources
+            .iter()
+            .filter(|(_, b)| t.duration_since(b.last_call) >= cooldown)
+            .map(|(ip, b)| (*ip, b.action_id.clone()))
+            // Never while it goes on: a call from it still in progress keeps it suspended.
+            .filter(|(ip, _)| !self.countries.values().any(|c| c.sources.contains_key(ip)))
+            .collect();
+        for (ip, id) in due {
+            self.blocked_sources.remove(&ip);
+            let reason = format!("no international call from this address for {cooldown:#}: the fraud has stopped");
+            self.lift(t, &id, &reason)?;
+        }
+        Ok(())
+    }
+
+    fn evaluate_countries(&mut self, t: Timestamp) -> Result<(), EngineError> {
+        let on = self.enabled(MeasureId::PhoneRestrictCountry);
+        let codes: Vec<u16> =
+            self.countries.iter().filter(|(_, c)| c.in_progress > 0 || c.flagged.is_some()).map(|(k, _)| *k).collect();
+        for code in codes {
+            let Some(c) = self.countries.get(&code) else { continue };
+            let normal = c.normal.normal(t, self.settings.normal_half_life);
+            let mut top: Vec<(IpAddr, u32)> = c.sources.iter().map(|(ip, n)| (*ip, *n)).collect();
+            top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            top.truncate(10);
+            let record = CountryActivity {
+                country: CountryCode(code),
+                calls_in_progress: c.in_progress,
+                lines: u32::try_from(c.lines.len()).unwrap_or(u32::MAX),
+                top_sources: top.into_iter().map(|x| x.0).collect(),
+                sources: u32::try_from(c.sources.len()).unwrap_or(u32::MAX),
+                normal_calls: normal,
+            };
+            let flagged = c.flagged.clone();
+            let Admission::Admitted(v) = self.gates.country.admit(&record) else { continue };
+            let flood = if on { country::flooded(&v, &self.country_settings) } else { None };
+            let calm = country::calm(&v, &self.country_settings);
+            let half_life = self.settings.normal_half_life;
+            if let Some(c) = self.countries.get_mut(&code) {
+                let spoiled = flood.is_some() || flagged.is_some();
+                c.normal.observe(t, f64::from(v.calls_in_progress), spoiled, half_life);
+                c.calm_since = if calm { c.calm_since.or(Some(t)) } else { None };
+            }
+            match (flood, flagged) {
+                (Some(evidence), None) => {
+                    let target = Target::Country(code.to_string());
+                    let evidence = serde_json::to_value(&evidence).unwrap_or_default();
+                    match self.gov.record_finding(MeasureId::PhoneRestrictCountry, &target, "phone.country", evidence.clone()) {
+                        Ok(_) => {
+                            self.push_event(t, MeasureId::PhoneRestrictCountry, "finding", &target, None, Some(evidence.clone()))
+                        }
+                        Err(e) => {
+                            self.soft(e)?;
+                            continue;
+                        }
+                    }
+                    match self.gov.propose(Proposal::new(MeasureId::PhoneRestrictCountry, target, detector("country"), evidence)) {
+                        Ok(d) => {
+                            if let Some(c) = self.countries.get_mut(&code) {
+                                c.flagged = Some(d.action.id.clone());
+                                c.calm_since = None;
+                            }
+                            self.handle_decision(t, d);
+                        }
+                        Err(e) => self.soft(e)?,
+                    }
+                }
+                (_, Some(id)) => {
+                    let calm_long = self
+                        .countries
+                        .get(&code)
+                        .and_then(|c| c.calm_since)
+                        .is_some_and(|s| t.duration_since(s) >= self.settings.country_cooldown);
+                    if !calm_long {
+                        continue;
+                    }
+                    if let Some(c) = self.countries.get_mut(&code) {
+                        c.flagged = None;
+                    }
+                    let state = self.gov.store().action(&id).map_err(GovernanceError::from)?.map(|a| a.state);
+                    if state == Some(ActionState::Applied) {
+                        let reason = format!(
+                            "calls to the country back to normal for {:#}: the fraud toward it has stopped",
+                            self.settings.country_cooldown
+                        );
+                        self.lift(t, &id, &reason)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let half_life = self.settings.normal_half_life;
+        self.countries.retain(|_, c| c.in_progress > 0 || c.flagged.is_some() || c.normal.normal(t, half_life) > 0.01);
+        Ok(())
+    }
+
+    fn dormant_until(&mut self, t: Timestamp) -> Result<(), EngineError> {
+        let Some(next) = self.next_dormant_check else { return Ok(()) };
+        if next > t {
+            return Ok(());
+        }
+        self.next_dormant_check = next.checked_add(SignedDuration::from_hours(24)).ok();
+        if !self.enabled(MeasureId::PhoneSuspendDormant) {
+            return Ok(());
+        }
+        let days = self.settings.dormant_after_days;
+        for li in 0..self.lines.len() {
+            let Some(line) = self.lines.get(li) else { continue };
+            if line.dormant_asked {
+                continue;
+            }
+            let record = LineLastInternational {
+                line_id: line.line_id.to_string(),
+                subscriber: line.subscriber.clone(),
+                last_international: line.last_international,
+                known_since: line.known_since,
+            };
+            let Admission::Admitted(v) = self.gates.dormant.admit(&record) else { continue };
+            if !dormant::is_dormant(&v, t, days) {
+                continue;
+            }
+            if let Some(line) = self.lines.get_mut(li) {
+                line.dormant_asked = true;
+            }
+            let target = Target::Line(record.line_id.clone());
+            let proposal = Proposal {
+                subscriber: Some(record.subscriber.clone()),
+                ..Proposal::new(
+                    MeasureId::PhoneSuspendDormant,
+                    target,
+                    detector("dormant"),
+                    json!({"rule": "dormant.v1", "quiet_days_at_least": days}),
+                )
+            };
+            match self.gov.propose(proposal) {
+                Ok(d) => self.handle_decision(t, d),
+                Err(e) => self.soft(e)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn governance_deadlines_until(&mut self, t: Timestamp) -> Result<(), EngineError> {
+        if !matches!(self.mode, Mode::Replay(_)) {
+            return Ok(());
+        }
+        while let Some(d) = self.next_governance_deadline {
+            if d > t {
+                break;
+            }
+            self.set_clock(d);
+            let out = self.gov.tick()?;
+            for rec in out.expired {
+                self.remove_from_actuators(&rec);
+                let target = rec.target.clone();
+                self.forget_action(&rec);
+                self.push_event(d, rec.measure, "lifted", &target, Some(rec.id.clone()), Some(json!({"reason": "maximum duration reached"})));
+            }
+            for rec in out.lapsed {
+                self.forget_action(&rec);
+            }
+            self.next_governance_deadline = self.earliest_deadline(d)?;
+        }
+        Ok(())
+    }
+
+    fn earliest_deadline(&self, after: Timestamp) -> Result<Option<Timestamp>, EngineError> {
+        let filter = mamori_core::store::ActionFilter::default();
+        let open = self.gov.store().actions(&filter).map_err(GovernanceError::from)?;
+        Ok(open
+            .into_iter()
+            .filter(|a| matches!(a.state, ActionState::Applied | ActionState::AwaitingConsent | ActionState::PendingApproval))
+            .filter_map(|a| a.deadline)
+            .filter(|d| *d >= after)
+            .min())
+    }
+
+    fn forget_action(&mut self, rec: &ActionRecord) {
+        match &rec.target {
+            Target::Line(id) => {
+                if let Some(li) = self.line_index.get(id.as_str()).copied() {
+                    if let Some(line) = self.lines.get_mut(li as usize) {
+                        if matches!(&line.verdict, Verdict::Fraud { action_id, .. } if *action_id == rec.id) {
+                            line.verdict = Verdict::Calm;
+                        }
+                    }
+                }
+            }
+            Target::Ip(ip) => {
+                if let Ok(ip) = ip.parse::<IpAddr>() {
+                    if self.blocked_sources.get(&ip).is_some_and(|b| b.action_id == rec.id) {
+                        self.blocked_sources.remove(&ip);
+                    }
+                }
+            }
+            Target::Country(code) => {
+                if let Some(c) = code.parse::<u16>().ok().and_then(|c| self.countries.get_mut(&c)) {
+                    if c.flagged.as_deref() == Some(rec.id.as_str()) {
+                        c.flagged = None;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn lift(&mut self, t: Timestamp, id: &str, reason: &str) -> Result<(), EngineError> {
+        match self.gov.lift(id, &detector("lift"), reason) {
+            Ok(rec) => {
+                self.remove_from_actuators(&rec);
+                let target = rec.target.clone();
+                self.push_event(t, rec.measure, "lifted", &target, Some(rec.id.clone()), Some(json!({"reason": reason})));
+                Ok(())
+            }
+            Err(e) => self.soft(e),
+        }
+    }
+
+    fn handle_decision(&mut self, t: Timestamp, d: Decision) {
+        let m = d.action.measure;
+        let target = d.action.target.clone();
+        let id = Some(d.action.id.clone());
+        if let Some(auth) = &d.authorization {
+            self.apply_to_actuators(auth);
+            self.push_event(t, m, "applied", &target, id.clone(), Some(json!({"emergency": d.action.emergency, "legal_basis": d.action.legal_basis})));
+            let notifies = d.action.emergency
+                || !matches!(catalog::measure(m).notification, NotificationDuty::None | NotificationDuty::Public);
+            if notifies && d.action.subscriber.is_some() {
+                let purpose = if d.action.emergency { "emergency-notice" } else { "confirmation" };
+                self.push_event(t, m, "notified", &target, id, Some(json!({"purpose": purpose})));
+            }
+        } else if !d.existing {
+            match d.action.state {
+                ActionState::AwaitingConsent => self.push_event(t, m, "consent-requested", &target, id, None),
+                ActionState::PendingApproval => self.push_event(t, m, "pending-approval", &target, id, None),
+                _ => {}
+            }
+        }
+        if let Some(deadline) = d.action.deadline {
+            if self.next_governance_deadline.is_none_or(|n| deadline < n) {
+                self.next_governance_deadline = Some(deadline);
+            }
+        }
+    }
+
+    fn apply_to_actuators(&mut self, auth: &Authorization) {
+        for a in &self.actuators {
+            if a.handles(auth.measure()) {
+                if let Err(e) = a.apply(auth) {
+                    self.counters.actuator_errors += 1;
+                    tracing::warn!(actuator = a.name(), action = auth.action_id(), error = %e, "actuator failed to apply");
+                }
+            }
+        }
+    }
+
+    fn remove_from_actuators(&mut self, rec: &ActionRecord) {
+        for a in &self.actuators {
+            if a.handles(rec.measure) {
+                if let Err(e) = a.remove(rec) {
+                    self.counters.actuator_errors += 1;
+                    tracing::warn!(actuator = a.name(), action = %rec.id, error = %e, "actuator failed to remove");
+                }
+            }
+        }
+    }
+
+    fn push_event(
+        &mut self,
+        t: Timestamp,
+        measure: MeasureId,
+        event: &'static str,
+        target: &Target,
+        action_id: Option<String>,
+        detail: Option<serde_json::Value>,
+    ) {
+        let at = t.to_zoned_datetime(self.tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string();
+        self.events.push(PhoneEvent { at, measure: measure.as_str(), event, target: target.to_string(), action_id, detail });
+    }
+
+    /// A governance refusal (not enabled, a race with a person) is logged and counted; a store
+    /// failure stops the engine.
+    fn soft(&mut self, e: GovernanceError) -> Result<(), EngineError> {
+        if let GovernanceError::Store(_) = e {
+            return Err(e.into());
+        }
+        self.counters.governance_errors += 1;
+        tracing::warn!(error = %e, "governance refused a phone detector's request");
+        Ok(())
+    }
+
+    /// Runs what remains due after the last record (end of a replay): evaluations until every
+    /// call has left the window and the cool-downs have run.
+    pub fn finish(&mut self, until: Timestamp) -> Result<(), EngineError> {
+        self.advance_to(until)
+    }
+}
+
+fn detector(name: &str) -> Actor {
+    Actor(format!("detector:phone.{name}"))
+}

@@ -1,0 +1,123 @@
+//! A normal level learned from history with a lag, so an attack that ramps up is never learned
+//! as normal while it ramps.
+//!
+//! Values observed in the current and the previous clock hour are held back; an hour's maximum
+//! joins the learned peak only once the next hour has ended, and only if nothing suspicious
+//! ("spoiled") happened in it. The peak decays with a half-life, so a line's level follows its
+//! use over weeks.
+
+use jiff::{SignedDuration, Timestamp};
+
+/// A lagged, decaying peak.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaggedPeak {
+    peak: f64,
+    peak_at: Option<Timestamp>,
+    hour: i64,
+    current: f64,
+    previous: f64,
+    current_spoiled: bool,
+    previous_spoiled: bool,
+}
+
+impl Default for LaggedPeak {
+    fn default() -> Self {
+        LaggedPeak {
+            peak: 0.0,
+            peak_at: None,
+            hour: i64::MIN,
+            current: 0.0,
+            previous: 0.0,
+            current_spoiled: false,
+            previous_spoiled: false,
+        }
+    }
+}
+
+fn decay(value: f64, since: Timestamp, t: Timestamp, half_life: SignedDuration) -> f64 {
+    let half = half_life.as_secs_f64().max(1.0);
+    value * 0.5f64.powf(t.duration_since(since).as_secs_f64().max(0.0) / half)
+}
+
+impl LaggedPeak {
+    /// The learned normal level at `t`.
+    pub fn normal(&self, t: Timestamp, half_life: SignedDuration) -> f64 {
+        self.peak_at.map_or(0.0, |at| decay(self.peak, at, t, half_life))
+    }
+
+    /// Records a value seen at `t`; `spoiled` keeps its hour (and what else it saw) out of the
+    /// learned level.
+    pub fn observe(&mut self, t: Timestamp, value: f64, spoiled: bool, half_life: SignedDuration) {
+        self.roll(t, half_life);
+        if value > self.current {
+            self.current = value;
+        }
+        self.current_spoiled |= spoiled;
+    }
+
+    fn commit(&mut self, value: f64, t: Timestamp, half_life: SignedDuration) {
+        let normal = self.normal(t, half_life);
+        self.peak = normal.max(value);
+        self.peak_at = Some(t);
+    }
+
+    fn roll(&mut self, t: Timestamp, half_life: SignedDuration) {
+        let hour = t.as_second().div_euclid(3600);
+        if hour == self.hour {
+            return;
+        }
+        if self.hour != i64::MIN {
+            if !self.previous_spoiled {
+                self.commit(self.previous, t, half_life);
+            }
+            if hour > self.hour + 1 {
+                // The current hour is now at least two hours old.
+                if !self.current_spoiled {
+                    self.commit(self.current, t, half_life);
+                }
+                self.previous = 0.0;
+                self.previous_spoiled = false;
+            } else {
+                self.previous = self.current;
+                self.previous_spoiled = self.current_spoiled;
+            }
+        }
+        self.current = 0.0;
+        self.current_spoiled = false;
+        self.hour = hour;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HALF: SignedDuration = SignedDuration::from_hours(24 * 14);
+
+    fn at(mins: i64) -> Timestamp {
+        Timestamp::from_second(1_790_000_000 / 3600 * 3600 + mins * 60).unwrap()
+    }
+
+    #[test]
+    fn a_ramp_is_not_learned_while_it_ramps() {
+        let mut p = LaggedPeak::default();
+        for m in 0..=180 {
+            p.observe(at(m), 100.0, false, HALF);
+        }
+        assert!(p.normal(at(180), HALF) > 99.0, "ordinary use learned after the lag");
+        // A ramp within the next hour: none of it is normal yet.
+        for (i, m) in (181..240).enumerate() {
+            p.observe(at(m), 100.0 * (i as f64 + 1.0), false, HALF);
+            assert!(p.normal(at(m), HALF) < 101.0);
+        }
+    }
+
+    #[test]
+    fn spoiled_hours_are_never_learned() {
+        let mut p = LaggedPeak::default();
+        p.observe(at(0), 5000.0, true, HALF);
+        p.observe(at(300), 10.0, false, HALF);
+        p.observe(at(600), 10.0, false, HALF);
+        assert!(p.normal(at(600), HALF) < 11.0);
+    }
+}

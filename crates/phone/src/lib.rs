@@ -1,0 +1,17 @@
+//! mamori's telephone-fraud family (seed 003, guideline §6(2)): the `phone.*` measures.
+//!
+//! - [`cdr`]: the generic CDR format: reader, row parser, reorder buffer;
+//! - [`live`]: calls as they happen (from Kamailio), priced in progress by a tariff;
+//! - [`numbering`]: country calling codes from libphonenumber's metadata;
+//! - [`views`]: what each measure and stage may read, as types the detectors take;
+//! - [`detect`]: the detectors (surge per line, fraudulent source IPs, countries, dormant lines);
+//! - [`engine`]: runs sources, views, detectors and governance on one clock (data or wall);
+//! - [`publish`]: the public pages (targeted countries, guidance for users).
+
+pub mod cdr;
+pub mod detect;
+pub mod engine;
+pub mod learn;
+pub mod live;
+pub mod numbering;
+pub mod views;
