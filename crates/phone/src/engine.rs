@@ -199,6 +199,8 @@ const REPROPOSE_EVERY: SignedDuration = SignedDuration::from_mins(5);
 const CALM_BEFORE_LEARNING: SignedDuration = SignedDuration::from_hours(1);
 /// Yen per minute from which a destination counts as expensive.
 const EXPENSIVE_JPY_PER_MIN: f64 = 150.0;
+/// How long countries are watched before their normal volume is trusted.
+const COUNTRY_WARMUP: SignedDuration = SignedDuration::from_hours(24);
 /// History sizes per line.
 const HISTORY_COUNTRIES: usize = 16;
 const HISTORY_SOURCES: usize = 8;
@@ -207,8 +209,9 @@ const HISTORY_CALLING: usize = 8;
 #[derive(Debug, Clone)]
 struct ActiveCall {
     key: u64,
-    start: Timestamp,
-    end: Option<Timestamp>,
+    /// Unix milliseconds: the per-evaluation arithmetic stays on integers.
+    start: i64,
+    end: Option<i64>,
     jpy_per_sec: f64,
     country: CountryCode,
     source_ip: IpAddr,
@@ -219,15 +222,15 @@ struct ActiveCall {
 }
 
 impl ActiveCall {
-    fn accrued_between(&self, from: Timestamp, to: Timestamp) -> f64 {
+    fn accrued_between(&self, from: i64, to: i64) -> f64 {
         let start = self.start.max(from);
         let end = self.end.map_or(to, |e| e.min(to));
         if end <= start {
             return 0.0;
         }
-        end.duration_since(start).as_secs_f64() * self.jpy_per_sec
+        (end - start) as f64 / 1000.0 * self.jpy_per_sec
     }
-    fn in_progress_at(&self, t: Timestamp) -> bool {
+    fn in_progress_at(&self, t: i64) -> bool {
         self.start <= t && self.end.is_none_or(|e| e > t)
     }
 }
@@ -325,7 +328,8 @@ pub struct Engine {
     blocked_sources: FxHashMap<IpAddr, BlockedSource>,
     fraud_sources: FxHashMap<IpAddr, (u32, Timestamp)>,
     enabled: Vec<MeasureId>,
-    enabled_checked: Option<Timestamp>,
+    enabled_checked: Option<std::time::Instant>,
+    first_seen: Option<Timestamp>,
     next_eval: Option<Timestamp>,
     next_dormant_check: Option<Timestamp>,
     next_governance_deadline: Option<Timestamp>,
@@ -339,6 +343,14 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine").field("lines", &self.lines.len()).field("counters", &self.counters).finish()
     }
+}
+
+fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+fn ms_time(v: i64) -> Timestamp {
+    Timestamp::from_millisecond(v).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 fn hash_str(s: &str) -> u64 {
@@ -407,6 +419,7 @@ impl Engine {
             fraud_sources: FxHashMap::default(),
             enabled: Vec::new(),
             enabled_checked: None,
+            first_seen: None,
             next_eval: None,
             next_dormant_check: None,
             next_governance_deadline: None,
@@ -501,9 +514,9 @@ impl Engine {
                 if let Some(call) =
                     self.lines.get_mut(line as usize).and_then(|l| l.calls.iter_mut().find(|c| c.key == key))
                 {
-                    let end = e.at.max(call.start);
-                    call.end = Some(end);
-                    let secs = end.duration_since(call.start).as_secs_f64();
+                    let end = e.at.max(ms_time(call.start));
+                    call.end = Some(ms(end));
+                    let secs = (ms(end) - call.start) as f64 / 1000.0;
                     if let (Some(charge), true) = (e.charge_jpy, secs > 0.0) {
                         call.jpy_per_sec = charge as f64 / secs;
                     }
@@ -531,6 +544,9 @@ impl Engine {
         jpy_per_sec: f64,
     ) -> Option<u32> {
         self.counters.calls += 1;
+        if self.first_seen.is_none() {
+            self.first_seen = Some(start);
+        }
         let li = self.line_slot(line_id, start);
         let calling = hash_str(calling_number);
         let Some(line) = self.lines.get_mut(li as usize) else { return None };
@@ -552,8 +568,8 @@ impl Engine {
         line.last_international = Some(line.last_international.map_or(start, |l| l.max(start)));
         let call = ActiveCall {
             key,
-            start,
-            end,
+            start: ms(start),
+            end: end.map(ms),
             jpy_per_sec,
             country,
             source_ip,
@@ -625,8 +641,10 @@ impl Engine {
     }
 
     fn enabled(&mut self, m: MeasureId) -> bool {
-        let now = self.now;
-        if self.enabled_checked.is_none_or(|t| now.duration_since(t) > SignedDuration::from_mins(1)) {
+        // Wall time, not data time: an operator enables or disables a measure in real time, and
+        // a replay must not query the store every simulated minute.
+        let now = std::time::Instant::now();
+        if self.enabled_checked.is_none_or(|t| now.duration_since(t) > std::time::Duration::from_secs(1)) {
             self.enabled = PHONE_MEASURES.into_iter().filter(|m| self.gov.is_enabled(*m).unwrap_or(false)).collect();
             self.enabled_checked = Some(now);
         }
@@ -688,12 +706,13 @@ impl Engine {
             let unsettled = line.verdict != Verdict::Calm
                 || line.last_rise.is_some_and(|r| t.duration_since(r) <= CALM_BEFORE_LEARNING);
             let learn = !unsettled;
+            let (from_ms, t_ms) = (ms(window_start), ms(t));
             let mut i = 0;
             while i < line.calls.len() {
                 let c = &line.calls[i];
                 let gone = match c.end {
-                    Some(e) => e < window_start,
-                    None => t.duration_since(c.start) > STALE_CALL,
+                    Some(e) => e < from_ms,
+                    None => t_ms - c.start > STALE_CALL.as_millis() as i64,
                 };
                 if gone {
                     let c = line.calls.swap_remove(i);
@@ -722,10 +741,24 @@ impl Engine {
             if !surge_on {
                 continue;
             }
-            let window_jpy: f64 = line.calls.iter().map(|c| c.accrued_between(window_start, t)).sum();
-            let in_progress: Vec<&ActiveCall> = line.calls.iter().filter(|c| c.in_progress_at(t)).collect();
-            let rate_jpy_per_min = in_progress.iter().map(|c| c.jpy_per_sec * 60.0).sum();
-            let calls_in_progress = u32::try_from(in_progress.len()).unwrap_or(u32::MAX);
+            let window_jpy: f64 = line.calls.iter().map(|c| c.accrued_between(from_ms, t_ms)).sum();
+            let (mut rate_jpy_per_min, mut calls_in_progress) = (0.0, 0u32);
+            for c in line.calls.iter().filter(|c| c.in_progress_at(t_ms)) {
+                rate_jpy_per_min += c.jpy_per_sec * 60.0;
+                calls_in_progress += 1;
+            }
+            let projected = window_jpy.max(rate_jpy_per_min * self.surge.window_mins);
+            if projected < self.surge.floor_jpy {
+                // Under the floor no line can be rising: learn and move on without building a
+                // record (the common case, and the replay's hot path).
+                let half_life = self.settings.normal_half_life;
+                let fraud = matches!(line.verdict, Verdict::Fraud { .. });
+                if matches!(line.verdict, Verdict::Legit { .. }) {
+                    line.verdict = Verdict::Calm;
+                }
+                line.normal.observe(t, window_jpy, fraud, half_life);
+                continue;
+            }
             let normal_jpy = line.normal.normal(t, self.settings.normal_half_life);
             let Some(line) = self.lines.get(li as usize) else { continue };
             let totals = LineTotals {
@@ -869,11 +902,11 @@ impl Engine {
         let calls = line
             .calls
             .iter()
-            .filter(|c| c.start <= t)
+            .filter(|c| c.start <= ms(t))
             .map(|c| CallDetail {
                 country: c.country,
                 source_ip: c.source_ip,
-                window_jpy: c.accrued_between(window_start, t).max(c.jpy_per_sec * 60.0),
+                window_jpy: c.accrued_between(ms(window_start), ms(t)).max(c.jpy_per_sec * 60.0),
                 jpy_per_min: c.jpy_per_sec * 60.0,
                 new_country: c.new_country,
                 new_source_ip: c.new_source_ip,
@@ -1002,12 +1035,21 @@ impl Engine {
     }
 
     fn evaluate_countries(&mut self, t: Timestamp) -> Result<(), EngineError> {
-        let on = self.enabled(MeasureId::PhoneRestrictCountry);
+        // A country's normal volume means nothing until it has been watched for a day.
+        let warm = self.first_seen.is_some_and(|f| t.duration_since(f) >= COUNTRY_WARMUP);
+        let on = warm && self.enabled(MeasureId::PhoneRestrictCountry);
         let codes: Vec<u16> =
             self.countries.iter().filter(|(_, c)| c.in_progress > 0 || c.flagged.is_some()).map(|(k, _)| *k).collect();
         for code in codes {
-            let Some(c) = self.countries.get(&code) else { continue };
-            let normal = c.normal.normal(t, self.settings.normal_half_life);
+            let half_life = self.settings.normal_half_life;
+            let Some(c) = self.countries.get_mut(&code) else { continue };
+            let normal = c.normal.normal(t, half_life);
+            if c.flagged.is_none() && (!on || c.in_progress < self.country_settings.min_calls) {
+                // Cannot be a flood: learn without building a record.
+                c.normal.observe(t, f64::from(c.in_progress), false, half_life);
+                continue;
+            }
+            let c = &*c;
             let mut top: Vec<(IpAddr, u32)> = c.sources.iter().map(|(ip, n)| (*ip, *n)).collect();
             top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             top.truncate(10);

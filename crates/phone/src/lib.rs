@@ -14,4 +14,5 @@ pub mod engine;
 pub mod learn;
 pub mod live;
 pub mod numbering;
+pub mod publish;
 pub mod views;

@@ -69,11 +69,11 @@ impl Rig {
         self.n += 1;
         let end = start.checked_add(SignedDuration::from_secs(secs)).unwrap();
         let cdr = Cdr {
-            call_id: format!("c{}", self.n),
+            call_id: format!("c{}", self.n).into(),
             start,
             end,
             line_id: line.into(),
-            calling_number: format!("03{line}"),
+            calling_number: format!("03{line}").into(),
             called_number: called.into(),
             destination: self.plan.classify(called).unwrap(),
             source_ip: ip.parse().unwrap(),

@@ -16,6 +16,7 @@ pub mod reader;
 use std::net::IpAddr;
 
 use jiff::Timestamp;
+use smol_str::SmolStr;
 
 use crate::numbering::Destination;
 
@@ -23,21 +24,22 @@ use crate::numbering::Destination;
 pub const COLUMNS: [&str; 8] =
     ["call_id", "start_time", "end_time", "line_id", "calling_number", "called_number", "source_ip", "charge_jpy"];
 
-/// One call detail record.
+/// One call detail record. Identifiers are `SmolStr`: call ids, line ids and numbers fit inline,
+/// so a row costs no heap allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cdr {
     /// The switch's call id (unique per call; repeated rows are duplicates).
-    pub call_id: String,
+    pub call_id: SmolStr,
     /// When the call was placed.
     pub start: Timestamp,
     /// When it ended (= `start` when unanswered).
     pub end: Timestamp,
     /// The subscriber line that is billed.
-    pub line_id: String,
+    pub line_id: SmolStr,
     /// The calling number as presented.
-    pub calling_number: String,
+    pub calling_number: SmolStr,
     /// The number dialled, as dialled.
-    pub called_number: String,
+    pub called_number: SmolStr,
     /// Where it goes (from the numbering plan).
     pub destination: Destination,
     /// The SIP client that placed the call.

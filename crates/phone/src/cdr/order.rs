@@ -13,27 +13,13 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use super::Cdr;
 
+/// Heap entries are small keys; the records stay put in a slab, so sifting the heap moves 32
+/// bytes, not whole records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Pending {
     start: Timestamp,
     arrival: u64,
-    cdr: Cdr,
-}
-
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        (self.start, self.arrival) == (other.start, other.arrival)
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.start, self.arrival).cmp(&(other.start, other.arrival))
-    }
+    slot: usize,
 }
 
 /// What happened to a pushed row.
@@ -51,6 +37,8 @@ pub enum Pushed {
 pub struct Reorder {
     lateness: SignedDuration,
     heap: BinaryHeap<Reverse<Pending>>,
+    slab: Vec<Option<Cdr>>,
+    free: Vec<usize>,
     /// call-id hash → start time of that call, for duplicates.
     seen: FxHashMap<u64, Timestamp>,
     newest: Option<Timestamp>,
@@ -82,6 +70,8 @@ impl Reorder {
         Reorder {
             lateness,
             heap: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             seen: FxHashMap::default(),
             newest: None,
             released_up_to: None,
@@ -105,7 +95,19 @@ impl Reorder {
             return Pushed::Late;
         }
         self.arrivals += 1;
-        self.heap.push(Reverse(Pending { start, arrival: self.arrivals, cdr }));
+        let slot = match self.free.pop() {
+            Some(i) => {
+                if let Some(s) = self.slab.get_mut(i) {
+                    *s = Some(cdr);
+                }
+                i
+            }
+            None => {
+                self.slab.push(Some(cdr));
+                self.slab.len() - 1
+            }
+        };
+        self.heap.push(Reverse(Pending { start, arrival: self.arrivals, slot }));
         if self.newest.is_none_or(|n| start > n) {
             self.newest = Some(start);
             self.release(out, false);
@@ -132,7 +134,10 @@ impl Reorder {
             }
             if let Some(Reverse(p)) = self.heap.pop() {
                 self.released_up_to = Some(p.start);
-                out(p.cdr);
+                if let Some(cdr) = self.slab.get_mut(p.slot).and_then(Option::take) {
+                    self.free.push(p.slot);
+                    out(cdr);
+                }
             }
         }
         // Forget call ids that no duplicate can follow any more.

@@ -56,18 +56,72 @@ fn text<'a>(record: &'a csv::ByteRecord, i: usize, name: &'static str) -> Result
     Ok(s)
 }
 
-fn ident(record: &csv::ByteRecord, i: usize, name: &'static str) -> Result<String, RowError> {
+fn ident(record: &csv::ByteRecord, i: usize, name: &'static str) -> Result<smol_str::SmolStr, RowError> {
     let s = text(record, i, name)?;
     if s.len() > MAX_FIELD || s.chars().any(char::is_control) {
         return Err(RowError::NotUtf8(name));
     }
-    Ok(s.to_owned())
+    Ok(smol_str::SmolStr::new(s))
 }
 
 fn time(record: &csv::ByteRecord, i: usize, name: &'static str) -> Result<Timestamp, RowError> {
     let s = text(record, i, name)?;
+    if let Some(t) = fast_rfc3339(s.as_bytes()) {
+        return Ok(t);
+    }
     // jiff's Timestamp parser requires an offset (or Z), which is what the format asks for.
     s.parse::<Timestamp>().map_err(|_| RowError::Time { column: name, value: s.chars().take(40).collect() })
+}
+
+/// The one shape billing exports write, `YYYY-MM-DDTHH:MM:SS+HH:MM` (or `Z`), in a few dozen
+/// instructions instead of a general parser's several hundred: two of these per row are a third of
+/// a replay's parsing time. Anything else (fractions, lower-case `t`, leap seconds) returns `None`
+/// and goes to jiff, which stays the reference (a test checks both agree).
+fn fast_rfc3339(b: &[u8]) -> Option<Timestamp> {
+    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+        let mut v = 0i64;
+        for c in b.get(r)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + i64::from(c - b'0');
+        }
+        Some(v)
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, mo, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (h, mi, sec) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let offset = match (b.len(), b[19]) {
+        (20, b'Z') => 0,
+        (25, sign @ (b'+' | b'-')) if b[22] == b':' => {
+            let (oh, om) = (digits(20..22)?, digits(23..25)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let o = oh * 3600 + om * 60;
+            if sign == b'+' { o } else { -o }
+        }
+        _ => return None,
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&mo) || d < 1 || d > *month_days.get(usize::try_from(mo - 1).ok()?)? {
+        return None;
+    }
+    if h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    // Days from 1970-01-01 to the civil date (H. Hinnant's days_from_civil).
+    let yy = if mo <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Timestamp::from_second(days * 86_400 + h * 3600 + mi * 60 + sec - offset).ok()
 }
 
 /// Parses one data row.
@@ -127,6 +181,22 @@ mod tests {
         assert_eq!(c.destination, Destination::International(CountryCode(882)));
         assert_eq!(c.charge_jpy, 1500);
         assert_eq!(c.end.duration_since(c.start).as_secs(), 300);
+    }
+
+    #[test]
+    fn fast_time_path_agrees_with_jiff() {
+        for s in [
+            "2026-11-20T01:02:03+09:00",
+            "2026-02-28T23:59:59-03:30",
+            "2024-02-29T00:00:00Z",
+            "1999-12-31T15:00:00+00:00",
+            "2100-03-01T12:00:00+14:00",
+        ] {
+            assert_eq!(fast_rfc3339(s.as_bytes()), Some(s.parse::<Timestamp>().unwrap()), "{s}");
+        }
+        for s in ["2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-20T24:00:00Z", "2026-11-20T01:02:03", "2026-11-20T01:02:03.5Z", "2026-11-20T01:02:03+9:00"] {
+            assert_eq!(fast_rfc3339(s.as_bytes()), None, "{s}");
+        }
     }
 
     #[test]
