@@ -10,7 +10,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -354,9 +354,7 @@ fn ms_time(v: i64) -> Timestamp {
 }
 
 fn hash_str(s: &str) -> u64 {
-    let mut h = FxBuildHasher.build_hasher();
-    s.hash(&mut h);
-    h.finish()
+    FxBuildHasher.hash_one(s)
 }
 
 const PHONE_MEASURES: [MeasureId; 4] = [
@@ -549,8 +547,9 @@ impl Engine {
         }
         let li = self.line_slot(line_id, start);
         let calling = hash_str(calling_number);
-        let Some(line) = self.lines.get_mut(li as usize) else { return None };
-        let calm = line.verdict == Verdict::Calm && line.last_rise.is_none_or(|r| start.duration_since(r) > CALM_BEFORE_LEARNING);
+        let line = self.lines.get_mut(li as usize)?;
+        let calm = line.verdict == Verdict::Calm
+            && line.last_rise.is_none_or(|r| start.duration_since(r) > CALM_BEFORE_LEARNING);
         let Destination::International(country) = destination else {
             // The SIP client and the calling number of ordinary calls are the line's own.
             if calm {
@@ -611,11 +610,15 @@ impl Engine {
         };
         while next <= now {
             // Nothing in flight: jump over empty evaluations to the last one due.
-            if self.hot.is_empty() && self.ends.is_empty() && self.blocked_sources.is_empty() && !self.any_country_flag()
+            if self.hot.is_empty()
+                && self.ends.is_empty()
+                && self.blocked_sources.is_empty()
+                && !self.any_country_flag()
             {
                 let steps = now.duration_since(next).as_nanos() / interval.as_nanos().max(1);
                 if steps > 0 {
-                    let jump = next.checked_add(SignedDuration::from_nanos_i128(steps * interval.as_nanos())).unwrap_or(now);
+                    let jump =
+                        next.checked_add(SignedDuration::from_nanos_i128(steps * interval.as_nanos())).unwrap_or(now);
                     self.governance_deadlines_until(jump)?;
                     self.dormant_until(jump)?;
                     next = jump;
@@ -793,7 +796,13 @@ impl Engine {
         Ok(())
     }
 
-    fn on_rise(&mut self, li: u32, t: Timestamp, rise: surge::Rise, window_start: Timestamp) -> Result<(), EngineError> {
+    fn on_rise(
+        &mut self,
+        li: u32,
+        t: Timestamp,
+        rise: surge::Rise,
+        window_start: Timestamp,
+    ) -> Result<(), EngineError> {
         let Some(line) = self.lines.get_mut(li as usize) else { return Ok(()) };
         line.last_rise = Some(t);
         match line.verdict.clone() {
@@ -853,7 +862,13 @@ impl Engine {
                     rise.projected_jpy, rise.threshold_jpy, rise.normal_jpy
                 );
                 let subject = Target::Line(record.line_id.clone());
-                match self.gov.unlock_stage(MeasureId::PhoneSuspendLineOnSurge, 2, &subject, &reason, &detector("surge")) {
+                match self.gov.unlock_stage(
+                    MeasureId::PhoneSuspendLineOnSurge,
+                    2,
+                    &subject,
+                    &reason,
+                    &detector("surge"),
+                ) {
                     Ok(_) => self.counters.unlocks += 1,
                     Err(e) => return self.soft(e),
                 }
@@ -886,7 +901,9 @@ impl Engine {
         });
         let target = Target::Line(record.line_id.clone());
         match self.gov.record_finding(MeasureId::PhoneSuspendLineOnSurge, &target, "phone.surge", evidence.clone()) {
-            Ok(_) => self.push_event(t, MeasureId::PhoneSuspendLineOnSurge, "finding", &target, None, Some(evidence.clone())),
+            Ok(_) => {
+                self.push_event(t, MeasureId::PhoneSuspendLineOnSurge, "finding", &target, None, Some(evidence.clone()))
+            }
             Err(e) => return self.soft(e),
         }
         if let Some(line) = self.lines.get_mut(li as usize) {
@@ -985,9 +1002,20 @@ impl Engine {
                 "share_of_fraud_charge": (v.share_of_fraud_charge * 100.0).round() / 100.0,
                 "countries": v.countries.iter().map(|c| c.0).collect::<Vec<_>>(),
             });
-            match self.gov.record_finding(MeasureId::PhoneSuspendSipAuthFromIp, &target, "phone.source", evidence.clone())
-            {
-                Ok(_) => self.push_event(t, MeasureId::PhoneSuspendSipAuthFromIp, "finding", &target, None, Some(evidence.clone())),
+            match self.gov.record_finding(
+                MeasureId::PhoneSuspendSipAuthFromIp,
+                &target,
+                "phone.source",
+                evidence.clone(),
+            ) {
+                Ok(_) => self.push_event(
+                    t,
+                    MeasureId::PhoneSuspendSipAuthFromIp,
+                    "finding",
+                    &target,
+                    None,
+                    Some(evidence.clone()),
+                ),
                 Err(e) => {
                     self.soft(e)?;
                     continue;
@@ -1075,16 +1103,31 @@ impl Engine {
                 (Some(evidence), None) => {
                     let target = Target::Country(code.to_string());
                     let evidence = serde_json::to_value(&evidence).unwrap_or_default();
-                    match self.gov.record_finding(MeasureId::PhoneRestrictCountry, &target, "phone.country", evidence.clone()) {
-                        Ok(_) => {
-                            self.push_event(t, MeasureId::PhoneRestrictCountry, "finding", &target, None, Some(evidence.clone()))
-                        }
+                    match self.gov.record_finding(
+                        MeasureId::PhoneRestrictCountry,
+                        &target,
+                        "phone.country",
+                        evidence.clone(),
+                    ) {
+                        Ok(_) => self.push_event(
+                            t,
+                            MeasureId::PhoneRestrictCountry,
+                            "finding",
+                            &target,
+                            None,
+                            Some(evidence.clone()),
+                        ),
                         Err(e) => {
                             self.soft(e)?;
                             continue;
                         }
                     }
-                    match self.gov.propose(Proposal::new(MeasureId::PhoneRestrictCountry, target, detector("country"), evidence)) {
+                    match self.gov.propose(Proposal::new(
+                        MeasureId::PhoneRestrictCountry,
+                        target,
+                        detector("country"),
+                        evidence,
+                    )) {
                         Ok(d) => {
                             if let Some(c) = self.countries.get_mut(&code) {
                                 c.flagged = Some(d.action.id.clone());
@@ -1184,7 +1227,14 @@ impl Engine {
                 self.remove_from_actuators(&rec);
                 let target = rec.target.clone();
                 self.forget_action(&rec);
-                self.push_event(d, rec.measure, "lifted", &target, Some(rec.id.clone()), Some(json!({"reason": "maximum duration reached"})));
+                self.push_event(
+                    d,
+                    rec.measure,
+                    "lifted",
+                    &target,
+                    Some(rec.id.clone()),
+                    Some(json!({"reason": "maximum duration reached"})),
+                );
             }
             for rec in out.lapsed {
                 self.forget_action(&rec);
@@ -1199,7 +1249,9 @@ impl Engine {
         let open = self.gov.store().actions(&filter).map_err(GovernanceError::from)?;
         Ok(open
             .into_iter()
-            .filter(|a| matches!(a.state, ActionState::Applied | ActionState::AwaitingConsent | ActionState::PendingApproval))
+            .filter(|a| {
+                matches!(a.state, ActionState::Applied | ActionState::AwaitingConsent | ActionState::PendingApproval)
+            })
             .filter_map(|a| a.deadline)
             .filter(|d| *d >= after)
             .min())
@@ -1239,7 +1291,14 @@ impl Engine {
             Ok(rec) => {
                 self.remove_from_actuators(&rec);
                 let target = rec.target.clone();
-                self.push_event(t, rec.measure, "lifted", &target, Some(rec.id.clone()), Some(json!({"reason": reason})));
+                self.push_event(
+                    t,
+                    rec.measure,
+                    "lifted",
+                    &target,
+                    Some(rec.id.clone()),
+                    Some(json!({"reason": reason})),
+                );
                 Ok(())
             }
             Err(e) => self.soft(e),
@@ -1252,7 +1311,14 @@ impl Engine {
         let id = Some(d.action.id.clone());
         if let Some(auth) = &d.authorization {
             self.apply_to_actuators(auth);
-            self.push_event(t, m, "applied", &target, id.clone(), Some(json!({"emergency": d.action.emergency, "legal_basis": d.action.legal_basis})));
+            self.push_event(
+                t,
+                m,
+                "applied",
+                &target,
+                id.clone(),
+                Some(json!({"emergency": d.action.emergency, "legal_basis": d.action.legal_basis})),
+            );
             let notifies = d.action.emergency
                 || !matches!(catalog::measure(m).notification, NotificationDuty::None | NotificationDuty::Public);
             if notifies && d.action.subscriber.is_some() {
@@ -1305,7 +1371,14 @@ impl Engine {
         detail: Option<serde_json::Value>,
     ) {
         let at = t.to_zoned_datetime(self.tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string();
-        self.events.push(PhoneEvent { at, measure: measure.as_str(), event, target: target.to_string(), action_id, detail });
+        self.events.push(PhoneEvent {
+            at,
+            measure: measure.as_str(),
+            event,
+            target: target.to_string(),
+            action_id,
+            detail,
+        });
     }
 
     /// A governance refusal (not enabled, a race with a person) is logged and counted; a store

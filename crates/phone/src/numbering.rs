@@ -173,7 +173,10 @@ mod tests {
         assert!(matches!(plan.classify("+"), Err(NumberError::NotDigits(_))));
         // 0 and 80 are not assigned: 800 is (international freephone), 8 alone is not.
         assert!(matches!(plan.classify("+0123"), Err(NumberError::UnknownCountryCode(_))));
-        assert!(matches!(plan.classify("010"), Err(NumberError::NotDigits(_)) | Err(NumberError::UnknownCountryCode(_))));
+        assert!(matches!(
+            plan.classify("010"),
+            Err(NumberError::NotDigits(_)) | Err(NumberError::UnknownCountryCode(_))
+        ));
         assert_eq!(NumberingPlan::regions(CountryCode(44)).first().map(String::as_str), Some("GB"));
     }
 }

@@ -80,7 +80,10 @@ pub fn fraud_destinations(actions: &[ActionRecord], from: Timestamp, to: Timesta
         })
         .collect();
     countries.sort_by(|a, b| {
-        b.restricted.cmp(&a.restricted).then(b.lines.unwrap_or(0).cmp(&a.lines.unwrap_or(0))).then(a.calling_code.cmp(&b.calling_code))
+        b.restricted
+            .cmp(&a.restricted)
+            .then(b.lines.unwrap_or(0).cmp(&a.lines.unwrap_or(0)))
+            .then(a.calling_code.cmp(&b.calling_code))
     });
     FraudDestinations {
         from: from.to_string(),
@@ -227,11 +230,30 @@ mod tests {
                 "2026-11-20T00:00:00Z",
             ));
         }
-        actions.push(action(MeasureId::PhoneSuspendLineOnSurge, Target::Line("L9".into()), json!({"countries": [53]}), "2026-11-20T00:00:00Z"));
-        actions.push(action(MeasureId::PhoneRestrictCountry, Target::Country("232".into()), json!({}), "2026-11-21T00:00:00Z"));
+        actions.push(action(
+            MeasureId::PhoneSuspendLineOnSurge,
+            Target::Line("L9".into()),
+            json!({"countries": [53]}),
+            "2026-11-20T00:00:00Z",
+        ));
+        actions.push(action(
+            MeasureId::PhoneRestrictCountry,
+            Target::Country("232".into()),
+            json!({}),
+            "2026-11-21T00:00:00Z",
+        ));
         // Outside the period.
-        actions.push(action(MeasureId::PhoneSuspendLineOnSurge, Target::Line("L8".into()), json!({"countries": [1]}), "2026-10-01T00:00:00Z"));
-        let d = fraud_destinations(&actions, "2026-11-01T00:00:00Z".parse().unwrap(), "2026-12-01T00:00:00Z".parse().unwrap());
+        actions.push(action(
+            MeasureId::PhoneSuspendLineOnSurge,
+            Target::Line("L8".into()),
+            json!({"countries": [1]}),
+            "2026-10-01T00:00:00Z",
+        ));
+        let d = fraud_destinations(
+            &actions,
+            "2026-11-01T00:00:00Z".parse().unwrap(),
+            "2026-12-01T00:00:00Z".parse().unwrap(),
+        );
         let codes: Vec<u16> = d.countries.iter().map(|c| c.calling_code).collect();
         assert_eq!(codes, [232, 252, 882, 53]);
         assert_eq!(d.countries[1].lines, Some(4));

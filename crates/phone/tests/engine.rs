@@ -109,7 +109,14 @@ const T5: &str = "phone.suspend-line-on-surge";
 
 fn burst(rig: &mut Rig, line: &str, at: Timestamp, ip: &str, calls: i64) {
     for i in 0..calls {
-        rig.call(line, at.checked_add(SignedDuration::from_secs(3 * i)).unwrap(), 1800, &format!("0108821600{i:04}"), ip, 450.0);
+        rig.call(
+            line,
+            at.checked_add(SignedDuration::from_secs(3 * i)).unwrap(),
+            1800,
+            &format!("0108821600{i:04}"),
+            ip,
+            450.0,
+        );
     }
 }
 
@@ -200,12 +207,26 @@ fn hard_negatives_stay_quiet() {
     for d in 0..14 {
         let day = jst("2026-11-02T09:30:00").checked_add(SignedDuration::from_hours(24 * d)).unwrap();
         for i in 0..6 {
-            rig.call("B1", day.checked_add(SignedDuration::from_secs(40 * i)).unwrap(), 900, "0101212555000", "192.0.2.20", 20.0);
+            rig.call(
+                "B1",
+                day.checked_add(SignedDuration::from_secs(40 * i)).unwrap(),
+                900,
+                "0101212555000",
+                "192.0.2.20",
+                20.0,
+            );
         }
     }
     // …then a campaign: twice as many parallel calls as usual, to its usual country.
     for i in 0..14 {
-        rig.call("B1", jst("2026-11-17T10:00:00").checked_add(SignedDuration::from_secs(20 * i)).unwrap(), 1200, "0101212555000", "192.0.2.20", 20.0);
+        rig.call(
+            "B1",
+            jst("2026-11-17T10:00:00").checked_add(SignedDuration::from_secs(20 * i)).unwrap(),
+            1200,
+            "0101212555000",
+            "192.0.2.20",
+            20.0,
+        );
     }
     // A residential line's long call home on a holiday, at an ordinary rate, its first abroad.
     rig.history("R1", "192.0.2.30", jst("2026-11-01T09:00:00"), 5);

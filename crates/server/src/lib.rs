@@ -8,6 +8,7 @@
 mod console;
 mod controllers;
 pub mod metrics_names;
+mod public;
 mod scheduler;
 
 use std::collections::BTreeMap;
@@ -89,6 +90,9 @@ pub fn router(gov: Arc<Governance>, tokens: BTreeMap<String, String>) -> Router 
         .route("/api/actions/{id}/reject", post(controllers::reject))
         .route("/api/actions/{id}/lift", post(controllers::lift))
         .route("/api/ledger/verify", get(controllers::verify_ledger))
+        .route("/public/phone/advice", get(public::advice))
+        .route("/public/phone/fraud-destinations", get(public::fraud_destinations_html))
+        .route("/public/phone/fraud-destinations.json", get(public::fraud_destinations_json))
         .with_state(state)
 }
 

@@ -60,8 +60,10 @@ impl<R: Read> CdrReader<R> {
     pub fn new(input: R, plan: NumberingPlan) -> Result<Self, CdrFileError> {
         let mut csv = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(input);
         let header = csv.byte_headers().map_err(|e| CdrFileError::Io { line: 1, detail: e.to_string() })?;
-        let found: Vec<String> =
-            header.iter().map(|h| String::from_utf8_lossy(h).trim().trim_start_matches('\u{feff}').to_owned()).collect();
+        let found: Vec<String> = header
+            .iter()
+            .map(|h| String::from_utf8_lossy(h).trim().trim_start_matches('\u{feff}').to_owned())
+            .collect();
         if found.len() != COLUMNS.len() || found.iter().zip(COLUMNS).any(|(a, b)| a != b) {
             return Err(CdrFileError::Header { found: found.join(",").chars().take(200).collect() });
         }

@@ -170,10 +170,12 @@ mod tests {
     #[test]
     fn stolen_credentials_and_hijacked_pbx_are_judged_fraud() {
         let r = rise(&totals(0.0, 4500.0, 10, 0.0), &S).unwrap();
-        let stolen = SurgeCallDetails { calls: (0..10).map(|_| call(882, 450.0, true, true)).collect(), history_known: true };
+        let stolen =
+            SurgeCallDetails { calls: (0..10).map(|_| call(882, 450.0, true, true)).collect(), history_known: true };
         assert!(judge(&stolen, &r, &S).other_user_highly_probable);
         // Same address as always (the PBX itself), but new expensive countries, in parallel.
-        let pbx = SurgeCallDetails { calls: (0..6).map(|_| call(252, 300.0, true, false)).collect(), history_known: true };
+        let pbx =
+            SurgeCallDetails { calls: (0..6).map(|_| call(252, 300.0, true, false)).collect(), history_known: true };
         assert!(judge(&pbx, &r, &S).other_user_highly_probable);
     }
 
@@ -181,7 +183,8 @@ mod tests {
     fn hard_negatives_are_not() {
         // A business burst to its usual countries at ordinary rates.
         let r = rise(&totals(9_000.0, 600.0, 8, 1_500.0), &S).unwrap();
-        let burst = SurgeCallDetails { calls: (0..8).map(|_| call(1, 20.0, false, false)).collect(), history_known: true };
+        let burst =
+            SurgeCallDetails { calls: (0..8).map(|_| call(1, 20.0, false, false)).collect(), history_known: true };
         assert!(!judge(&burst, &r, &S).other_user_highly_probable);
         // A long call home on a holiday, first ever abroad, moderately priced: one anomaly, no support.
         let r = rise(&totals(3_200.0, 120.0, 1, 0.0), &S).unwrap();
