@@ -6,7 +6,11 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests drive as real peers. The kernel (issue #3) needs none beyond Rust;
 # measure families add theirs here (kamailio, sip-tester, unbound, freeradius-utils, bird2, …).
-PACKAGES=()
+#   kamailio                 the SIP proxy of examples/kamailio/kamailio.cfg (tm, sl, rr, dialog, auth,
+#                            htable, db_text, usrloc, registrar, xhttp, jsonrpcs, … modules)
+#   kamailio-extra-modules   its evapi and jansson modules (live call events to mamori)
+#   sip-tester               sipp, which places the calls in crates/kamailio and crates/mamori tests
+PACKAGES=(kamailio kamailio-extra-modules sip-tester)
 
 if ((${#PACKAGES[@]})); then
   missing=()
@@ -20,6 +24,10 @@ if ((${#PACKAGES[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
 fi
+
+# Tests with real peers (Kamailio, sipp) skip loudly when the programs are missing on a
+# developer's machine; here they must run, so a missing peer fails the suite.
+export MAMORI_REQUIRE_PEERS=1
 
 # Two cores: keep parallelism explicit so builds don't thrash memory.
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"

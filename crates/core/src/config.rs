@@ -259,7 +259,8 @@ impl Default for TariffConfig {
 pub struct KamailioConfig {
     /// Kamailio's evapi listener (mamori connects to it and receives call events).
     pub evapi: SocketAddr,
-    /// Kamailio's JSON-RPC over HTTP endpoint (xhttp + jsonrpcs), e.g. `http://127.0.0.1:5071/RPC`.
+    /// Kamailio's JSON-RPC over HTTP endpoint (xhttp + jsonrpcs), e.g. `http://127.0.0.1:5071/RPC`
+    /// (plain HTTP: keep it on loopback or the management network).
     pub jsonrpc_url: String,
 }
 
@@ -388,8 +389,10 @@ impl Config {
             }
         }
         if let Some(k) = &p.kamailio {
-            if !(k.jsonrpc_url.starts_with("http://") || k.jsonrpc_url.starts_with("https://")) {
-                invalid("phone.kamailio", "jsonrpc_url", "must be an http:// or https:// URL".into());
+            // Kamailio's JSON-RPC listener is a loopback or management-network HTTP endpoint; the
+            // client is built without TLS to keep the build lean.
+            if !k.jsonrpc_url.starts_with("http://") {
+                invalid("phone.kamailio", "jsonrpc_url", "must be an http:// URL (TLS is not supported)".into());
             }
         }
         for (id, mc) in &self.measures {

@@ -60,6 +60,9 @@ pub enum Command {
     /// Retention of raw records and unlocked data.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Telephone fraud: subscriber requests, the public pages (targeted countries, guidance).
+    #[command(subcommand)]
+    Phone(PhoneCommand),
     /// Internal tools for tests (crash-safety drills).
     #[command(subcommand, hide = true)]
     Internal(InternalCommand),
@@ -98,6 +101,47 @@ pub enum ReplayCommand {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+    },
+}
+
+/// `phone`
+#[derive(Debug, Subcommand)]
+pub enum PhoneCommand {
+    /// A subscriber asks to suspend international calls on their line (phone.suspend-on-request):
+    /// applied at once, on their consent. Resume with `mamori actions lift`.
+    RequestSuspension {
+        /// The line.
+        line: String,
+        /// The subscriber (default: the line id).
+        #[arg(long)]
+        subscriber: Option<String>,
+        /// How the request arrived (phone, web, counter, letter…).
+        #[arg(long, default_value = "phone")]
+        method: String,
+        #[command(flatten)]
+        by: By,
+    },
+    /// Publish the countries targeted by fraud in a period (phone.publish-fraud-destinations):
+    /// aggregates only, as JSON and HTML in Japanese and English; the publication is recorded in
+    /// the ledger.
+    Publish {
+        /// Period start (RFC 3339 or a date, Japan time).
+        #[arg(long)]
+        from: String,
+        /// Period end (exclusive).
+        #[arg(long)]
+        to: String,
+        /// Output directory.
+        #[arg(long, default_value = "fraud-destinations")]
+        out: PathBuf,
+        #[command(flatten)]
+        by: By,
+    },
+    /// Print the guidance page for users (phone.advise-users) as HTML.
+    Advice {
+        /// `ja` or `en`.
+        #[arg(long, default_value = "ja")]
+        lang: String,
     },
 }
 

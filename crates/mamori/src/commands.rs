@@ -67,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Phone(c) => crate::phone::phone_cmd(&open(&config)?, c),
         Command::Internal(InternalCommand::Burst { count, threads }) => burst(&open(&config)?, count, threads),
         Command::Config(_) | Command::Catalog(_) => Ok(ExitCode::SUCCESS),
     }
@@ -121,7 +122,7 @@ fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
     Ok(Arc::new(store))
 }
 
-fn open(config: &Config) -> anyhow::Result<Governance> {
+pub(crate) fn open(config: &Config) -> anyhow::Result<Governance> {
     let store = open_store(config)?;
     Ok(Governance::new(store, Arc::new(WallClock), Arc::new(config.clone()))?)
 }
@@ -131,7 +132,7 @@ fn measure(id: &str) -> anyhow::Result<MeasureId> {
 }
 
 /// RFC 3339, or a date taken as 00:00 Japan time.
-fn instant(s: &str) -> anyhow::Result<Timestamp> {
+pub(crate) fn instant(s: &str) -> anyhow::Result<Timestamp> {
     if let Ok(t) = s.parse::<Timestamp>() {
         return Ok(t);
     }
@@ -590,8 +591,10 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let gov = Arc::new(open(&config)?);
     tracing::info!(data_dir = %config.data_dir.display(), "store opened");
+    let mut live = crate::live::Live::start(&config, gov.clone())?;
+    let actuators = live.actuators();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let listener = mamori_server::bind(listen).await?;
         let shutdown = async {
             let ctrl_c = tokio::signal::ctrl_c();
@@ -613,8 +616,10 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
             tracing::info!("shutting down");
         };
         // Measure families register their actuators here as they arrive (issues #4–#7).
-        mamori_server::serve(gov, Vec::new(), listener, tokens, shutdown).await
-    })?;
+        mamori_server::serve(gov, actuators, listener, tokens, shutdown).await
+    });
+    live.stop();
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 

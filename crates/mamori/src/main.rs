@@ -2,6 +2,8 @@
 
 mod cli;
 mod commands;
+mod live;
+mod phone;
 mod replay;
 
 use std::process::ExitCode;

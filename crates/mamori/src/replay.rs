@@ -74,8 +74,10 @@ pub fn replay_cdr(
     } else {
         let bar = indicatif::ProgressBar::with_draw_target(size, indicatif::ProgressDrawTarget::stderr_with_hz(4));
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {bar:30} {binary_bytes_per_sec} eta {eta} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} {bar:30} {binary_bytes_per_sec} eta {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     };
@@ -121,7 +123,10 @@ pub fn replay_cdr(
     };
     let store = SqliteStore::open(
         &dir.join("mamori.sqlite"),
-        StoreOptions { checkpoint_every: config.ledger.checkpoint_every, group_commit_max: config.ledger.group_commit_max },
+        StoreOptions {
+            checkpoint_every: config.ledger.checkpoint_every,
+            group_commit_max: config.ledger.group_commit_max,
+        },
     )?;
     let clock = DataClock::new(first.start);
     let phone = config.phone.clone();

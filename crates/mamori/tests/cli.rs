@@ -308,6 +308,13 @@ fn serve_exposes_console_api_metrics_and_expires_on_time() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(http(port, "GET", "/healthz", None, None).0, 200);
+    // The telephone family's public pages need no token and carry no subscriber data.
+    let (st, page) = http(port, "GET", "/public/phone/advice?lang=en", None, None);
+    assert_eq!(st, 200);
+    assert!(page.contains("passwords"), "{page}");
+    let (st, page) = http(port, "GET", "/public/phone/fraud-destinations.json", None, None);
+    assert_eq!(st, 200);
+    assert!(page.contains("\"min_published_lines\":3"), "{page}");
     let (st, page) = http(port, "GET", "/", None, None);
     assert_eq!(st, 200);
     assert!(page.contains("mamori") && page.contains("cnc.detect-servers"));

@@ -199,6 +199,8 @@ const REPROPOSE_EVERY: SignedDuration = SignedDuration::from_mins(5);
 const CALM_BEFORE_LEARNING: SignedDuration = SignedDuration::from_hours(1);
 /// Yen per minute from which a destination counts as expensive.
 const EXPENSIVE_JPY_PER_MIN: f64 = 150.0;
+/// Marks a live call whose start was taken in but not held (domestic).
+const NOT_HELD: u32 = u32::MAX;
 /// How long countries are watched before their normal volume is trusted.
 const COUNTRY_WARMUP: SignedDuration = SignedDuration::from_hours(24);
 /// History sizes per line.
@@ -322,7 +324,8 @@ pub struct Engine {
     lines: Vec<LineState>,
     line_index: FxHashMap<Box<str>, u32>,
     hot: Vec<u32>,
-    live_calls: FxHashMap<u64, u32>,
+    /// Live calls in progress: key → (line slot or NOT_HELD, start in ms).
+    live_calls: FxHashMap<u64, (u32, i64)>,
     ends: BinaryHeap<Reverse<PendingEnd>>,
     countries: FxHashMap<u16, CountryState>,
     blocked_sources: FxHashMap<IpAddr, BlockedSource>,
@@ -497,18 +500,20 @@ impl Engine {
                     Destination::Domestic => 0.0,
                 };
                 let key = hash_str(&s.call_id);
-                if let Some(line) =
-                    self.add_call(key, &s.line_id, &s.calling_number, destination, s.source_ip, s.at, None, rate)
-                {
-                    self.live_calls.insert(key, line);
-                }
+                let held =
+                    self.add_call(key, &s.line_id, &s.calling_number, destination, s.source_ip, s.at, None, rate);
+                // Domestic calls are not held; their end is expected, not unmatched.
+                self.live_calls.insert(key, (held.unwrap_or(NOT_HELD), ms(s.at)));
             }
             CallEvent::End(e) => {
                 let key = hash_str(&e.call_id);
-                let Some(line) = self.live_calls.remove(&key) else {
+                let Some((line, _)) = self.live_calls.remove(&key) else {
                     self.counters.unmatched_ends += 1;
                     return;
                 };
+                if line == NOT_HELD {
+                    return;
+                }
                 if let Some(call) =
                     self.lines.get_mut(line as usize).and_then(|l| l.calls.iter_mut().find(|c| c.key == key))
                 {
@@ -657,6 +662,11 @@ impl Engine {
     fn evaluate(&mut self, t: Timestamp) -> Result<(), EngineError> {
         self.set_clock(t);
         self.counters.evaluations += 1;
+        if self.counters.evaluations % 64 == 0 && !self.live_calls.is_empty() {
+            // Ends that never came (a lost BYE) must not grow memory forever.
+            let oldest = ms(t) - STALE_CALL.as_millis() as i64;
+            self.live_calls.retain(|_, (_, start)| *start >= oldest);
+        }
         self.governance_deadlines_until(t)?;
         self.process_ends(t);
         self.evaluate_lines(t)?;
