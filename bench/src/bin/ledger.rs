@@ -480,6 +480,7 @@ fn main() -> Result<()> {
     let options = StoreOptions {
         group_commit_max: args.get("group-max", defaults.group_commit_max)?,
         checkpoint_every: args.get("checkpoint-every", defaults.checkpoint_every)?,
+        durable: true,
     };
     let skip_raw = args.flag("skip-raw");
     if entries == 0 || window == 0 || producers == 0 {

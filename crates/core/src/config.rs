@@ -177,6 +177,9 @@ pub struct PhoneConfig {
     pub surge_floor_jpy: u64,
     /// A surge is this many times the line's normal level (its decayed peak window charge).
     pub surge_factor: f64,
+    /// Charges sustained over hours (a two-hour moving sum) at or above this, and `surge_factor`
+    /// times the line's normal sustained level, are a rise too: slow fraud that never bursts.
+    pub sustained_floor_jpy: u64,
     /// Half-life of a line's learned peak.
     pub normal_half_life: SignedDuration,
     /// Rows this far out of start order are put back in order (replay).
@@ -207,6 +210,7 @@ impl Default for PhoneConfig {
             window: SignedDuration::from_mins(10),
             surge_floor_jpy: 3000,
             surge_factor: 4.0,
+            sustained_floor_jpy: 20_000,
             normal_half_life: SignedDuration::from_hours(24 * 14),
             reorder_lateness: SignedDuration::from_mins(5),
             ip_cooldown: SignedDuration::from_mins(30),
@@ -522,6 +526,7 @@ interval = "10s"
 window = "10m"
 surge_floor_jpy = 3000
 surge_factor = 4.0
+sustained_floor_jpy = 20000
 normal_half_life = "336h"
 reorder_lateness = "5m"
 ip_cooldown = "30m"

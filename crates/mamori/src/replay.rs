@@ -126,6 +126,8 @@ pub fn replay_cdr(
         StoreOptions {
             checkpoint_every: config.ledger.checkpoint_every,
             group_commit_max: config.ledger.group_commit_max,
+            // A replay's database is rebuilt from the file; it needs no fsync per decision.
+            durable: false,
         },
     )?;
     let clock = DataClock::new(first.start);

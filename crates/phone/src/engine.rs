@@ -199,6 +199,10 @@ const REPROPOSE_EVERY: SignedDuration = SignedDuration::from_mins(5);
 const CALM_BEFORE_LEARNING: SignedDuration = SignedDuration::from_hours(1);
 /// Yen per minute from which a destination counts as expensive.
 const EXPENSIVE_JPY_PER_MIN: f64 = 150.0;
+/// Time constant of a line's sustained charge (ms): about two hours of calls count.
+const SUSTAINED_TAU_MS: f64 = 2.0 * 3600.0 * 1000.0;
+/// Calls in progress that count as parallel (must match `detect::surge`).
+const PARALLEL_CALLS: u32 = surge::PARALLEL_CALLS;
 /// Marks a live call whose start was taken in but not held (domestic).
 const NOT_HELD: u32 = u32::MAX;
 /// How long countries are watched before their normal volume is trusted.
@@ -258,8 +262,16 @@ fn remember<T: PartialEq + Copy>(list: &mut Vec<T>, v: T, cap: usize) {
 #[derive(Debug, Clone, PartialEq)]
 enum Verdict {
     Calm,
-    Legit { judged_at_jpy: f64 },
-    Fraud { action_id: String, last_proposed: Timestamp },
+    /// Judged the subscriber's own use at this charge, with these supporting signs.
+    Legit {
+        judged_at_jpy: f64,
+        sustained: bool,
+        parallel: bool,
+    },
+    Fraud {
+        action_id: String,
+        last_proposed: Timestamp,
+    },
 }
 
 #[derive(Debug)]
@@ -268,6 +280,10 @@ struct LineState {
     subscriber: SubscriberId,
     calls: Vec<ActiveCall>,
     normal: LaggedPeak,
+    /// Charges over the hours: a moving sum with a two-hour time constant.
+    sustained_jpy: f64,
+    sustained_at: i64,
+    normal_sustained: LaggedPeak,
     history: History,
     last_international: Option<Timestamp>,
     known_since: Timestamp,
@@ -395,6 +411,7 @@ impl Engine {
                 factor: settings.surge_factor,
                 window_mins,
                 expensive_jpy_per_min: EXPENSIVE_JPY_PER_MIN,
+                sustained_floor_jpy: settings.sustained_floor_jpy as f64,
             },
             country_settings: CountrySettings {
                 min_calls: settings.country_min_calls,
@@ -456,6 +473,9 @@ impl Engine {
             subscriber: self.subscribers.of(line_id),
             calls: Vec::new(),
             normal: LaggedPeak::default(),
+            sustained_jpy: 0.0,
+            sustained_at: ms(at),
+            normal_sustained: LaggedPeak::default(),
             history: History::default(),
             last_international: None,
             known_since: at,
@@ -755,13 +775,20 @@ impl Engine {
                 continue;
             }
             let window_jpy: f64 = line.calls.iter().map(|c| c.accrued_between(from_ms, t_ms)).sum();
+            // The moving sum decays from its last update and takes what accrued since.
+            let since = line.sustained_at.min(t_ms);
+            let accrued: f64 = line.calls.iter().map(|c| c.accrued_between(since, t_ms)).sum();
+            let decay = (-((t_ms - since) as f64) / SUSTAINED_TAU_MS).exp();
+            line.sustained_jpy = line.sustained_jpy * decay + accrued;
+            line.sustained_at = t_ms;
+            let sustained_jpy = line.sustained_jpy;
             let (mut rate_jpy_per_min, mut calls_in_progress) = (0.0, 0u32);
             for c in line.calls.iter().filter(|c| c.in_progress_at(t_ms)) {
                 rate_jpy_per_min += c.jpy_per_sec * 60.0;
                 calls_in_progress += 1;
             }
             let projected = window_jpy.max(rate_jpy_per_min * self.surge.window_mins);
-            if projected < self.surge.floor_jpy {
+            if projected < self.surge.floor_jpy && sustained_jpy < self.surge.sustained_floor_jpy {
                 // Under the floor no line can be rising: learn and move on without building a
                 // record (the common case, and the replay's hot path).
                 let half_life = self.settings.normal_half_life;
@@ -770,9 +797,11 @@ impl Engine {
                     line.verdict = Verdict::Calm;
                 }
                 line.normal.observe(t, window_jpy, fraud, half_life);
+                line.normal_sustained.observe(t, sustained_jpy, fraud, half_life);
                 continue;
             }
             let normal_jpy = line.normal.normal(t, self.settings.normal_half_life);
+            let normal_sustained_jpy = line.normal_sustained.normal(t, self.settings.normal_half_life);
             let Some(line) = self.lines.get(li as usize) else { continue };
             let totals = LineTotals {
                 line_id: line.line_id.to_string(),
@@ -781,6 +810,8 @@ impl Engine {
                 rate_jpy_per_min,
                 calls_in_progress,
                 normal_jpy,
+                sustained_jpy,
+                normal_sustained_jpy,
             };
             let Admission::Admitted(view) = self.gates.surge_totals.admit(&totals) else { continue };
             let rise = surge::rise(&view, &self.surge);
@@ -793,6 +824,7 @@ impl Engine {
                 // A rise judged legitimate is learned (after the lag); a fraud never is.
                 let spoiled = fraud || (rise.is_some() && line.verdict == Verdict::Calm);
                 line.normal.observe(t, window_jpy, spoiled, half_life);
+                line.normal_sustained.observe(t, sustained_jpy, spoiled, half_life);
             }
             if let Some(rise) = rise {
                 self.on_rise(li, t, rise, window_start)?;
@@ -831,7 +863,11 @@ impl Engine {
                     Some(ActionState::Rejected | ActionState::Lifted) => {
                         // "It was me": this use is the subscriber's.
                         if let Some(line) = self.lines.get_mut(li as usize) {
-                            line.verdict = Verdict::Legit { judged_at_jpy: rise.projected_jpy };
+                            line.verdict = Verdict::Legit {
+                                judged_at_jpy: rise.projected_jpy,
+                                sustained: rise.sustained,
+                                parallel: rise.calls_in_progress >= PARALLEL_CALLS,
+                            };
                         }
                     }
                     Some(ActionState::AwaitingConsent) | None if self.gov.calendar().classify(t).is_urgent() => {
@@ -854,8 +890,12 @@ impl Engine {
                 }
                 return Ok(());
             }
-            Verdict::Legit { judged_at_jpy } if rise.projected_jpy < REJUDGE_FACTOR * judged_at_jpy => {
-                // Still the legitimate use judged before.
+            Verdict::Legit { judged_at_jpy, sustained, parallel }
+                if rise.projected_jpy < REJUDGE_FACTOR * judged_at_jpy
+                    && (sustained || !rise.sustained)
+                    && (parallel || rise.calls_in_progress < PARALLEL_CALLS) =>
+            {
+                // Still the legitimate use judged before: nothing new to weigh.
                 return Ok(());
             }
             _ => {}
@@ -891,7 +931,11 @@ impl Engine {
         let judgement = surge::judge(&view, &rise, &self.surge);
         if !judgement.other_user_highly_probable {
             if let Some(line) = self.lines.get_mut(li as usize) {
-                line.verdict = Verdict::Legit { judged_at_jpy: rise.projected_jpy };
+                line.verdict = Verdict::Legit {
+                    judged_at_jpy: rise.projected_jpy,
+                    sustained: rise.sustained,
+                    parallel: rise.calls_in_progress >= PARALLEL_CALLS,
+                };
             }
             return Ok(());
         }
@@ -904,6 +948,7 @@ impl Engine {
             "threshold_jpy": rise.threshold_jpy.round(),
             "normal_jpy": rise.normal_jpy.round(),
             "calls_in_progress": rise.calls_in_progress,
+            "sustained": rise.sustained,
             "anomalies": judgement.anomalies,
             "support": judgement.support,
             "countries": countries,
@@ -945,6 +990,7 @@ impl Engine {
             subscriber: line.subscriber.clone(),
             calls,
             history_known: line.history.calls >= HISTORY_MIN_CALLS,
+            calling_numbers_stable: line.history.calling.len() <= 2,
         })
     }
 

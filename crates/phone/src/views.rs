@@ -29,6 +29,10 @@ pub struct LineTotals {
     pub calls_in_progress: u32,
     /// The line's normal level: its decayed peak window charge, yen.
     pub normal_jpy: f64,
+    /// International charge over the last hours (a two-hour moving sum), yen.
+    pub sustained_jpy: f64,
+    /// The line's normal sustained level, yen.
+    pub normal_sustained_jpy: f64,
 }
 
 /// T5 stage 1: charge totals per line, nothing else.
@@ -42,6 +46,10 @@ pub struct SurgeTotals {
     pub calls_in_progress: u32,
     /// The line's own normal level, yen per window.
     pub normal_jpy: f64,
+    /// Charge over the last hours, yen.
+    pub sustained_jpy: f64,
+    /// Its normal level, yen.
+    pub normal_sustained_jpy: f64,
 }
 
 impl MeasureView for SurgeTotals {
@@ -61,6 +69,8 @@ impl MeasureView for SurgeTotals {
             rate_jpy_per_min: r.rate_jpy_per_min,
             calls_in_progress: r.calls_in_progress,
             normal_jpy: r.normal_jpy,
+            sustained_jpy: r.sustained_jpy,
+            normal_sustained_jpy: r.normal_sustained_jpy,
         }
     }
 }
@@ -96,6 +106,9 @@ pub struct LineCalls {
     pub calls: Vec<CallDetail>,
     /// Enough past calls to compare with.
     pub history_known: bool,
+    /// The line presents one or two calling numbers, so an unfamiliar one means something (a
+    /// PBX presenting many does not).
+    pub calling_numbers_stable: bool,
 }
 
 /// T5 stage 2 (unlocked per line): country code, calling number and source IP of that line's
@@ -106,6 +119,8 @@ pub struct SurgeCallDetails {
     pub calls: Vec<CallDetail>,
     /// Enough past calls to compare with.
     pub history_known: bool,
+    /// Few calling numbers in the past.
+    pub calling_numbers_stable: bool,
 }
 
 impl MeasureView for SurgeCallDetails {
@@ -120,7 +135,11 @@ impl MeasureView for SurgeCallDetails {
         Target::Line(r.line_id.clone())
     }
     fn project(r: &LineCalls, _token: ViewToken) -> Self {
-        SurgeCallDetails { calls: r.calls.clone(), history_known: r.history_known }
+        SurgeCallDetails {
+            calls: r.calls.clone(),
+            history_known: r.history_known,
+            calling_numbers_stable: r.calling_numbers_stable,
+        }
     }
 }
 

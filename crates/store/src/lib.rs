@@ -34,11 +34,14 @@ pub struct StoreOptions {
     pub checkpoint_every: u32,
     /// At most this many batches per group commit.
     pub group_commit_max: u32,
+    /// `false` only for scratch databases that can be rebuilt from their input (a replay's):
+    /// commits then skip the fsync (`synchronous = OFF`). The service always runs durable.
+    pub durable: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { checkpoint_every: 1000, group_commit_max: 1024 }
+        StoreOptions { checkpoint_every: 1000, group_commit_max: 1024, durable: true }
     }
 }
 
@@ -75,10 +78,10 @@ fn corrupt(path: &Path, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { path: path.display().to_string(), detail: detail.to_string() }
 }
 
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+fn configure(conn: &Connection, durable: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "OFF" })?;
     Ok(())
 }
 
@@ -106,7 +109,7 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
         let mut conn = Connection::open_with_flags(path, flags).map_err(|e| corrupt(path, e))?;
-        configure(&conn).map_err(|e| corrupt(path, e))?;
+        configure(&conn, options.durable).map_err(|e| corrupt(path, e))?;
         let app_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
         if app_id == 0 && version == 0 {
@@ -136,7 +139,7 @@ impl SqliteStore {
         let reader =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
                 .map_err(|e| corrupt(path, e))?;
-        configure(&reader).map_err(db_err)?;
+        configure(&reader, options.durable).map_err(db_err)?;
         let writer = writer::spawn(conn, options.checkpoint_every, options.group_commit_max)?;
         Ok(SqliteStore { path: path.to_owned(), reader: Mutex::new(reader), writer })
     }

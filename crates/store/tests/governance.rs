@@ -36,7 +36,9 @@ fn config() -> Config {
 }
 
 fn open(path: &Path, clock: &DataClock) -> (Governance, Arc<SqliteStore>) {
-    let store = Arc::new(SqliteStore::open(path, StoreOptions { checkpoint_every: 5, group_commit_max: 64 }).unwrap());
+    let store = Arc::new(
+        SqliteStore::open(path, StoreOptions { checkpoint_every: 5, group_commit_max: 64, durable: true }).unwrap(),
+    );
     let gov = Governance::new(store.clone(), Arc::new(clock.clone()), Arc::new(config())).unwrap();
     (gov, store)
 }
