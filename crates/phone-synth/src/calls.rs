@@ -1,7 +1,7 @@
 //! One call, and a line's ordinary traffic on one day.
 
 use crate::number::{Form, Number};
-use crate::population::{Hours, Line, LineKind};
+use crate::population::{Hours, Line};
 use crate::rng::{RngExt, lognormal};
 use crate::tariff::{DESTINATIONS, Destination, Domestic};
 use crate::time::{DayKind, HOUR, Period};
@@ -167,12 +167,7 @@ impl Ordinary<'_> {
     }
 
     fn call(&self, rng: &mut fastrand::Rng, ids: &mut IdSource, line: &Line, index: u32, leg: Leg) -> Call {
-        // A PBX presents its main number most of the time and its direct lines otherwise.
-        let calling = if line.kind == LineKind::Pbx && line.numbers.len() > 1 && rng.chance(0.4) {
-            line.numbers[rng.usize(1..line.numbers.len())]
-        } else {
-            line.numbers[0]
-        };
+        let calling = line.presented(rng);
         let Leg { start, secs, charge, called } = leg;
         Call { id: ids.next_id(), start, secs, charge, line: index, ip: line.ip_at(start), calling, called }
     }

@@ -302,7 +302,7 @@ impl<'a> Planner<'a> {
                 let called = number.with_form(dialled_abroad(self.rng, self.e164_rate));
                 let line = &self.lines[b.line as usize];
                 let calling = match b.calling {
-                    Calling::Own => line.numbers[self.rng.usize(0..line.numbers.len())],
+                    Calling::Own => line.presented(self.rng),
                     Calling::Fixed(n) => n,
                     Calling::Random => self.spoofed_number(),
                 };
@@ -643,7 +643,7 @@ impl<'a> Planner<'a> {
         };
         let number = DESTINATIONS[dest].number(self.rng, Form::InternationalPrefix);
         let ip = self.lines[line as usize].ip_at(start);
-        let calling = self.lines[line as usize].numbers[0];
+        let calling = self.lines[line as usize].presented(self.rng);
         let mut added = Added::default();
         let mut t = start;
         // One to three long calls: the line drops and they call back.
@@ -689,7 +689,7 @@ impl<'a> Planner<'a> {
             // Calls to local numbers where they are (a hotel, a restaurant).
             let d = [0usize, 1, 2, 14, 6, 7, 9, 16][self.rng.usize(0..8)];
             dests.push(d);
-            let calling = self.lines[line as usize].numbers[0];
+            let calling = self.lines[line as usize].presented(self.rng);
             for _ in 0..self.rng.u32(1..=5) {
                 let t = from + self.rng.i64(0..(to - from).max(1));
                 let secs = self.rng.u32(30..900);

@@ -98,6 +98,17 @@ impl Line {
         }
     }
 
+    /// The number a call presents: the main number mostly, otherwise one of the line's other numbers
+    /// (a PBX's direct lines, a small office's second and third number), the same way for ordinary
+    /// calls and for calls of an episode, so that only fraud presents numbers the line never uses.
+    pub fn presented(&self, rng: &mut fastrand::Rng) -> Number {
+        if self.numbers.len() > 1 && rng.chance(0.4) {
+            self.numbers[rng.usize(1..self.numbers.len())]
+        } else {
+            self.numbers[0]
+        }
+    }
+
     /// Did this line ever call abroad in its normal pattern?
     pub fn calls_abroad(&self) -> bool {
         self.intl_per_day > 0.0

@@ -317,3 +317,31 @@ fn profiles_describe_every_line_and_leave_the_cdr_unchanged() {
     assert_eq!(text.lines().count(), 151);
     assert!(kinds.iter().all(|k| ["residential", "business", "pbx"].contains(&k.as_str())), "{kinds:?}");
 }
+
+#[test]
+fn hard_negatives_present_only_numbers_their_line_uses_anyway() {
+    // Otherwise "unfamiliar calling number" would be evidence the generator leaks into legitimate episodes.
+    let cfg = SynthConfig { lines: 400, days: 14, negative_episodes: Some(40), ..small() };
+    let data = make(&cfg);
+    let rows = good_rows(&data.cdr);
+    let mut checked = 0;
+    for t in data.truth.iter().filter(|t| t.kind.starts_with("negative-") && t.calls > 0) {
+        let (start, end): (Timestamp, Timestamp) = (t.start.parse().unwrap(), t.end.parse().unwrap());
+        let line = t.line_ids[0].as_str();
+        // The numbers the line presents outside the episode (when there are enough calls to know them).
+        let outside: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.line_id == line && (r.start < start || r.start > end))
+            .map(|r| r.calling.as_str())
+            .collect();
+        if outside.len() < 30 {
+            continue;
+        }
+        let outside: HashSet<&str> = outside.into_iter().collect();
+        for r in rows.iter().filter(|r| r.line_id == line && r.start >= start && r.start <= end) {
+            checked += 1;
+            assert!(outside.contains(r.calling.as_str()), "{} on {line}: {}", t.kind, r.calling);
+        }
+    }
+    assert!(checked > 0);
+}
