@@ -179,7 +179,12 @@ pub fn replay_cdr(
             Some(Err(b)) => report_bad(&bar, &b),
             Some(Ok(c)) => {
                 last_end = last_end.max(c.end);
-                reorder.push(c, &mut |c| released.push(c));
+                if c.is_international() {
+                    reorder.push(c, &mut |c| released.push(c));
+                } else if reorder.first_time(&c) {
+                    // Most rows: they teach a line its own addresses and numbers, in any order.
+                    engine.on_domestic_cdr(&c);
+                }
             }
         }
         if !released.is_empty() {

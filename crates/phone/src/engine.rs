@@ -250,6 +250,10 @@ struct History {
 }
 
 fn remember<T: PartialEq + Copy>(list: &mut Vec<T>, v: T, cap: usize) {
+    if list.last() == Some(&v) {
+        // The usual case: the same address or number as the last call.
+        return;
+    }
     if let Some(i) = list.iter().position(|x| *x == v) {
         // Most recent last, so the oldest goes first when full.
         list.remove(i);
@@ -351,7 +355,9 @@ pub struct Engine {
     first_seen: Option<Timestamp>,
     next_eval: Option<Timestamp>,
     next_dormant_check: Option<Timestamp>,
-    next_governance_deadline: Option<Timestamp>,
+    /// Deadlines of the actions this engine opened (expiry, consent and approval deadlines), so
+    /// a replay ticks governance exactly when something is due, without scanning the store.
+    deadlines: BinaryHeap<Reverse<Timestamp>>,
     now: Timestamp,
     events: Vec<PhoneEvent>,
     /// What was counted.
@@ -440,7 +446,7 @@ impl Engine {
             first_seen: None,
             next_eval: None,
             next_dormant_check: None,
-            next_governance_deadline: None,
+            deadlines: BinaryHeap::new(),
             now: Timestamp::UNIX_EPOCH,
             events: Vec::new(),
             counters: EngineCounters::default(),
@@ -505,6 +511,24 @@ impl Engine {
             jpy_per_sec,
         );
         Ok(())
+    }
+
+    /// Takes a domestic billing record out of order: it only teaches the line its own SIP client
+    /// and calling number, so it neither waits in the reorder buffer nor moves the clock.
+    pub fn on_domestic_cdr(&mut self, cdr: &Cdr) {
+        if cdr.is_international() {
+            return;
+        }
+        self.add_call(
+            hash_str(&cdr.call_id),
+            &cdr.line_id,
+            &cdr.calling_number,
+            cdr.destination,
+            cdr.source_ip,
+            cdr.start,
+            Some(cdr.end),
+            0.0,
+        );
     }
 
     /// Takes one live event (calls are valued in progress with the tariff).
@@ -798,6 +822,14 @@ impl Engine {
                 }
                 line.normal.observe(t, window_jpy, fraud, half_life);
                 line.normal_sustained.observe(t, sustained_jpy, fraud, half_life);
+                if calls_in_progress == 0 && line.verdict == Verdict::Calm {
+                    // Nothing in progress: from here its charges only fall until its next call,
+                    // which makes it hot again. Its calls stay for that evaluation to prune.
+                    line.hot = false;
+                    if still_hot.last() == Some(&li) {
+                        still_hot.pop();
+                    }
+                }
                 continue;
             }
             let normal_jpy = line.normal.normal(t, self.settings.normal_half_life);
@@ -870,7 +902,11 @@ impl Engine {
                             };
                         }
                     }
-                    Some(ActionState::AwaitingConsent) | None if self.gov.calendar().classify(t).is_urgent() => {
+                    // Escalate only while charges rise in the window itself: the hours-long sum
+                    // outlives the fraud it measured.
+                    Some(ActionState::AwaitingConsent) | None
+                        if rise.projected_jpy >= rise.threshold_jpy && self.gov.calendar().classify(t).is_urgent() =>
+                    {
                         if let Some(line) = self.lines.get_mut(li as usize) {
                             line.verdict = Verdict::Fraud { action_id, last_proposed: t };
                         }
@@ -1129,8 +1165,15 @@ impl Engine {
             let Some(c) = self.countries.get_mut(&code) else { continue };
             let normal = c.normal.normal(t, half_life);
             if c.flagged.is_none() && (!on || c.in_progress < self.country_settings.min_calls) {
-                // Cannot be a flood: learn without building a record.
-                c.normal.observe(t, f64::from(c.in_progress), false, half_life);
+                // Cannot be a flood: learn without building a record. While warming up nothing is
+                // judged, so a flood then must not become the country's normal: learn at most what
+                // could never have been one.
+                let seen = if warm {
+                    c.in_progress
+                } else {
+                    c.in_progress.min(self.country_settings.min_calls.saturating_sub(1))
+                };
+                c.normal.observe(t, f64::from(seen), false, half_life);
                 continue;
             }
             let c = &*c;
@@ -1273,9 +1316,12 @@ impl Engine {
         if !matches!(self.mode, Mode::Replay(_)) {
             return Ok(());
         }
-        while let Some(d) = self.next_governance_deadline {
+        while let Some(Reverse(d)) = self.deadlines.peek().copied() {
             if d > t {
                 break;
+            }
+            while self.deadlines.peek().is_some_and(|Reverse(x)| *x <= d) {
+                self.deadlines.pop();
             }
             self.set_clock(d);
             let out = self.gov.tick()?;
@@ -1295,22 +1341,8 @@ impl Engine {
             for rec in out.lapsed {
                 self.forget_action(&rec);
             }
-            self.next_governance_deadline = self.earliest_deadline(d)?;
         }
         Ok(())
-    }
-
-    fn earliest_deadline(&self, after: Timestamp) -> Result<Option<Timestamp>, EngineError> {
-        let filter = mamori_core::store::ActionFilter::default();
-        let open = self.gov.store().actions(&filter).map_err(GovernanceError::from)?;
-        Ok(open
-            .into_iter()
-            .filter(|a| {
-                matches!(a.state, ActionState::Applied | ActionState::AwaitingConsent | ActionState::PendingApproval)
-            })
-            .filter_map(|a| a.deadline)
-            .filter(|d| *d >= after)
-            .min())
     }
 
     fn forget_action(&mut self, rec: &ActionRecord) {
@@ -1389,9 +1421,7 @@ impl Engine {
             }
         }
         if let Some(deadline) = d.action.deadline {
-            if self.next_governance_deadline.is_none_or(|n| deadline < n) {
-                self.next_governance_deadline = Some(deadline);
-            }
+            self.deadlines.push(Reverse(deadline));
         }
     }
 

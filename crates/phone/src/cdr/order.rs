@@ -42,6 +42,8 @@ pub struct Reorder {
     /// call-id hash → start time of that call, for duplicates.
     seen: FxHashMap<u64, Timestamp>,
     newest: Option<Timestamp>,
+    seen_after_sweep: usize,
+    newest_any: Option<Timestamp>,
     released_up_to: Option<Timestamp>,
     arrivals: u64,
     /// Duplicates dropped.
@@ -74,11 +76,28 @@ impl Reorder {
             free: Vec::new(),
             seen: FxHashMap::default(),
             newest: None,
+            seen_after_sweep: 0,
+            newest_any: None,
             released_up_to: None,
             arrivals: 0,
             duplicates: 0,
             late: 0,
         }
+    }
+
+    /// Counts a row once without holding it: `true` the first time its call id is seen. For rows
+    /// whose order doesn't matter to the consumer (a line's domestic calls only teach it its own
+    /// addresses and numbers), which then skip the buffer.
+    pub fn first_time(&mut self, cdr: &Cdr) -> bool {
+        if self.seen.insert(call_key(&cdr.call_id), cdr.start).is_some() {
+            self.duplicates += 1;
+            return false;
+        }
+        if self.newest_any.is_none_or(|n| cdr.start > n) {
+            self.newest_any = Some(cdr.start);
+        }
+        self.sweep_seen();
+        true
     }
 
     /// Adds a row; released rows go to `out` in start order.
@@ -89,6 +108,9 @@ impl Reorder {
             return Pushed::Duplicate;
         }
         let start = cdr.start;
+        if self.newest_any.is_none_or(|n| start > n) {
+            self.newest_any = Some(start);
+        }
         if self.released_up_to.is_some_and(|r| start < r) {
             self.late += 1;
             out(cdr);
@@ -120,6 +142,19 @@ impl Reorder {
         self.release(out, true);
     }
 
+    /// Forgets call ids that no duplicate can follow any more (older than twice the lateness
+    /// behind the newest row); only once the map has doubled since the last sweep, so it costs
+    /// O(1) per row however busy the hour.
+    fn sweep_seen(&mut self) {
+        if self.seen.len() <= 4096.max(2 * self.seen_after_sweep) {
+            return;
+        }
+        let Some(newest) = self.newest_any else { return };
+        let forget_before = newest.checked_sub(self.lateness * 2).unwrap_or(newest);
+        self.seen.retain(|_, start| *start >= forget_before);
+        self.seen_after_sweep = self.seen.len();
+    }
+
     /// Rows held.
     pub fn buffered(&self) -> usize {
         self.heap.len()
@@ -140,11 +175,8 @@ impl Reorder {
                 }
             }
         }
-        // Forget call ids that no duplicate can follow any more.
-        if self.seen.len() > 4096 + 2 * self.heap.len() {
-            let forget_before = horizon.checked_sub(self.lateness).unwrap_or(horizon);
-            self.seen.retain(|_, start| *start >= forget_before);
-        }
+        let _ = horizon;
+        self.sweep_seen();
     }
 }
 
@@ -180,6 +212,20 @@ mod tests {
         assert_eq!(out, ["a", "b", "c", "e", "d", "g", "f"]);
         assert_eq!(r.duplicates, 1);
         assert_eq!(r.late, 1, "g came 18 minutes late: processed, but counted");
+    }
+
+    #[test]
+    fn rows_that_skip_the_buffer_are_still_counted_once_and_forgotten_in_time() {
+        let mut r = Reorder::new(SignedDuration::from_mins(5));
+        let mut firsts = 0;
+        for i in 0..200_000i64 {
+            if r.first_time(&cdr(&format!("d{i}"), i / 100)) {
+                firsts += 1;
+            }
+        }
+        assert!(!r.first_time(&cdr("d199999", 1999)));
+        assert_eq!((firsts, r.duplicates), (200_000, 1));
+        assert!(r.seen.len() < 10_000, "{}", r.seen.len());
     }
 
     #[test]
