@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::{CalendarConfig, JapanCalendar};
 use crate::catalog::{self, MeasureId};
 
+mod attribution;
+mod notify;
+pub use attribution::{AttributionConfig, RadiusClientConfig, RadiusSecret, parse_client_network};
+pub use notify::{NotifyConfig, StartTls};
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -36,6 +41,10 @@ pub struct Config {
     pub log: LogConfig,
     /// Telephone fraud (`phone.*`): detector settings, tariff, Kamailio.
     pub phone: PhoneConfig,
+    /// Notifications to subscribers: SMTP, retries, the alert rate limit, notice-page links.
+    pub notify: NotifyConfig,
+    /// Attribution: the RADIUS accounting listener and the session index (who held an address when).
+    pub attribution: AttributionConfig,
     /// Per-measure settings, keyed by measure id.
     pub measures: BTreeMap<MeasureId, MeasureConfig>,
 }
@@ -52,6 +61,8 @@ impl Default for Config {
             scheduler: SchedulerConfig::default(),
             log: LogConfig::default(),
             phone: PhoneConfig::default(),
+            notify: NotifyConfig::default(),
+            attribution: AttributionConfig::default(),
             measures: BTreeMap::new(),
         }
     }
@@ -399,6 +410,12 @@ impl Config {
                 invalid("phone.kamailio", "jsonrpc_url", "must be an http:// URL (TLS is not supported)".into());
             }
         }
+        for (key, detail) in self.notify.problems() {
+            invalid("notify", key, detail);
+        }
+        for (key, detail) in self.attribution.problems() {
+            invalid("attribution", &key, detail);
+        }
         for (id, mc) in &self.measures {
             let m = catalog::measure(*id);
             let section = format!("measures.\"{}\"", id.as_str());
@@ -545,6 +562,51 @@ jpy_per_min = { "1" = 9.0, "44" = 20.0, "82" = 30.0, "86" = 30.0, "53" = 250.0, 
 # [phone.kamailio]
 # evapi = "127.0.0.1:8448"
 # jsonrpc_url = "http://127.0.0.1:5071/RPC"
+
+[notify]
+# Email to subscribers: consent requests, emergency notices, alerts, lift notices, each in the
+# subscriber's language (`mamori subscribers import`). mamori hands mail to an SMTP relay; without
+# `smtp_host` nothing is sent and messages wait in the outbox. (No default.)
+# smtp_host = "127.0.0.1"
+smtp_port = 25
+# "never": plain SMTP to a relay on loopback or a trusted network; "required": STARTTLS (a build
+# with the `tls` feature of mamori-notify).
+starttls = "never"
+# smtp_username = "mamori"
+# smtp_password_file = "/etc/mamori/smtp-password"
+from = "mamori <noreply@localhost>"
+smtp_timeout = "30s"
+# A failed attempt is retried after `retry_initial`, doubling up to `retry_max`, `max_attempts` in all.
+max_attempts = 8
+retry_initial = "1m"
+retry_max = "1h"
+# At most one alert per subscriber and measure in this period; the rest are suppressed and ledgered.
+alert_period = "24h"
+# Links to the subscriber's notice page (`/s/...`) are signed with the secret in `link_secret_file`
+# (default DATA_DIR/notice-link.key, created on first use) and expire after `link_ttl`.
+link_ttl = "336h"
+# link_secret_file = "/etc/mamori/notice-link.key"
+public_base_url = "http://127.0.0.1:8470"
+poll = "5s"
+batch = 100
+
+[attribution]
+# RADIUS accounting (RFC 2866) from the BNGs: which subscriber held an address (and port block,
+# behind carrier-grade NAT) at an instant. `mamori serve` listens only when clients are listed.
+listen = "127.0.0.1:1813"
+# Interval assumed when accounting carries no Acct-Interim-Interval; a session without a Stop
+# ends at its last update plus twice its interval.
+interim_default = "10m"
+# Sessions that ended longer ago than this are deleted (1-365 days).
+retention_days = 90
+# CSV `user_name,subscriber_id` mapping RADIUS User-Names to subscriber ids; unlisted names are
+# their own subscriber id. (No default.)
+# subscribers_file = "/etc/mamori/radius-users.csv"
+# One block per NAS (or network of NASes sharing a secret). Secrets are never logged.
+# [[attribution.clients]]
+# name = "bng-tokyo-1"
+# address = "192.0.2.0/24"
+# secret = "change-me"
 
 # Per-measure settings may only narrow the catalog:
 # [measures."phone.suspend-line-on-surge"]

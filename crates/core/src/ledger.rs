@@ -83,6 +83,10 @@ pub enum EventKind {
     Lapsed,
     Reconciled,
     RetentionSwept,
+    NoticeSent,
+    NoticeFailed,
+    NoticeSuppressed,
+    ContactsImported,
     Test,
 }
 
@@ -113,6 +117,10 @@ impl EventKind {
             EventKind::Lapsed => "lapsed",
             EventKind::Reconciled => "reconciled",
             EventKind::RetentionSwept => "retention-swept",
+            EventKind::NoticeSent => "notice-sent",
+            EventKind::NoticeFailed => "notice-failed",
+            EventKind::NoticeSuppressed => "notice-suppressed",
+            EventKind::ContactsImported => "contacts-imported",
             EventKind::Test => "test",
         }
     }

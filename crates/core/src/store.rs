@@ -49,6 +49,145 @@ pub struct OutboxMessage {
     pub at: Timestamp,
 }
 
+/// Where a queued message stands (the notification family moves it on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryState {
+    /// Waiting for its (next) attempt.
+    Queued,
+    /// Handed to a channel; an attempt is under way.
+    Sending,
+    /// Delivered to the channel (the SMTP relay accepted it).
+    Sent,
+    /// Given up: a permanent refusal, no contact, or the last of its attempts failed.
+    Failed,
+    /// Not sent on purpose: the rate limit (one alert per subscriber, measure and period) or an
+    /// opt-out that came after it was queued.
+    Suppressed,
+}
+
+impl DeliveryState {
+    /// Every state.
+    pub const ALL: [DeliveryState; 5] = [
+        DeliveryState::Queued,
+        DeliveryState::Sending,
+        DeliveryState::Sent,
+        DeliveryState::Failed,
+        DeliveryState::Suppressed,
+    ];
+
+    /// The stable name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Sending => "sending",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Suppressed => "suppressed",
+        }
+    }
+
+    /// Parses the stable name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+
+    /// Whether nothing more will happen to the message.
+    pub fn is_final(self) -> bool {
+        matches!(self, DeliveryState::Sent | DeliveryState::Failed | DeliveryState::Suppressed)
+    }
+}
+
+impl std::fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A queued message with its delivery state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    /// The outbox row.
+    pub id: i64,
+    /// What governance queued.
+    pub message: OutboxMessage,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due (queued messages).
+    pub next_attempt_at: Option<Timestamp>,
+    /// When the state last changed.
+    pub state_at: Option<Timestamp>,
+    /// Why it failed or was suppressed, or the last attempt's failure: a short classification
+    /// (`rate-limit`, `opted-out`, `no-contact`, `smtp-transient 451`…), never the peer's text,
+    /// which may quote the address.
+    pub reason: Option<String>,
+}
+
+/// The text a subscriber was sent, kept only for the measure's retention.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct RenderedBody {
+    /// `ja` or `en`.
+    pub language: String,
+    /// The subject line.
+    pub subject: String,
+    /// The body, with the notice-page link's token redacted.
+    pub text: String,
+}
+
+impl std::fmt::Debug for RenderedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Bodies are subscriber data: never in logs.
+        f.debug_struct("RenderedBody")
+            .field("language", &self.language)
+            .field("text", &format_args!("<{} bytes>", self.text.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A message's delivery moving on, committed with the ledger entry that records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryUpdate {
+    /// The outbox row.
+    pub id: i64,
+    /// The state the writer read; the commit fails with [`StoreError::Conflict`] otherwise.
+    pub expect: DeliveryState,
+    /// The new state.
+    pub state: DeliveryState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due.
+    pub next_attempt_at: Option<Timestamp>,
+    /// When this change happened.
+    pub at: Timestamp,
+    /// A short classification of a failure or suppression.
+    pub reason: Option<String>,
+    /// The text sent, kept for the measure's retention.
+    pub body: Option<RenderedBody>,
+}
+
+/// A subscriber's contact for notifications: their language and email address.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriberContact {
+    /// Whose.
+    pub subscriber: SubscriberId,
+    /// Email address, if the subscriber has one.
+    pub email: Option<String>,
+    /// `ja` or `en`.
+    pub language: String,
+}
+
+impl std::fmt::Debug for SubscriberContact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Addresses never reach logs.
+        f.debug_struct("SubscriberContact")
+            .field("language", &self.language)
+            .field("email", &self.email.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
 /// A raw record or unlocked datum kept under a measure (purpose binding, DESIGN.md invariant 5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredRecord {
@@ -102,6 +241,10 @@ pub enum Mutation {
     Queue(OutboxMessage),
     /// A record kept under a measure's retention.
     PutRecord(StoredRecord),
+    /// A queued message's delivery moved on.
+    Delivery(DeliveryUpdate),
+    /// A subscriber's contact (language, email address), added or replaced.
+    PutContact(SubscriberContact),
 }
 
 /// One atomic write.
@@ -241,9 +384,31 @@ pub trait Store: Send + Sync {
     fn active_unlocks(&self, now: Timestamp) -> Result<Vec<StageUnlock>, StoreError>;
     /// Queued messages, oldest first.
     fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>, StoreError>;
+    /// Queued messages whose next attempt is due at `now`, oldest first.
+    fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+    /// Messages in one state, oldest first.
+    fn deliveries_in_state(&self, state: DeliveryState, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+    /// A subscriber's messages, newest first.
+    fn subscriber_deliveries(&self, subscriber: &SubscriberId, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+    /// Whether another message of this subscriber, measure and purpose was sent at or after
+    /// `since`, is being sent, or is queued ahead of message `id` (the rate limit's question).
+    fn delivery_ahead(
+        &self,
+        id: i64,
+        subscriber: &SubscriberId,
+        measure: MeasureId,
+        purpose: &str,
+        since: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// The text a message was sent with, while the measure's retention keeps it.
+    fn delivery_body(&self, id: i64) -> Result<Option<RenderedBody>, StoreError>;
+    /// How many messages are in each state.
+    fn delivery_counts(&self) -> Result<BTreeMap<DeliveryState, u64>, StoreError>;
+    /// A subscriber's contact, if the directory has one.
+    fn contact(&self, subscriber: &SubscriberId) -> Result<Option<SubscriberContact>, StoreError>;
 
-    /// Deletes, per measure, records, expired unlocks and delivered messages older than its
-    /// cut-off, writing one ledger entry per measure and table with counts and ranges.
+    /// Deletes, per measure, records, expired unlocks, message bodies and finished messages older
+    /// than its cut-off, writing one ledger entry per measure and table with counts and ranges.
     fn retention_sweep(
         &self,
         cutoffs: &[(MeasureId, Timestamp)],

@@ -8,6 +8,7 @@
 mod console;
 mod controllers;
 pub mod metrics_names;
+mod notice;
 mod public;
 mod scheduler;
 
@@ -22,6 +23,8 @@ use mamori_core::governance::Governance;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub use scheduler::{Scheduler, reconcile};
+
+use mamori_notify::{NoticePages, Notifier};
 
 /// Errors starting or running the service.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,9 @@ pub enum ServerError {
     /// Governance failed at startup (reconciliation).
     #[error(transparent)]
     Governance(#[from] mamori_core::governance::GovernanceError),
+    /// Notifications couldn't be set up (SMTP relay, link secret, templates).
+    #[error("notifications: {0}")]
+    Notify(#[from] mamori_notify::NotifyError),
 }
 
 /// Shared state of handlers.
@@ -49,6 +55,8 @@ pub struct AppState {
     pub(crate) metrics: PrometheusHandle,
     /// API tokens (bearer token → person). Tokens are secrets: never logged, never rendered.
     pub(crate) tokens: Arc<BTreeMap<String, String>>,
+    /// The subscriber notice page (absent when the link secret is unusable: the page answers 503).
+    pub(crate) notice: Option<Arc<NoticePages>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -75,9 +83,17 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Builds the router.
+/// Builds the router. The notice page's link secret comes from `[notify]` (the default file is
+/// created on first use); if it is unusable the page answers 503 and the rest serves on.
 pub fn router(gov: Arc<Governance>, tokens: BTreeMap<String, String>) -> Router {
-    let state = AppState { gov, metrics: metrics_handle(), tokens: Arc::new(tokens) };
+    let notice = match NoticePages::from_config(gov.config()) {
+        Ok(p) => Some(Arc::new(p)),
+        Err(e) => {
+            tracing::error!(error = %e, "the subscriber notice page is unavailable");
+            None
+        }
+    };
+    let state = AppState { gov, metrics: metrics_handle(), tokens: Arc::new(tokens), notice };
     Router::new()
         .route("/", get(console::index))
         .route("/healthz", get(controllers::healthz))
@@ -93,6 +109,7 @@ pub fn router(gov: Arc<Governance>, tokens: BTreeMap<String, String>) -> Router 
         .route("/public/phone/advice", get(public::advice))
         .route("/public/phone/fraud-destinations", get(public::fraud_destinations_html))
         .route("/public/phone/fraud-destinations.json", get(public::fraud_destinations_json))
+        .route("/s/{token}", get(notice::page).post(notice::submit))
         .with_state(state)
 }
 
@@ -118,13 +135,26 @@ pub async fn serve(
             .await
             .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
     }
+    // The link secret must be usable before subscribers are sent links to the page.
+    NoticePages::from_config(gov.config()).map_err(ServerError::Notify)?;
+    let notifier = Notifier::from_config(gov.clone())?;
     let scheduler = Scheduler::new(gov.clone(), actuators);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let notify_task = match notifier {
+        Some(n) => Some(tokio::spawn(scheduler::run_notifier(n, gov.config().notify.poll, stop_rx.clone()))),
+        None => {
+            tracing::info!("no [notify] smtp_host: messages to subscribers wait in the outbox");
+            None
+        }
+    };
     let sched = tokio::spawn(scheduler.run(stop_rx));
     tracing::info!(%local, "mamori listening (console at http://{local}/, metrics at /metrics)");
     let app = router(gov, tokens);
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     let _ = stop_tx.send(true);
     let _ = sched.await;
+    if let Some(t) = notify_task {
+        let _ = t.await;
+    }
     result.map_err(ServerError::Serve)
 }

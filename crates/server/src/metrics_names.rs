@@ -30,4 +30,5 @@ pub fn describe() {
     metrics::describe_gauge!(WAITING, "Actions awaiting consent or approval");
     metrics::describe_gauge!(LEDGER_ENTRIES, "Entries in the audit ledger");
     metrics::describe_counter!(HTTP_UNAUTHORIZED, "API requests refused for a missing or wrong token");
+    mamori_notify::metrics_names::describe();
 }

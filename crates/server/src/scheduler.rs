@@ -117,3 +117,42 @@ pub fn reconcile(gov: &Governance, actuators: &[Arc<dyn Actuator>]) -> Result<()
     }
     Ok(())
 }
+
+/// Runs the notification sender every `poll` until `stop` turns true: queues again what a
+/// previous run left mid-send, then delivers due messages round after round.
+pub(crate) async fn run_notifier(
+    notifier: mamori_notify::Notifier,
+    poll: jiff::SignedDuration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let notifier = Arc::new(notifier);
+    {
+        let n = notifier.clone();
+        match tokio::task::spawn_blocking(move || n.recover()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "notifications: recovery failed"),
+            Err(e) => tracing::error!(error = %e, "notifications: recovery panicked"),
+        }
+    }
+    let mut iv = tokio::time::interval(Duration::try_from(poll).unwrap_or(Duration::from_secs(5)));
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = iv.tick() => {
+                let n = notifier.clone();
+                match tokio::task::spawn_blocking(move || n.run_once()).await {
+                    Ok(Ok(r)) if !r.is_empty() => {
+                        tracing::info!(sent = r.sent, retried = r.retried, failed = r.failed, suppressed = r.suppressed, "notifications");
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        metrics::counter!(m::SCHEDULER_ERRORS).increment(1);
+                        tracing::error!(error = %e, "notifications round failed; retrying at the next poll");
+                    }
+                    Err(e) => tracing::error!(error = %e, "notifications round panicked"),
+                }
+            }
+        }
+    }
+}

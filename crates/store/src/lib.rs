@@ -20,7 +20,8 @@ use mamori_core::catalog::MeasureId;
 use mamori_core::consent::{ConsentChange, ConsentEvent, PublicNotice};
 use mamori_core::ledger::{ChainHash, ChainVerifier, Checkpoint, EntryRef, LedgerEntry, VerifyReport};
 use mamori_core::store::{
-    ActionFilter, Batch, Committed, LedgerFilter, OutboxMessage, StageUnlock, Store, StoreError, SweepOutcome,
+    ActionFilter, Batch, Committed, Delivery, DeliveryState, LedgerFilter, OutboxMessage, RenderedBody, StageUnlock,
+    Store, StoreError, SubscriberContact, SweepOutcome,
 };
 use mamori_core::subject::{Actor, SubscriberId, Target};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -165,6 +166,53 @@ impl SqliteStore {
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let conn = self.reader.lock().map_err(|_| StoreError::Database("reader lock poisoned".into()))?;
         f(&conn).map_err(db_err)
+    }
+
+    fn deliveries_where(&self, sql_where: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Delivery>, StoreError> {
+        type Row = (i64, String, String, String, String, i64, String, i64, Option<i64>, Option<i64>, Option<String>);
+        let sql = format!(
+            "SELECT id, action_id, measure, subscriber, purpose, at, state, attempts, next_attempt_at, state_at, reason
+             FROM outbox {sql_where}"
+        );
+        let rows: Vec<Row> = self.read(|c| {
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(args, |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                ))
+            })?;
+            rows.collect()
+        })?;
+        rows.into_iter()
+            .map(|(id, action_id, m, sub, purpose, at, state, attempts, next, state_at, reason)| {
+                Ok(Delivery {
+                    id,
+                    message: OutboxMessage {
+                        action_id,
+                        measure: m.parse().map_err(|e| corrupt(&self.path, e))?,
+                        subscriber: SubscriberId(sub),
+                        purpose,
+                        at: from_nanos(at),
+                    },
+                    state: DeliveryState::parse(&state)
+                        .ok_or_else(|| corrupt(&self.path, format!("delivery state {state}")))?,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                    next_attempt_at: next.map(from_nanos),
+                    state_at: state_at.map(from_nanos),
+                    reason,
+                })
+            })
+            .collect()
     }
 
     fn actions_where(
@@ -369,6 +417,76 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    fn due_deliveries(&self, now: Timestamp, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let lim = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.deliveries_where(
+            "WHERE state = 'queued' AND coalesce(next_attempt_at, at) <= ?1 ORDER BY id LIMIT ?2",
+            &[&nanos(now), &lim],
+        )
+    }
+
+    fn deliveries_in_state(&self, state: DeliveryState, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let lim = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.deliveries_where("WHERE state = ?1 ORDER BY id LIMIT ?2", &[&state.as_str(), &lim])
+    }
+
+    fn subscriber_deliveries(&self, subscriber: &SubscriberId, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let lim = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.deliveries_where("WHERE subscriber = ?1 ORDER BY id DESC LIMIT ?2", &[&subscriber.0, &lim])
+    }
+
+    fn delivery_ahead(
+        &self,
+        id: i64,
+        subscriber: &SubscriberId,
+        measure: MeasureId,
+        purpose: &str,
+        since: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM outbox
+                 WHERE subscriber = ?1 AND measure = ?2 AND purpose = ?3 AND id != ?4
+                   AND (state = 'sending'
+                        OR (state = 'sent' AND state_at >= ?5)
+                        OR (state = 'queued' AND id < ?4)))",
+            )?
+            .query_row(params![subscriber.0, measure.as_str(), purpose, id, nanos(since)], |r| r.get(0))
+        })
+    }
+
+    fn delivery_body(&self, id: i64) -> Result<Option<RenderedBody>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT language, subject, body FROM outbox_bodies WHERE outbox_id = ?1")?
+                .query_row(params![id], |r| {
+                    Ok(RenderedBody { language: r.get(0)?, subject: r.get(1)?, text: r.get(2)? })
+                })
+                .optional()
+        })
+    }
+
+    fn delivery_counts(&self) -> Result<BTreeMap<DeliveryState, u64>, StoreError> {
+        let rows: Vec<(String, i64)> = self.read(|c| {
+            let mut st = c.prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(s, n)| Some((DeliveryState::parse(&s)?, u64::try_from(n).unwrap_or(0))))
+            .collect())
+    }
+
+    fn contact(&self, subscriber: &SubscriberId) -> Result<Option<SubscriberContact>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT email, language FROM subscribers WHERE id = ?1")?
+                .query_row(params![subscriber.0], |r| {
+                    Ok(SubscriberContact { subscriber: subscriber.clone(), email: r.get(0)?, language: r.get(1)? })
+                })
+                .optional()
+        })
     }
 
     fn retention_sweep(

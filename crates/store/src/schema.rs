@@ -7,7 +7,7 @@ use rusqlite::Connection;
 pub const APPLICATION_ID: i64 = 0x6d61_6d6f;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migration `n` takes the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -126,6 +126,33 @@ const MIGRATIONS: &[&str] = &[
         payload TEXT NOT NULL
     ) STRICT;
     CREATE INDEX records_by_measure ON records (measure, at);
+    "#,
+    // 1 → 2: notifications: delivery state per message, the text sent (kept for the measure's
+    // retention), the subscriber directory.
+    r#"
+    ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN next_attempt_at INTEGER;
+    ALTER TABLE outbox ADD COLUMN state_at INTEGER;
+    ALTER TABLE outbox ADD COLUMN reason TEXT;
+    CREATE INDEX outbox_due ON outbox (state, id);
+    CREATE INDEX outbox_by_subscriber ON outbox (subscriber, measure, purpose, id);
+
+    CREATE TABLE outbox_bodies (
+        outbox_id INTEGER PRIMARY KEY REFERENCES outbox (id) ON DELETE CASCADE,
+        measure   TEXT NOT NULL,
+        at        INTEGER NOT NULL,
+        language  TEXT NOT NULL,
+        subject   TEXT NOT NULL,
+        body      TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX outbox_bodies_by_measure ON outbox_bodies (measure, at);
+
+    CREATE TABLE subscribers (
+        id         TEXT PRIMARY KEY,
+        email      TEXT,
+        language   TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
     "#,
 ];
 

@@ -140,9 +140,14 @@ impl WriterLoop {
         for (measure, before) in cutoffs {
             let m = measure.as_str();
             let cut = nanos(*before);
-            for (table, time_col, extra) in
-                [("records", "at", ""), ("stage_unlocks", "until", ""), ("outbox", "at", "")]
-            {
+            // Bodies first: they are counted on their own, before their finished messages go.
+            // Messages still queued or being sent are kept (they are a duty not yet done).
+            for (table, time_col, extra) in [
+                ("records", "at", ""),
+                ("stage_unlocks", "until", ""),
+                ("outbox_bodies", "at", ""),
+                ("outbox", "at", "AND state IN ('sent', 'failed', 'suppressed')"),
+            ] {
                 let (count, oldest, newest): (i64, Option<i64>, Option<i64>) = tx
                     .query_row(
                         &format!("SELECT count(*), min({time_col}), max({time_col}) FROM {table} WHERE measure = ?1 AND {time_col} < ?2 {extra}"),
@@ -390,6 +395,56 @@ fn apply_mutation(conn: &Connection, m: &Mutation) -> Result<(), StoreError> {
                 "INSERT INTO outbox (action_id, measure, subscriber, purpose, at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![q.action_id, q.measure.as_str(), q.subscriber.0, q.purpose, nanos(q.at)],
             )
+            .map_err(db_err)?;
+        }
+        Mutation::Delivery(u) => {
+            let found: Option<String> = conn
+                .query_row("SELECT state FROM outbox WHERE id = ?1", params![u.id], |row| row.get(0))
+                .optional()
+                .map_err(db_err)?;
+            match found {
+                None => return Err(StoreError::NotFound(format!("message {}", u.id))),
+                Some(s) if s != u.expect.as_str() => {
+                    return Err(StoreError::Conflict {
+                        action_id: format!("message {}", u.id),
+                        expected: u.expect.to_string(),
+                        found: s,
+                    });
+                }
+                Some(_) => {}
+            }
+            conn.prepare_cached(
+                "UPDATE outbox SET state = ?2, attempts = ?3, next_attempt_at = ?4, state_at = ?5, reason = ?6 WHERE id = ?1",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    u.id,
+                    u.state.as_str(),
+                    u.attempts,
+                    u.next_attempt_at.map(nanos),
+                    nanos(u.at),
+                    u.reason,
+                ])
+            })
+            .map_err(db_err)?;
+            if let Some(b) = &u.body {
+                conn.prepare_cached(
+                    "INSERT INTO outbox_bodies (outbox_id, measure, at, language, subject, body)
+                     SELECT id, measure, ?2, ?3, ?4, ?5 FROM outbox WHERE id = ?1
+                     ON CONFLICT (outbox_id) DO UPDATE SET at = excluded.at, language = excluded.language,
+                         subject = excluded.subject, body = excluded.body",
+                )
+                .and_then(|mut st| st.execute(params![u.id, nanos(u.at), b.language, b.subject, b.text]))
+                .map_err(db_err)?;
+            }
+        }
+        Mutation::PutContact(c) => {
+            conn.prepare_cached(
+                "INSERT INTO subscribers (id, email, language, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET email = excluded.email, language = excluded.language,
+                     updated_at = excluded.updated_at",
+            )
+            .and_then(|mut st| st.execute(params![c.subscriber.0, c.email, c.language, nanos(Timestamp::now())]))
             .map_err(db_err)?;
         }
         Mutation::PutRecord(r) => {
