@@ -1,0 +1,132 @@
+//! The inline filter in front of a real Unbound: FQDN list, C&C blocking with an opted-out
+//! subscriber's exception, the malware-site warning with "continue anyway", over UDP and TCP.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::sync::Arc;
+
+use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+use jiff::Timestamp;
+use mamori_core::catalog::MeasureId;
+use mamori_core::clock::WallClock;
+use mamori_core::config::Config;
+use mamori_core::governance::Governance;
+use mamori_core::subject::{Actor, SubscriberId};
+use mamori_dns::engine::SubscriberLookup;
+use mamori_dns::filter::{self, Filter, warn_page};
+use mamori_dns::names::{Match, SuffixMap};
+use mamori_store::{SqliteStore, StoreOptions};
+use support::{Unbound, UnboundOptions, query};
+
+/// 127.0.0.1 is subscriber S-1 (what RADIUS attribution would say).
+struct OneSubscriber;
+impl SubscriberLookup for OneSubscriber {
+    fn subscriber_at(&self, _: IpAddr, _: Timestamp) -> Option<SubscriberId> {
+        Some(SubscriberId("S-1".into()))
+    }
+}
+
+fn zone() -> Vec<(String, String)> {
+    let text = "$ORIGIN example.test.\n$TTL 1\n@ SOA ns admin 1 3600 600 86400 1\n@ NS ns\nns A 127.0.0.1\n\
+                www A 192.0.2.1\nblocked A 192.0.2.2\nc2 A 192.0.2.3\nmalware A 192.0.2.4\n";
+    vec![("example.test.".into(), text.into())]
+}
+
+fn tcp_query(server: SocketAddr, name: &str) -> Message {
+    let mut m = Message::new();
+    m.set_id(99).set_recursion_desired(true).add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    let q = m.to_vec().unwrap();
+    let mut s = TcpStream::connect(server).unwrap();
+    s.write_all(&(q.len() as u16).to_be_bytes()).unwrap();
+    s.write_all(&q).unwrap();
+    let mut l = [0u8; 2];
+    s.read_exact(&mut l).unwrap();
+    let mut a = vec![0u8; u16::from_be_bytes(l) as usize];
+    s.read_exact(&mut a).unwrap();
+    Message::from_vec(&a).unwrap()
+}
+
+fn first_a(m: &Message) -> Option<std::net::Ipv4Addr> {
+    m.answers().iter().find_map(|r| match r.data() {
+        RData::A(a) => Some(a.0),
+        _ => None,
+    })
+}
+
+#[test]
+fn filter_blocks_lists_honours_opt_out_and_warns_with_continue() {
+    let Some(bin) = support::unbound_binary() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = UnboundOptions {
+        port: None,
+        dnstap: None,
+        rpz: None,
+        local_zones: vec![],
+        local_data: vec![],
+        auth_zones: zone(),
+    };
+    let unbound = Unbound::start(&bin, dir.path(), opts);
+
+    let store = Arc::new(SqliteStore::open(&dir.path().join("m.sqlite"), StoreOptions::default()).unwrap());
+    let gov = Arc::new(Governance::new(store, Arc::new(WallClock), Arc::new(Config::default())).unwrap());
+    let f = Arc::new(
+        Filter::new(&gov, Arc::new(WallClock), None, Arc::new(OneSubscriber), "127.0.0.1".parse().unwrap()).unwrap(),
+    );
+    let mut l = SuffixMap::new();
+    l.insert("blocked.example.test", Match::Subtree, ());
+    f.set_static_list(l);
+    let mut c = SuffixMap::new();
+    c.insert("c2.example.test", Match::Subtree, ());
+    f.set_cnc(c);
+    let mut m = SuffixMap::new();
+    m.insert("malware.example.test", Match::Exact, ());
+    f.set_malware(m);
+    let (addr, tasks) = rt.block_on(filter::serve(f.clone(), "127.0.0.1:0".parse().unwrap(), unbound.addr)).unwrap();
+    let (page, page_task) = rt.block_on(warn_page::serve(f.clone(), "127.0.0.1:0".parse().unwrap())).unwrap();
+
+    // Forwarded and relayed, over UDP and TCP.
+    let r = query(addr, "www.example.test.", RecordType::A).unwrap();
+    assert_eq!(first_a(&r), Some("192.0.2.1".parse().unwrap()));
+    assert_eq!(first_a(&tcp_query(addr, "www.example.test.")), Some("192.0.2.1".parse().unwrap()));
+    // The FQDN list.
+    assert_eq!(query(addr, "x.blocked.example.test.", RecordType::A).unwrap().response_code(), ResponseCode::NXDomain);
+    assert_eq!(tcp_query(addr, "blocked.example.test.").response_code(), ResponseCode::NXDomain);
+    // C&C: blocked, then forwarded once the subscriber opts out.
+    assert_eq!(query(addr, "c2.example.test.", RecordType::A).unwrap().response_code(), ResponseCode::NXDomain);
+    let sub = SubscriberId("S-1".into());
+    let by = Actor::subscriber(&sub);
+    gov.record_notice(MeasureId::ReputationBlockCnc, "https://carrier.example/terms", "2026-04", None, &by).ok();
+    gov.opt_out(&sub, MeasureId::ReputationBlockCnc, "web", &by).unwrap();
+    let r = query(addr, "c2.example.test.", RecordType::A).unwrap();
+    assert_eq!(first_a(&r), Some("192.0.2.3".parse().unwrap()), "{r:?}");
+    // Malware site: answered with the warning page's address; "continue anyway" is remembered.
+    let r = query(addr, "malware.example.test.", RecordType::A).unwrap();
+    assert_eq!(first_a(&r), Some("127.0.0.1".parse().unwrap()));
+    let http = |path: &str| {
+        let mut s = TcpStream::connect(page).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: malware.example.test\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let warning = http("/");
+    assert!(warning.starts_with("HTTP/1.1 200") && warning.contains("Continue anyway"), "{warning}");
+    let cont = http("/.mamori/continue");
+    assert!(cont.contains("303 See Other") && cont.contains("Location: http://malware.example.test/"), "{cont}");
+    let r = query(addr, "malware.example.test.", RecordType::A).unwrap();
+    assert_eq!(first_a(&r), Some("192.0.2.4".parse().unwrap()));
+
+    let s = &f.stats;
+    assert!(s.forwarded.load(std::sync::atomic::Ordering::Relaxed) >= 4);
+    for t in tasks {
+        t.abort();
+    }
+    page_task.abort();
+    drop(unbound);
+}
