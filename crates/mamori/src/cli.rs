@@ -63,6 +63,13 @@ pub enum Command {
     /// Telephone fraud: subscriber requests, the public pages (targeted countries, guidance).
     #[command(subcommand)]
     Phone(PhoneCommand),
+    /// The subscriber directory: each subscriber's language and email address, for notifications.
+    #[command(subcommand)]
+    Subscribers(SubscribersCommand),
+    /// Attribution: which subscriber held an address (and CGNAT port) when; RADIUS accounting
+    /// back-fill from FreeRADIUS detail files.
+    #[command(subcommand)]
+    Attribution(crate::attribution::AttributionCommand),
     /// Internal tools for tests (crash-safety drills).
     #[command(subcommand, hide = true)]
     Internal(InternalCommand),
@@ -142,6 +149,20 @@ pub enum PhoneCommand {
         /// `ja` or `en`.
         #[arg(long, default_value = "ja")]
         lang: String,
+    },
+}
+
+/// `subscribers`
+#[derive(Debug, Subcommand)]
+pub enum SubscribersCommand {
+    /// Import (add or replace) subscribers from a CSV file with the header
+    /// `subscriber_id,email,language` (UTF-8; language `ja` or `en`, empty = `ja`; email may be
+    /// empty). Bad rows are reported with their line and skipped; the rest is imported.
+    Import {
+        /// The CSV file (`-` for standard input).
+        file: PathBuf,
+        #[command(flatten)]
+        by: By,
     },
 }
 

@@ -68,6 +68,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Phone(c) => crate::phone::phone_cmd(&open(&config)?, c),
+        Command::Subscribers(c) => crate::subscribers::subscribers_cmd(&open(&config)?, c),
+        Command::Attribution(c) => crate::attribution::attribution_cmd(&config, c),
         Command::Internal(InternalCommand::Burst { count, threads }) => burst(&open(&config)?, count, threads),
         Command::Config(_) | Command::Catalog(_) => Ok(ExitCode::SUCCESS),
     }
@@ -593,6 +595,7 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let gov = Arc::new(open(&config)?);
     tracing::info!(data_dir = %config.data_dir.display(), "store opened");
     let mut live = crate::live::Live::start(&config, gov.clone())?;
+    let mut radius = crate::attribution::Listener::start(&config)?;
     let actuators = live.actuators();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let served = rt.block_on(async move {
@@ -620,6 +623,7 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         mamori_server::serve(gov, actuators, listener, tokens, shutdown).await
     });
     live.stop();
+    radius.stop();
     served?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,10 +1,12 @@
 //! The `mamori` binary: the command line over the kernel, the store and the service.
 
+mod attribution;
 mod cli;
 mod commands;
 mod live;
 mod phone;
 mod replay;
+mod subscribers;
 
 use std::process::ExitCode;
 

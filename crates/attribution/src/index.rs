@@ -1,0 +1,1018 @@
+//! The session index: which subscriber held an address (and port) at an instant.
+//!
+//! Every session contributes one 16-byte [`Entry`] per address it held: its Framed-IP-Address
+//! (all ports), each CGNAT port block (public address, first and last port), each IPv6 prefix.
+//! Entries are grouped by key: the IPv4 address, or the IPv6 prefix masked to its length (one
+//! table per prefix length in use: /56 and /64 are typical, so a v6 lookup probes two or three).
+//!
+//! A table has two parts:
+//!
+//! - **base**: one vector of entries, each key's entries contiguous (a *run*) and sorted by
+//!   (first port, start); a hash map from key to its run, with the run's longest session and
+//!   widest port block, which bound the search: a lookup binary-searches the ports and the start
+//!   times, then scans back only as far as the longest session could reach.
+//! - **recent**: entries added since the base was built, in a linked list per key (20 bytes
+//!   each); folded into the base when it grows past a quarter of it (and at least 65,536), so
+//!   the cost of rebuilding is amortised.
+//!
+//! A session's end changes while it lives (every Interim-Update moves it): its entries are found
+//! by (key, first port, start, subscriber) and updated in place, the run's longest-session bound
+//! raised with them. Retention rebuilds the base without the entries that ended before a cut-off.
+//!
+//! Lookups are pure functions of the index: no I/O, no allocation unless the answer is
+//! ambiguous. Subscriber ids are interned to `u32` ([`SubscriberNo`]).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use mamori_core::subject::SubscriberId;
+use rustc_hash::FxHashMap;
+
+use crate::radius::acct::mask128;
+use crate::session::SessionRow;
+
+/// An interned subscriber id (see [`Index::subscriber`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SubscriberNo(pub u32);
+
+/// The answer to "who held this address then?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attribution<S = SubscriberNo> {
+    /// Exactly one subscriber.
+    Unique(S),
+    /// Several subscribers' sessions cover the instant (overlapping sessions, a lost Stop, or a
+    /// shared CGNAT address asked without a port): all of them, sorted.
+    Ambiguous(Vec<S>),
+    /// No session covers the instant.
+    Unknown,
+}
+
+/// One query of [`Index::lookup_batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Query {
+    /// The address.
+    pub addr: IpAddr,
+    /// The port (IPv4 behind CGNAT), if known.
+    pub port: Option<u16>,
+    /// The instant, Unix seconds (see [`unix_secs`]).
+    pub at: u32,
+}
+
+/// Unix seconds, clamped into `u32` (sessions live between 1970 and 2106).
+pub fn unix_secs(t: Timestamp) -> u32 {
+    u32::try_from(t.as_second().max(0)).unwrap_or(u32::MAX)
+}
+
+/// One address held by one session over `[start, end)`, on ports `first..=last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+struct Entry {
+    start: u32,
+    end: u32,
+    sub: u32,
+    first: u16,
+    last: u16,
+}
+
+impl Entry {
+    #[inline]
+    fn covers(&self, port: Option<u16>, t: u32) -> bool {
+        self.start <= t && t < self.end && port.is_none_or(|p| self.first <= p && p <= self.last)
+    }
+}
+
+const NIL: u32 = u32::MAX;
+/// The recent part is folded into the base when it holds more than this and a quarter of the base.
+const MIN_RECENT: usize = 1 << 16;
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    e: Entry,
+    next: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    off: u32,
+    len: u32,
+    /// Longest `end - start` in the run.
+    max_dur: u32,
+    /// Head of the key's recent list.
+    recent: u32,
+    /// Where the run's port groups are listed in `gfirst`/`gstart` (runs whose entries have more
+    /// than one first port: CGNAT blocks)…
+    g: u32,
+    /// …and how many there are (0: one group, the whole run).
+    ng: u32,
+    /// Widest `last - first` in the run.
+    max_width: u16,
+    /// The bucket holds a key.
+    used: bool,
+}
+
+const NEW_SLOT: Slot = Slot { off: 0, len: 0, max_dur: 0, recent: NIL, g: 0, ng: 0, max_width: 0, used: true };
+
+/// A key of a table: an IPv4 address, or an IPv6 prefix (top 64 bits, or all 128).
+trait Key: Copy + Eq + Default {
+    /// A well-mixed 64-bit hash (Fibonacci hashing: the top bits are used).
+    fn hash64(self) -> u64;
+}
+
+impl Key for u32 {
+    #[inline]
+    fn hash64(self) -> u64 {
+        u64::from(self).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+}
+
+impl Key for u64 {
+    #[inline]
+    fn hash64(self) -> u64 {
+        (self ^ (self >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+}
+
+impl Key for u128 {
+    #[inline]
+    fn hash64(self) -> u64 {
+        ((self as u64) ^ ((self >> 64) as u64).rotate_left(23)).hash64()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket<K> {
+    key: K,
+    slot: Slot,
+}
+
+/// Key → run: open addressing with linear probing, the key and its slot in one bucket, so a
+/// lookup usually costs one cache miss here (a general-purpose map keeps control bytes and
+/// entries apart: two).
+#[derive(Debug, Default)]
+struct Dir<K> {
+    buckets: Vec<Bucket<K>>,
+    len: usize,
+    shift: u32,
+}
+
+impl<K: Key> Dir<K> {
+    fn with_capacity(n: usize) -> Dir<K> {
+        // Load at most 3/4.
+        let cap = (n * 4 / 3 + 1).next_power_of_two().max(8);
+        Dir { buckets: vec![Bucket::default(); cap], len: 0, shift: 64 - cap.trailing_zeros() }
+    }
+
+    #[inline]
+    fn home(&self, k: K) -> usize {
+        (k.hash64() >> self.shift) as usize
+    }
+
+    #[inline]
+    fn find(&self, k: K) -> Option<usize> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let mask = self.buckets.len() - 1;
+        let mut i = self.home(k);
+        loop {
+            let b = &self.buckets[i];
+            if !b.slot.used {
+                return None;
+            }
+            if b.key == k {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    #[inline]
+    fn get(&self, k: K) -> Option<&Slot> {
+        self.find(k).map(|i| &self.buckets[i].slot)
+    }
+
+    fn get_mut(&mut self, k: K) -> Option<&mut Slot> {
+        self.find(k).map(|i| &mut self.buckets[i].slot)
+    }
+
+    /// Starts loading the key's bucket (a read whose value is not waited for), so that several
+    /// lookups' cache misses overlap.
+    #[inline]
+    fn touch(&self, k: K) {
+        if !self.buckets.is_empty() {
+            std::hint::black_box(self.buckets[self.home(k)].slot.len);
+        }
+    }
+
+    fn get_or_insert(&mut self, k: K) -> &mut Slot {
+        if (self.len + 1) * 4 > self.buckets.len() * 3 {
+            let mut bigger = Dir::with_capacity((self.len + 1) * 2);
+            for b in self.buckets.iter().filter(|b| b.slot.used) {
+                *bigger.insert_new(b.key) = b.slot;
+            }
+            *self = bigger;
+        }
+        match self.find(k) {
+            Some(i) => &mut self.buckets[i].slot,
+            None => self.insert_new(k),
+        }
+    }
+
+    /// Inserts a key known to be absent, with room for it.
+    fn insert_new(&mut self, k: K) -> &mut Slot {
+        let mask = self.buckets.len() - 1;
+        let mut i = self.home(k);
+        while self.buckets[i].slot.used {
+            i = (i + 1) & mask;
+        }
+        self.len += 1;
+        self.buckets[i] = Bucket { key: k, slot: NEW_SLOT };
+        &mut self.buckets[i].slot
+    }
+}
+
+/// Collects distinct subscribers without allocating for the first.
+#[derive(Default)]
+struct Candidates {
+    first: Option<u32>,
+    more: Vec<u32>,
+}
+
+impl Candidates {
+    #[inline]
+    fn push(&mut self, s: u32) {
+        match self.first {
+            None => self.first = Some(s),
+            Some(f) if f == s => {}
+            Some(_) => {
+                if !self.more.contains(&s) {
+                    self.more.push(s);
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> Attribution {
+        match self.first {
+            None => Attribution::Unknown,
+            Some(f) if self.more.is_empty() => Attribution::Unique(SubscriberNo(f)),
+            Some(f) => {
+                let mut v: Vec<SubscriberNo> = self.more.into_iter().chain([f]).map(SubscriberNo).collect();
+                v.sort_unstable();
+                Attribution::Ambiguous(v)
+            }
+        }
+    }
+}
+
+/// Adds the subscribers of a group's entries (same first port, sorted by start) that cover `t`.
+#[inline]
+fn scan_group(group: &[Entry], port: Option<u16>, t: u32, max_dur: u32, acc: &mut Candidates) {
+    if group.len() <= 16 {
+        for x in group {
+            if x.covers(port, t) {
+                acc.push(x.sub);
+            }
+        }
+        return;
+    }
+    // Binary search, then scan back while a session as long as the run's longest could still
+    // reach `t`.
+    let reach = t.saturating_sub(max_dur);
+    let upto = group.partition_point(|x| x.start <= t);
+    for x in group[..upto].iter().rev() {
+        if x.start < reach {
+            break;
+        }
+        if x.covers(port, t) {
+            acc.push(x.sub);
+        }
+    }
+}
+
+/// One table: entries keyed by `K` (an IPv4 address, or an IPv6 prefix of one length).
+#[derive(Debug, Default)]
+struct Table<K> {
+    dir: Dir<K>,
+    base: Vec<Entry>,
+    recent: Vec<Node>,
+    /// First port of each group of a multi-group run (a few cache lines to binary-search where
+    /// the run itself would cost one miss per step)…
+    gfirst: Vec<u16>,
+    /// …and where the group starts in `base`.
+    gstart: Vec<u32>,
+}
+
+impl<K: Key> Table<K> {
+    fn insert(&mut self, k: K, e: Entry) {
+        let slot = self.dir.get_or_insert(k);
+        let idx = self.recent.len() as u32;
+        self.recent.push(Node { e, next: slot.recent });
+        slot.recent = idx;
+    }
+
+    /// Sets the end of the entry (key, first, last, start, sub); inserts it if absent.
+    fn set_end(&mut self, k: K, mut e: Entry, end: u32) {
+        if let Some(slot) = self.dir.get_mut(k) {
+            let mut n = slot.recent;
+            while n != NIL {
+                let node = &mut self.recent[n as usize];
+                let x = &mut node.e;
+                if x.start == e.start && x.sub == e.sub && x.first == e.first && x.last == e.last {
+                    x.end = end;
+                    return;
+                }
+                n = node.next;
+            }
+            let (off, len) = (slot.off as usize, slot.len as usize);
+            let run = &mut self.base[off..off + len];
+            let mut i = run.partition_point(|x| (x.first, x.start) < (e.first, e.start));
+            while i < run.len() && run[i].first == e.first && run[i].start == e.start {
+                let x = &mut run[i];
+                if x.sub == e.sub && x.last == e.last {
+                    x.end = end;
+                    slot.max_dur = slot.max_dur.max(end.saturating_sub(x.start));
+                    return;
+                }
+                i += 1;
+            }
+        }
+        if end > e.start {
+            e.end = end;
+            self.insert(k, e);
+        }
+    }
+
+    #[inline]
+    fn stab(&self, k: K, port: Option<u16>, t: u32, acc: &mut Candidates) {
+        let Some(slot) = self.dir.get(k) else { return };
+        if slot.len > 0 {
+            let (off, end) = (slot.off as usize, slot.off as usize + slot.len as usize);
+            if slot.ng == 0 {
+                scan_group(&self.base[off..end], port, t, slot.max_dur, acc);
+            } else {
+                let (g, ng) = (slot.g as usize, slot.ng as usize);
+                let firsts = &self.gfirst[g..g + ng];
+                let (lo, hi) = match port {
+                    None => (0, ng),
+                    Some(p) => {
+                        let hi = firsts.partition_point(|f| *f <= p);
+                        let from = p.saturating_sub(slot.max_width);
+                        (firsts[..hi].partition_point(|f| *f < from), hi)
+                    }
+                };
+                for gi in lo..hi {
+                    let a = self.gstart[g + gi] as usize;
+                    let b = if gi + 1 < ng { self.gstart[g + gi + 1] as usize } else { end };
+                    scan_group(&self.base[a..b], port, t, slot.max_dur, acc);
+                }
+            }
+        }
+        let mut n = slot.recent;
+        while n != NIL {
+            let node = &self.recent[n as usize];
+            if node.e.covers(port, t) {
+                acc.push(node.e.sub);
+            }
+            n = node.next;
+        }
+    }
+
+    /// Starts loading what a lookup of `k` reads first (see [`Index::lookup_batch`]).
+    #[inline]
+    fn touch_dir(&self, k: K) {
+        self.dir.touch(k);
+    }
+
+    /// Starts loading the key's run.
+    #[inline]
+    fn touch_run(&self, k: K) {
+        if let Some(slot) = self.dir.get(k) {
+            if slot.ng > 0 {
+                std::hint::black_box(self.gfirst[slot.g as usize]);
+            } else if slot.len > 0 {
+                std::hint::black_box(self.base[slot.off as usize].start);
+            }
+        }
+    }
+
+    fn needs_rebuild(&self) -> bool {
+        self.recent.len() > MIN_RECENT.max(self.base.len() / 4)
+    }
+
+    /// Folds the recent entries into the base, dropping entries that ended before `cutoff` (and
+    /// empty ones). Returns how many entries were dropped.
+    fn rebuild(&mut self, cutoff: u32) -> usize {
+        let mut base = Vec::with_capacity(self.base.len() + self.recent.len());
+        let (mut gfirst, mut gstart) = (Vec::new(), Vec::new());
+        let mut scratch = Vec::new();
+        let mut dropped = 0;
+        let mut kept = Vec::with_capacity(self.dir.len);
+        for bucket in self.dir.buckets.iter().filter(|b| b.slot.used) {
+            let slot = bucket.slot;
+            scratch.clear();
+            let (off, len) = (slot.off as usize, slot.len as usize);
+            scratch.extend_from_slice(&self.base[off..off + len]);
+            let mut n = slot.recent;
+            while n != NIL {
+                let node = &self.recent[n as usize];
+                scratch.push(node.e);
+                n = node.next;
+            }
+            let before = scratch.len();
+            scratch.retain(|e| e.end > e.start && e.end >= cutoff);
+            dropped += before - scratch.len();
+            scratch.sort_unstable_by_key(|e| (e.first, e.start, e.sub));
+            if scratch.is_empty() {
+                continue;
+            }
+            let off = base.len() as u32;
+            let (g, mut ng) = (gfirst.len() as u32, 0u32);
+            if scratch.iter().any(|e| e.first != scratch[0].first) {
+                for (i, e) in scratch.iter().enumerate() {
+                    if i == 0 || e.first != scratch[i - 1].first {
+                        gfirst.push(e.first);
+                        gstart.push(off + i as u32);
+                        ng += 1;
+                    }
+                }
+            }
+            kept.push(Bucket {
+                key: bucket.key,
+                slot: Slot {
+                    off,
+                    len: scratch.len() as u32,
+                    max_dur: scratch.iter().map(|e| e.end - e.start).max().unwrap_or(0),
+                    recent: NIL,
+                    g,
+                    ng,
+                    max_width: scratch.iter().map(|e| e.last - e.first).max().unwrap_or(0),
+                    used: true,
+                },
+            });
+            base.extend_from_slice(&scratch);
+        }
+        let mut dir = Dir::with_capacity(kept.len());
+        for b in kept {
+            *dir.insert_new(b.key) = b.slot;
+        }
+        self.dir = dir;
+        gfirst.shrink_to_fit();
+        gstart.shrink_to_fit();
+        self.gfirst = gfirst;
+        self.gstart = gstart;
+        base.shrink_to_fit();
+        self.base = base;
+        self.recent = Vec::new();
+        dropped
+    }
+
+    fn len(&self) -> usize {
+        self.base.len() + self.recent.len()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.dir.buckets.capacity() * size_of::<Bucket<K>>()
+            + self.base.capacity() * size_of::<Entry>()
+            + self.recent.capacity() * size_of::<Node>()
+            + self.gfirst.capacity() * 2
+            + self.gstart.capacity() * 4
+    }
+}
+
+/// Where an entry goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    V4(u32),
+    V6 { len: u8, prefix: u128 },
+}
+
+/// The entries of a row: (target, first port, last port).
+fn targets(row: &SessionRow) -> impl Iterator<Item = (Target, u16, u16)> + '_ {
+    let framed = row.framed_ipv4.map(|a| (Target::V4(u32::from(a)), 0, u16::MAX));
+    let blocks = row.port_blocks.iter().map(|b| (Target::V4(u32::from(b.public)), b.first, b.last));
+    let v6 = row.ipv6.iter().map(|p| (Target::V6 { len: p.len, prefix: u128::from(p.addr) }, 0, u16::MAX));
+    framed.into_iter().chain(blocks).chain(v6)
+}
+
+/// Subscriber ids, interned.
+#[derive(Debug, Default)]
+struct Interner {
+    names: Vec<Arc<str>>,
+    ids: FxHashMap<Arc<str>, u32>,
+}
+
+impl Interner {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.ids.get(s) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        let a: Arc<str> = Arc::from(s);
+        self.names.push(a.clone());
+        self.ids.insert(a, i);
+        i
+    }
+}
+
+/// The in-memory index of sessions. See the module documentation.
+#[derive(Debug, Default)]
+pub struct Index {
+    subs: Interner,
+    v4: Table<u32>,
+    /// IPv6 tables for prefixes up to /64 (keyed by the top 64 bits), by length.
+    v6_short: Vec<(u8, Table<u64>)>,
+    /// IPv6 tables for longer prefixes (/65 to /128), by length.
+    v6_long: Vec<(u8, Table<u128>)>,
+}
+
+impl Index {
+    /// An empty index.
+    pub fn new() -> Index {
+        Index::default()
+    }
+
+    fn add(&mut self, target: Target, e: Entry, end: Option<u32>) {
+        match target {
+            Target::V4(a) => match end {
+                None => self.v4.insert(a, e),
+                Some(end) => self.v4.set_end(a, e, end),
+            },
+            Target::V6 { len, prefix } if len <= 64 => {
+                let t = match self.v6_short.iter().position(|(l, _)| *l == len) {
+                    Some(i) => &mut self.v6_short[i].1,
+                    None => {
+                        self.v6_short.push((len, Table::default()));
+                        self.v6_short.sort_by_key(|(l, _)| *l);
+                        let i = self.v6_short.iter().position(|(l, _)| *l == len).unwrap_or(0);
+                        &mut self.v6_short[i].1
+                    }
+                };
+                let k = (mask128(prefix, len) >> 64) as u64;
+                match end {
+                    None => t.insert(k, e),
+                    Some(end) => t.set_end(k, e, end),
+                }
+            }
+            Target::V6 { len, prefix } => {
+                let t = match self.v6_long.iter().position(|(l, _)| *l == len) {
+                    Some(i) => &mut self.v6_long[i].1,
+                    None => {
+                        self.v6_long.push((len, Table::default()));
+                        self.v6_long.sort_by_key(|(l, _)| *l);
+                        let i = self.v6_long.iter().position(|(l, _)| *l == len).unwrap_or(0);
+                        &mut self.v6_long[i].1
+                    }
+                };
+                let k = mask128(prefix, len);
+                match end {
+                    None => t.insert(k, e),
+                    Some(end) => t.set_end(k, e, end),
+                }
+            }
+        }
+    }
+
+    /// Adds a session (a row not yet in the index).
+    pub fn insert(&mut self, row: &SessionRow) {
+        let sub = self.subs.intern(&row.subscriber);
+        let (start, end) = (row.start, row.end());
+        if end <= start {
+            return;
+        }
+        for (target, first, last) in targets(row) {
+            self.add(target, Entry { start, end, sub, first, last }, None);
+        }
+    }
+
+    /// Removes a session's entries (they are emptied now and dropped at the next rebuild).
+    pub fn remove(&mut self, row: &SessionRow) {
+        let sub = self.subs.intern(&row.subscriber);
+        for (target, first, last) in targets(row) {
+            self.add(target, Entry { start: row.start, end: row.end(), sub, first, last }, Some(row.start));
+        }
+    }
+
+    /// Replaces the row `old` (as indexed before) by `new` (the same session after an event).
+    pub fn update(&mut self, old: Option<&SessionRow>, new: &SessionRow) {
+        match old {
+            None => self.insert(new),
+            Some(o) if o.start == new.start && o.subscriber == new.subscriber => {
+                let sub = self.subs.intern(&new.subscriber);
+                let end = new.end();
+                let old_targets: Vec<_> = targets(o).collect();
+                for t in targets(new) {
+                    let (target, first, last) = t;
+                    let e = Entry { start: new.start, end, sub, first, last };
+                    if old_targets.contains(&t) {
+                        if o.end() != end {
+                            self.add(target, e, Some(end));
+                        }
+                    } else if end > new.start {
+                        self.add(target, e, None);
+                    }
+                }
+                for t in old_targets {
+                    if !targets(new).any(|n| n == t) {
+                        let (target, first, last) = t;
+                        self.add(target, Entry { start: o.start, end: o.end(), sub, first, last }, Some(o.start));
+                    }
+                }
+            }
+            Some(o) => {
+                self.remove(o);
+                self.insert(new);
+            }
+        }
+        if self.needs_rebuild() {
+            self.rebuild(0);
+        }
+    }
+
+    fn needs_rebuild(&self) -> bool {
+        self.v4.needs_rebuild()
+            || self.v6_short.iter().any(|(_, t)| t.needs_rebuild())
+            || self.v6_long.iter().any(|(_, t)| t.needs_rebuild())
+    }
+
+    fn rebuild(&mut self, cutoff: u32) -> usize {
+        let mut n = self.v4.rebuild(cutoff);
+        for (_, t) in &mut self.v6_short {
+            n += t.rebuild(cutoff);
+        }
+        for (_, t) in &mut self.v6_long {
+            n += t.rebuild(cutoff);
+        }
+        self.v6_short.retain(|(_, t)| t.len() > 0);
+        self.v6_long.retain(|(_, t)| t.len() > 0);
+        n
+    }
+
+    /// Folds recent entries into the compact base (done automatically as they accumulate; call
+    /// it after a bulk load).
+    pub fn compact(&mut self) {
+        self.rebuild(0);
+    }
+
+    /// Drops every entry of sessions that ended before `cutoff`; returns how many entries went.
+    pub fn retain(&mut self, cutoff: Timestamp) -> usize {
+        self.rebuild(unix_secs(cutoff))
+    }
+
+    /// Who held `addr` at `at`: with `port`, only sessions whose port block contains it (or that
+    /// hold the whole address); without, every session on the address.
+    pub fn lookup_v4(&self, addr: Ipv4Addr, port: Option<u16>, at: Timestamp) -> Attribution {
+        self.lookup_v4_secs(addr, port, unix_secs(at))
+    }
+
+    /// [`Index::lookup_v4`] with `at` in Unix seconds.
+    #[inline]
+    pub fn lookup_v4_secs(&self, addr: Ipv4Addr, port: Option<u16>, at: u32) -> Attribution {
+        let mut acc = Candidates::default();
+        self.v4.stab(u32::from(addr), port, at, &mut acc);
+        acc.finish()
+    }
+
+    /// Who held `addr` at `at`: every session with a prefix (framed or delegated) containing it.
+    pub fn lookup_v6(&self, addr: Ipv6Addr, at: Timestamp) -> Attribution {
+        self.lookup_v6_secs(addr, unix_secs(at))
+    }
+
+    /// [`Index::lookup_v6`] with `at` in Unix seconds.
+    #[inline]
+    pub fn lookup_v6_secs(&self, addr: Ipv6Addr, at: u32) -> Attribution {
+        let a = u128::from(addr);
+        let mut acc = Candidates::default();
+        for (len, t) in &self.v6_short {
+            t.stab((mask128(a, *len) >> 64) as u64, None, at, &mut acc);
+        }
+        for (len, t) in &self.v6_long {
+            t.stab(mask128(a, *len), None, at, &mut acc);
+        }
+        acc.finish()
+    }
+
+    /// Answers many queries, in order: the same answers as one by one, faster. Queries are taken
+    /// sixteen at a time, in three passes (start loading each query's directory bucket, then each
+    /// one's run, then answer), so that their cache misses overlap instead of following each
+    /// other: with millions of sessions a lookup is bound by memory latency, not by computing.
+    pub fn lookup_batch(&self, queries: &[Query], out: &mut Vec<Attribution>) {
+        out.reserve(queries.len());
+        for chunk in queries.chunks(16) {
+            for q in chunk {
+                match q.addr {
+                    IpAddr::V4(a) => self.v4.touch_dir(u32::from(a)),
+                    IpAddr::V6(a) => {
+                        let a = u128::from(a);
+                        for (len, t) in &self.v6_short {
+                            t.touch_dir((mask128(a, *len) >> 64) as u64);
+                        }
+                        for (len, t) in &self.v6_long {
+                            t.touch_dir(mask128(a, *len));
+                        }
+                    }
+                }
+            }
+            for q in chunk {
+                match q.addr {
+                    IpAddr::V4(a) => self.v4.touch_run(u32::from(a)),
+                    IpAddr::V6(a) => {
+                        let a = u128::from(a);
+                        for (len, t) in &self.v6_short {
+                            t.touch_run((mask128(a, *len) >> 64) as u64);
+                        }
+                        for (len, t) in &self.v6_long {
+                            t.touch_run(mask128(a, *len));
+                        }
+                    }
+                }
+            }
+            for q in chunk {
+                out.push(match q.addr {
+                    IpAddr::V4(a) => self.lookup_v4_secs(a, q.port, q.at),
+                    IpAddr::V6(a) => self.lookup_v6_secs(a, q.at),
+                });
+            }
+        }
+    }
+
+    /// Either family (the port is used for IPv4 only).
+    pub fn lookup(&self, addr: IpAddr, port: Option<u16>, at: Timestamp) -> Attribution {
+        match addr {
+            IpAddr::V4(a) => self.lookup_v4(a, port, at),
+            IpAddr::V6(a) => self.lookup_v6(a, at),
+        }
+    }
+
+    /// The subscriber id behind an interned number.
+    pub fn subscriber(&self, s: SubscriberNo) -> Option<&str> {
+        self.subs.names.get(s.0 as usize).map(|a| &**a)
+    }
+
+    /// An answer with subscriber ids instead of numbers.
+    pub fn resolve(&self, a: &Attribution) -> Attribution<SubscriberId> {
+        let id = |s: &SubscriberNo| SubscriberId(self.subscriber(*s).unwrap_or_default().to_owned());
+        match a {
+            Attribution::Unique(s) => Attribution::Unique(id(s)),
+            Attribution::Ambiguous(v) => {
+                let mut ids: Vec<SubscriberId> = v.iter().map(id).collect();
+                ids.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                Attribution::Ambiguous(ids)
+            }
+            Attribution::Unknown => Attribution::Unknown,
+        }
+    }
+
+    /// Entries held (one per session and address; emptied ones until the next rebuild).
+    pub fn entries(&self) -> usize {
+        self.v4.len()
+            + self.v6_short.iter().map(|(_, t)| t.len()).sum::<usize>()
+            + self.v6_long.iter().map(|(_, t)| t.len()).sum::<usize>()
+    }
+
+    /// Distinct subscribers seen.
+    pub fn subscribers(&self) -> usize {
+        self.subs.names.len()
+    }
+
+    /// Approximate heap bytes of the tables (not the interned names).
+    pub fn table_bytes(&self) -> usize {
+        self.v4.heap_bytes()
+            + self.v6_short.iter().map(|(_, t)| t.heap_bytes()).sum::<usize>()
+            + self.v6_long.iter().map(|(_, t)| t.heap_bytes()).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::radius::{Ipv6Prefix, PortBlock};
+    use crate::session::SessionKey;
+
+    fn row(sub: &str, id: &str, start: u32, stop: Option<u32>) -> SessionRow {
+        SessionRow {
+            key: SessionKey::new("nas", id.as_bytes(), sub),
+            subscriber: sub.into(),
+            nas: "nas".into(),
+            start,
+            last: start,
+            interim: 300,
+            stop,
+            framed_ipv4: None,
+            port_blocks: Vec::new(),
+            ipv6: Vec::new(),
+        }
+    }
+
+    fn v4(row: SessionRow, a: [u8; 4]) -> SessionRow {
+        SessionRow { framed_ipv4: Some(Ipv4Addr::from(a)), ..row }
+    }
+
+    fn who(ix: &Index, a: Attribution) -> Attribution<String> {
+        match ix.resolve(&a) {
+            Attribution::Unique(s) => Attribution::Unique(s.0),
+            Attribution::Ambiguous(v) => Attribution::Ambiguous(v.into_iter().map(|s| s.0).collect()),
+            Attribution::Unknown => Attribution::Unknown,
+        }
+    }
+
+    const A: [u8; 4] = [198, 51, 100, 7];
+
+    #[test]
+    fn sessions_that_end_hand_the_address_over() {
+        for compact in [false, true] {
+            let mut ix = Index::new();
+            ix.insert(&v4(row("alice", "1", 1000, Some(2000)), A));
+            ix.insert(&v4(row("bob", "2", 2000, Some(3000)), A));
+            if compact {
+                ix.compact();
+            }
+            let q = |t| who(&ix, ix.lookup_v4_secs(Ipv4Addr::from(A), None, t));
+            assert_eq!(q(999), Attribution::Unknown);
+            assert_eq!(q(1000), Attribution::Unique("alice".into()));
+            assert_eq!(q(1999), Attribution::Unique("alice".into()));
+            assert_eq!(q(2000), Attribution::Unique("bob".into()));
+            assert_eq!(q(3000), Attribution::Unknown);
+            assert_eq!(who(&ix, ix.lookup_v4_secs(Ipv4Addr::new(198, 51, 100, 8), None, 1500)), Attribution::Unknown);
+        }
+    }
+
+    #[test]
+    fn overlap_is_ambiguous() {
+        let mut ix = Index::new();
+        // alice's Stop was lost: her session runs to last + 2 × 300 s.
+        ix.insert(&v4(row("alice", "1", 1000, None), A));
+        ix.insert(&v4(row("bob", "2", 1200, Some(3000)), A));
+        let q = |t| who(&ix, ix.lookup_v4_secs(Ipv4Addr::from(A), None, t));
+        assert_eq!(q(1100), Attribution::Unique("alice".into()));
+        assert_eq!(q(1300), Attribution::Ambiguous(vec!["alice".into(), "bob".into()]));
+        assert_eq!(q(1600), Attribution::Unique("bob".into()));
+    }
+
+    #[test]
+    fn cgnat_port_blocks() {
+        let public = Ipv4Addr::new(203, 0, 113, 9);
+        let mut ix = Index::new();
+        for (i, sub) in ["a", "b", "c"].iter().enumerate() {
+            let first = 1024 + 2016 * i as u16;
+            let mut r = row(sub, sub, 1000, Some(5000));
+            r.port_blocks = vec![PortBlock { public, first, last: first + 2015 }];
+            ix.insert(&r);
+        }
+        for compact in [false, true] {
+            if compact {
+                ix.compact();
+            }
+            assert_eq!(who(&ix, ix.lookup_v4_secs(public, Some(1024), 2000)), Attribution::Unique("a".into()));
+            assert_eq!(who(&ix, ix.lookup_v4_secs(public, Some(3039), 2000)), Attribution::Unique("a".into()));
+            assert_eq!(who(&ix, ix.lookup_v4_secs(public, Some(3040), 2000)), Attribution::Unique("b".into()));
+            assert_eq!(who(&ix, ix.lookup_v4_secs(public, Some(7000), 2000)), Attribution::Unique("c".into()));
+            assert_eq!(who(&ix, ix.lookup_v4_secs(public, Some(80), 2000)), Attribution::Unknown);
+            assert_eq!(
+                who(&ix, ix.lookup_v4_secs(public, None, 2000)),
+                Attribution::Ambiguous(vec!["a".into(), "b".into(), "c".into()])
+            );
+        }
+    }
+
+    #[test]
+    fn ipv6_prefixes_of_several_lengths() {
+        let mut ix = Index::new();
+        let mut r = row("alice", "1", 1000, Some(5000));
+        r.ipv6 =
+            vec![Ipv6Prefix::parse("2001:db8:1200::/56").unwrap(), Ipv6Prefix::parse("2001:db8:0:1::/64").unwrap()];
+        ix.insert(&r);
+        let mut r = row("bob", "2", 1000, Some(5000));
+        r.ipv6 = vec![Ipv6Prefix::parse("2001:db8:99::5/128").unwrap()];
+        ix.insert(&r);
+        let q = |a: &str, t| who(&ix, ix.lookup_v6_secs(a.parse().unwrap(), t));
+        assert_eq!(q("2001:db8:1200:ff:ffff::1", 2000), Attribution::Unique("alice".into()));
+        assert_eq!(q("2001:db8:0:1:aaaa::1", 2000), Attribution::Unique("alice".into()));
+        assert_eq!(q("2001:db8:1200:100::1", 2000), Attribution::Unknown);
+        assert_eq!(q("2001:db8:99::5", 2000), Attribution::Unique("bob".into()));
+        assert_eq!(q("2001:db8:99::6", 2000), Attribution::Unknown);
+        assert_eq!(q("2001:db8:1200:ff:ffff::1", 5000), Attribution::Unknown);
+    }
+
+    #[test]
+    fn updates_move_the_end_in_base_and_recent() {
+        let mut ix = Index::new();
+        let open = v4(row("alice", "1", 1000, None), A);
+        ix.insert(&open);
+        ix.compact();
+        let q = |ix: &Index, t| who(ix, ix.lookup_v4_secs(Ipv4Addr::from(A), None, t));
+        assert_eq!(q(&ix, 1700), Attribution::Unknown); // ends at 1600
+        let later = SessionRow { last: 5000, ..open.clone() };
+        ix.update(Some(&open), &later);
+        assert_eq!(q(&ix, 5500), Attribution::Unique("alice".into()));
+        let stopped = SessionRow { stop: Some(3000), ..later.clone() };
+        ix.update(Some(&later), &stopped);
+        assert_eq!(q(&ix, 2999), Attribution::Unique("alice".into()));
+        assert_eq!(q(&ix, 3000), Attribution::Unknown);
+        // A start that moves earlier (a Start arriving after the Stop) replaces the entries.
+        let earlier = SessionRow { start: 500, ..stopped.clone() };
+        ix.update(Some(&stopped), &earlier);
+        assert_eq!(q(&ix, 600), Attribution::Unique("alice".into()));
+        ix.compact();
+        assert_eq!(q(&ix, 600), Attribution::Unique("alice".into()));
+        assert_eq!(ix.entries(), 1);
+    }
+
+    #[test]
+    fn retention_drops_what_ended_before_the_cutoff() {
+        let mut ix = Index::new();
+        ix.insert(&v4(row("alice", "1", 1000, Some(2000)), A));
+        ix.insert(&v4(row("bob", "2", 2000, Some(3000)), A));
+        let dropped = ix.retain(Timestamp::from_second(2500).unwrap());
+        assert_eq!(dropped, 1);
+        assert_eq!(who(&ix, ix.lookup_v4_secs(Ipv4Addr::from(A), None, 1500)), Attribution::Unknown);
+        assert_eq!(who(&ix, ix.lookup_v4_secs(Ipv4Addr::from(A), None, 2500)), Attribution::Unique("bob".into()));
+    }
+
+    #[test]
+    fn batch_answers_like_single_lookups() {
+        let mut ix = Index::new();
+        for i in 0..100u32 {
+            let mut r = v4(row(&format!("s{i}"), &i.to_string(), 1000 + i, Some(3000)), [10, 0, (i % 7) as u8, 1]);
+            r.ipv6 = vec![Ipv6Prefix::parse(&format!("2001:db8:{i:x}::/56")).unwrap()];
+            ix.insert(&r);
+        }
+        ix.compact();
+        let qs: Vec<Query> = (0..100u32)
+            .flat_map(|i| {
+                [
+                    Query { addr: IpAddr::V4(Ipv4Addr::new(10, 0, (i % 9) as u8, 1)), port: None, at: 1000 + i * 3 },
+                    Query { addr: format!("2001:db8:{i:x}::1").parse().unwrap(), port: None, at: 2000 + i },
+                ]
+            })
+            .collect();
+        let mut got = Vec::new();
+        ix.lookup_batch(&qs, &mut got);
+        let want: Vec<Attribution> =
+            qs.iter().map(|q| ix.lookup(q.addr, q.port, Timestamp::from_second(i64::from(q.at)).unwrap())).collect();
+        assert_eq!(got, want);
+        assert!(got.iter().any(|a| matches!(a, Attribution::Ambiguous(_))));
+        assert!(got.iter().any(|a| matches!(a, Attribution::Unknown)));
+    }
+
+    /// Long runs (many sessions on one address, some long) against a brute-force answer.
+    #[test]
+    fn long_runs_agree_with_brute_force() {
+        let mut rows = Vec::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..3000u32 {
+            let start = (next() % 100_000) as u32;
+            let dur = if i % 97 == 0 { 50_000 } else { (next() % 3000) as u32 + 1 };
+            let block = (next() % 4) as u16;
+            let mut r = row(&format!("s{}", next() % 50), &i.to_string(), start, Some(start + dur));
+            if i % 3 == 0 {
+                r.framed_ipv4 = Some(Ipv4Addr::from(A));
+            } else {
+                r.port_blocks = vec![PortBlock {
+                    public: Ipv4Addr::from(A),
+                    first: 1024 + block * 1000,
+                    last: 2023 + block * 1000,
+                }];
+            }
+            rows.push(r);
+        }
+        let mut ix = Index::new();
+        for (i, r) in rows.iter().enumerate() {
+            ix.insert(r);
+            if i == 2000 {
+                ix.compact();
+            }
+        }
+        for _ in 0..3000 {
+            let t = (next() % 160_000) as u32;
+            let port = if next() % 3 == 0 { None } else { Some((next() % 6000) as u16) };
+            let mut want: Vec<&str> = rows
+                .iter()
+                .filter(|r| r.start <= t && t < r.end())
+                .filter(|r| {
+                    port.is_none_or(|p| {
+                        r.framed_ipv4.is_some() || r.port_blocks.iter().any(|b| b.first <= p && p <= b.last)
+                    })
+                })
+                .map(|r| r.subscriber.as_str())
+                .collect();
+            want.sort_unstable();
+            want.dedup();
+            let got = match who(&ix, ix.lookup_v4_secs(Ipv4Addr::from(A), port, t)) {
+                Attribution::Unknown => vec![],
+                Attribution::Unique(s) => vec![s],
+                Attribution::Ambiguous(v) => v,
+            };
+            let mut got_sorted = got.clone();
+            got_sorted.sort_unstable();
+            assert_eq!(got_sorted, want, "t={t} port={port:?}");
+        }
+    }
+}

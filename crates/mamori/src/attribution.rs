@@ -1,0 +1,160 @@
+//! `mamori attribution …` and the RADIUS accounting listener of `mamori serve`.
+
+use std::io::BufReader;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use clap::Subcommand;
+use jiff::SignedDuration;
+use mamori_attribution::db::SessionDb;
+use mamori_attribution::index::unix_secs;
+use mamori_attribution::server::{Clients, RadiusServer, Retention};
+use mamori_attribution::{Attribution, Attributor, Index, Settings, SubscriberMap, store_path};
+use mamori_core::config::Config;
+use serde_json::json;
+
+use crate::commands::instant;
+
+/// `attribution`
+#[derive(Debug, Subcommand)]
+pub enum AttributionCommand {
+    /// Back-fill sessions from a FreeRADIUS `detail` file (the accounting log of its `detail`
+    /// module). Bad records are reported on stderr with their line number and skipped. Sessions
+    /// imported while `mamori serve` runs are seen by its RADIUS listener after a restart.
+    ImportDetail {
+        /// The detail file.
+        file: PathBuf,
+    },
+    /// Which subscriber held an address at an instant: `unique`, `ambiguous` (with every
+    /// candidate: overlapping sessions, or a shared CGNAT address asked without a port) or
+    /// `unknown`.
+    Lookup {
+        /// IPv4 or IPv6 address.
+        addr: IpAddr,
+        /// Port (IPv4 behind carrier-grade NAT: picks the subscriber whose port block holds it).
+        #[arg(long)]
+        port: Option<u16>,
+        /// The instant (RFC 3339, or a date taken as 00:00 Japan time).
+        #[arg(long)]
+        at: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn settings(config: &Config) -> anyhow::Result<Settings> {
+    let a = &config.attribution;
+    let subscribers = match &a.subscribers_file {
+        Some(p) => SubscriberMap::load(p)?,
+        None => SubscriberMap::default(),
+    };
+    let default_interim = u32::try_from(a.interim_default.as_secs().max(1)).unwrap_or(u32::MAX);
+    Ok(Settings { default_interim, subscribers })
+}
+
+/// Runs one `attribution` subcommand.
+pub fn attribution_cmd(config: &Config, c: AttributionCommand) -> anyhow::Result<ExitCode> {
+    let path = store_path(&config.data_dir);
+    match c {
+        AttributionCommand::ImportDetail { file } => {
+            let input = std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+            let mut a = Attributor::open_for_writes(&path, settings(config)?)?;
+            let report = a.import_detail(BufReader::new(input))?;
+            for e in &report.skipped {
+                eprintln!("{}:{}: skipped: {}", file.display(), e.line, e.detail);
+            }
+            println!(
+                "{}: {} records, {} imported ({} sessions written), {} skipped",
+                file.display(),
+                report.records,
+                report.imported,
+                report.written,
+                report.skipped.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        AttributionCommand::Lookup { addr, port, at, json } => {
+            let at = instant(&at)?;
+            let answer = lookup(&path, addr, port, at)?;
+            let (kind, subs) = match &answer {
+                Attribution::Unique(s) => ("unique", vec![s.0.clone()]),
+                Attribution::Ambiguous(v) => ("ambiguous", v.iter().map(|s| s.0.clone()).collect()),
+                Attribution::Unknown => ("unknown", vec![]),
+            };
+            if json {
+                println!(
+                    "{}",
+                    json!({"address": addr, "port": port, "at": at.to_string(), "attribution": kind, "subscribers": subs})
+                );
+            } else if subs.is_empty() {
+                println!("{kind}");
+            } else {
+                println!("{kind}: {}", subs.join(", "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Answers from the sessions covering `at` only (read from the store, so it works beside a
+/// running server without loading every session).
+fn lookup(
+    path: &Path,
+    addr: IpAddr,
+    port: Option<u16>,
+    at: jiff::Timestamp,
+) -> anyhow::Result<Attribution<mamori_core::subject::SubscriberId>> {
+    if !path.exists() {
+        anyhow::bail!("no attribution store at {} (nothing received or imported yet)", path.display());
+    }
+    let db = SessionDb::open_read_only(path)?;
+    let mut index = Index::new();
+    db.for_each_covering(unix_secs(at), |row| index.insert(&row))?;
+    Ok(index.resolve(&index.lookup(addr, port, at)))
+}
+
+/// The RADIUS accounting listener of `mamori serve` (nothing when no client is configured).
+pub struct Listener {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Listener {
+    /// Loads the sessions and starts listening, when `[attribution]` lists clients.
+    pub fn start(config: &Config) -> anyhow::Result<Listener> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let a = &config.attribution;
+        if a.clients.is_empty() {
+            return Ok(Listener { stop, thread: None });
+        }
+        let clients = Clients::from_config(&a.clients).map_err(anyhow::Error::msg)?;
+        let path = store_path(&config.data_dir);
+        let attributor = Attributor::open(&path, settings(config)?)?;
+        let server = RadiusServer::bind(a.listen, clients, attributor)
+            .with_context(|| format!("cannot listen for RADIUS accounting on {}", a.listen))?;
+        let _ = mamori_server::metrics_handle();
+        mamori_attribution::server::metric::describe();
+        let retention = Retention {
+            keep: SignedDuration::from_hours(24 * i64::from(a.retention_days)),
+            every: std::time::Duration::try_from(config.scheduler.retention_every)
+                .unwrap_or(std::time::Duration::from_secs(3600)),
+        };
+        tracing::info!(listen = %a.listen, clients = a.clients.len(), "RADIUS accounting listener started");
+        let thread = server.spawn(stop.clone(), Some(retention)).context("starting the RADIUS thread")?;
+        Ok(Listener { stop, thread: Some(thread) })
+    }
+
+    /// Stops the listener (the batch in progress finishes first).
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

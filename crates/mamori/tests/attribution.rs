@@ -1,0 +1,103 @@
+//! `mamori serve` with `[attribution]` clients: radclient's accounting reaches the listener, and
+//! `mamori attribution lookup` (a second process, reading the store) names the subscriber. The
+//! log holds neither the secret nor the user.
+//!
+//! Skipped loudly without radclient unless `MAMORI_REQUIRE_PEERS` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::Write;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mamori"))
+}
+
+fn mamori(cfg: &Path, args: &[&str]) -> Output {
+    Command::new(bin()).arg("--config").arg(cfg).args(args).env_remove("RUST_LOG").output().unwrap()
+}
+
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_receives_radius_accounting_and_lookup_names_the_subscriber() {
+    if Command::new("radclient").arg("-v").output().is_err() {
+        if std::env::var_os("MAMORI_REQUIRE_PEERS").is_some() {
+            panic!("radclient (freeradius-utils) is not installed but MAMORI_REQUIRE_PEERS is set");
+        }
+        eprintln!("\n!!!!!!!! SKIPPED: radclient not found; install freeradius-utils !!!!!!!!\n");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let http = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let secret = "radius-secret-xyzzy";
+    let cfg = dir.path().join("mamori.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[server]\nlisten = \"127.0.0.1:{http}\"\n[attribution]\nlisten = \"127.0.0.1:{udp}\"\n[[attribution.clients]]\nname = \"bng-test\"\naddress = \"127.0.0.1\"\nsecret = \"{secret}\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("serve.log");
+    let serve = Serve(
+        Command::new(bin())
+            .arg("--config")
+            .arg(&cfg)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let started = Instant::now();
+    while !read_log().contains("RADIUS accounting listener started") {
+        assert!(started.elapsed() < Duration::from_secs(20), "serve did not start:\n{}", read_log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut rc = Command::new("radclient")
+        .args(["-t", "2", "-r", "2", &format!("127.0.0.1:{udp}"), "acct", secret])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    rc.stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"Acct-Status-Type = Start\nUser-Name = \"subscriber-4711\"\nAcct-Session-Id = \"x1\"\nNAS-IP-Address = 192.0.2.1\nEvent-Timestamp = 1795526314\nAlc-Nat-Port-Range = \"203.0.113.9 1024-2047 router base\"\n",
+        )
+        .unwrap();
+    let out = rc.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "radclient: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let o = mamori(&cfg, &["attribution", "lookup", "203.0.113.9", "--port", "1500", "--at", "2026-11-24T13:20:00Z"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "unique: subscriber-4711");
+    let o = mamori(&cfg, &["attribution", "lookup", "203.0.113.9", "--port", "3000", "--at", "2026-11-24T13:20:00Z"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "unknown");
+
+    drop(serve);
+    let text = read_log();
+    assert!(!text.contains(secret), "the log shows the RADIUS secret:\n{text}");
+    assert!(!text.contains("subscriber-4711"), "the log shows a subscriber:\n{text}");
+}
