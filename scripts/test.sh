@@ -10,7 +10,10 @@ cd "$(dirname "$0")/.."
 #                            htable, db_text, usrloc, registrar, xhttp, jsonrpcs, … modules)
 #   kamailio-extra-modules   its evapi and jansson modules (live call events to mamori)
 #   sip-tester               sipp, which places the calls in crates/kamailio and crates/mamori tests
-PACKAGES=(kamailio kamailio-extra-modules sip-tester)
+#   freeradius-utils         radclient, the RADIUS accounting peer of crates/attribution tests
+#   python3-aiosmtpd         the SMTP server notifications are delivered to in crates/mamori/tests/notify.rs
+#   unbound                  the resolver of crates/dns tests (dnstap out, RPZ in, inline filter upstream)
+PACKAGES=(kamailio kamailio-extra-modules sip-tester freeradius-utils python3-aiosmtpd unbound)
 
 if ((${#PACKAGES[@]})); then
   missing=()
