@@ -1,6 +1,6 @@
 //! The session index: which subscriber held an address (and port) at an instant.
 //!
-//! Every session contributes one 16-byte [`Entry`] per address it held: its Framed-IP-Address
+//! Every session contributes one 16-byte `Entry` per address it held: its Framed-IP-Address
 //! (all ports), each CGNAT port block (public address, first and last port), each IPv6 prefix.
 //! Entries are grouped by key: the IPv4 address, or the IPv6 prefix masked to its length (one
 //! table per prefix length in use: /56 and /64 are typical, so a v6 lookup probes two or three).
