@@ -13,7 +13,10 @@ cd "$(dirname "$0")/.."
 #   freeradius-utils         radclient, the RADIUS accounting peer of crates/attribution tests
 #   python3-aiosmtpd         the SMTP server notifications are delivered to in crates/mamori/tests/notify.rs
 #   unbound                  the resolver of crates/dns tests (dnstap out, RPZ in, inline filter upstream)
-PACKAGES=(kamailio kamailio-extra-modules sip-tester freeradius-utils python3-aiosmtpd unbound)
+#   softflowd                the NetFlow v9 exporter of crates/flow/tests/softflowd.rs (reads a generated pcap)
+#   bird2                    the router receiving RTBH and FlowSpec in crates/flow/tests/bird.rs
+#   gobgpd                   the BGP speaker (gobgpd and its gobgp client) mamori announces through
+PACKAGES=(kamailio kamailio-extra-modules sip-tester freeradius-utils python3-aiosmtpd unbound softflowd bird2 gobgpd)
 
 if ((${#PACKAGES[@]})); then
   missing=()

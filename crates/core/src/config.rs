@@ -15,9 +15,15 @@ use crate::calendar::{CalendarConfig, JapanCalendar};
 use crate::catalog::{self, MeasureId};
 
 mod attribution;
+mod dns;
+mod flow;
 mod notify;
+mod report_import;
 pub use attribution::{AttributionConfig, RadiusClientConfig, RadiusSecret, parse_client_network};
+pub use dns::{DnsConfig, DnsListConfig, DnsListFormat, DnsListKind, DnstapConfig, FilterConfig, RpzConfig};
+pub use flow::{FlowBgpConfig, FlowConfig};
 pub use notify::{NotifyConfig, StartTls};
+pub use report_import::{NaiveTimes, ReportImportConfig, ReportMappingConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +51,12 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Attribution: the RADIUS accounting listener and the session index (who held an address when).
     pub attribution: AttributionConfig,
+    /// DNS: dnstap ingest, the response-policy zone, the inline filter, reputation lists.
+    pub dns: DnsConfig,
+    /// Third-party report import: column mappings for sources without a built-in format.
+    pub report_import: ReportImportConfig,
+    /// Flows and DDoS: the NetFlow/IPFIX collector, detector limits, the BGP speaker.
+    pub flow: FlowConfig,
     /// Per-measure settings, keyed by measure id.
     pub measures: BTreeMap<MeasureId, MeasureConfig>,
 }
@@ -63,6 +75,9 @@ impl Default for Config {
             phone: PhoneConfig::default(),
             notify: NotifyConfig::default(),
             attribution: AttributionConfig::default(),
+            dns: DnsConfig::default(),
+            report_import: ReportImportConfig::default(),
+            flow: FlowConfig::default(),
             measures: BTreeMap::new(),
         }
     }
@@ -416,6 +431,15 @@ impl Config {
         for (key, detail) in self.attribution.problems() {
             invalid("attribution", &key, detail);
         }
+        for (section, key, detail) in self.dns.problems() {
+            invalid(&section, &key, detail);
+        }
+        for (key, detail) in self.report_import.problems() {
+            invalid("report_import", &key, detail);
+        }
+        for (key, detail) in self.flow.problems() {
+            invalid("flow", &key, detail);
+        }
         for (id, mc) in &self.measures {
             let m = catalog::measure(*id);
             let section = format!("measures.\"{}\"", id.as_str());
@@ -607,6 +631,74 @@ retention_days = 90
 # name = "bng-tokyo-1"
 # address = "192.0.2.0/24"
 # secret = "change-me"
+
+[dns]
+# DNS guard. Every part is off until its section is present.
+# Random-subdomain (water torture) and amplification detections become `dns.block-fqdn-list`
+# entries at once through governance when true; otherwise they wait for an operator
+# (`mamori dns block`). Entries last `block_for` (capped by the measure's maximum).
+auto_apply = false
+block_for = "1h"
+# dnstap from the resolvers (Unbound: `dnstap-socket-path`, or `dnstap-ip` with `dnstap-tls: no`).
+# [dns.dnstap]
+# socket_path = "/run/mamori/dnstap.sock"
+# tcp_listen = "127.0.0.1:6000"
+# The response-policy zone, served by AXFR/IXFR with NOTIFY; resolvers load it as an RPZ.
+# [dns.rpz]
+# zone = "rpz.mamori."
+# listen = "127.0.0.1:5353"
+# allow_transfer = ["127.0.0.1"]
+# notify = ["127.0.0.1:53"]
+# dry_run = false
+# The inline filter: a DNS front on UDP and TCP forwarding to the resolver.
+# [dns.filter]
+# listen = "127.0.0.1:5300"
+# upstream = "127.0.0.1:53"
+# warn_address = "127.0.0.1"
+# warn_page_listen = "127.0.0.1:8080"
+# List files loaded at start (kind: cnc, malware or block; format: plain, hosts or rpz, else
+# guessed from the name). `mamori dns load-list` adds lists without editing this file.
+# [[dns.lists]]
+# path = "/etc/mamori/cnc.txt"
+# kind = "cnc"
+# source = "jpcert-2026-11"
+
+[report_import]
+# Column mappings for third-party reports without a built-in format
+# (`mamori reports import FILE --kind custom:NAME --source NAME`). Header names are compared
+# without case; times without an offset are read in `naive_times` ("utc" or "japan").
+# [[report_import.mappings]]
+# name = "isac-bots"
+# measure = "bots.alert-from-third-party"
+# timestamp = "first_seen"
+# address = "src"
+# port = "sport"
+# detail = "malware"
+# naive_times = "utc"
+
+[flow]
+# NetFlow v5/v9 and IPFIX over UDP (templates per exporter and observation domain, counts scaled
+# by the sampling rate). `mamori serve` runs the collector only when `listen` is set. (No default.)
+# listen = "0.0.0.0:2055"
+# Rates are per second over this window (1s-5m).
+window = "5s"
+# Customer prefixes protected; destinations outside are not examined.
+customer_prefixes = []
+# Limits toward one host: packets/s, bits/s, flows/s.
+host_pps = 100000
+host_bps = 1000000000
+host_fps = 20000
+# A host this many times over its learned normal packet rate, and over min_pps, is attacked.
+normal_factor = 10
+min_pps = 10000
+# Exporter scopes (address, version, observation domain) kept at most.
+max_exporters = 4096
+# The BGP speaker (GoBGP) announcing FlowSpec and RTBH. Without it nothing is announced.
+# [flow.bgp]
+# gobgp = "gobgp"
+# api = "127.0.0.1:50051"
+# rtbh_next_hop = "192.0.2.1"
+# rtbh_community = "65535:666"
 
 # Per-measure settings may only narrow the catalog:
 # [measures."phone.suspend-line-on-surge"]

@@ -70,6 +70,18 @@ pub enum Command {
     /// back-fill from FreeRADIUS detail files.
     #[command(subcommand)]
     Attribution(crate::attribution::AttributionCommand),
+    /// DNS: load C&C/malware/block lists, show the FQDN list in force, block a name for a time
+    /// (`dns.block-fqdn-list`, through governance).
+    #[command(subcommand)]
+    Dns(crate::dns::DnsCommand),
+    /// Flows and DDoS: record a victim's report and propose the matching mitigation
+    /// (`ddos.block-on-victim-request`).
+    #[command(subcommand)]
+    Flow(crate::flow::FlowCommand),
+    /// Third-party reports (Shadowserver, NOTICE, takedown lists, blacklists): attribute each
+    /// row to a subscriber, record findings, queue alerts.
+    #[command(subcommand)]
+    Reports(crate::reports_import::ReportsCommand),
     /// Internal tools for tests (crash-safety drills).
     #[command(subcommand, hide = true)]
     Internal(InternalCommand),

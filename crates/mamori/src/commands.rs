@@ -70,6 +70,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Phone(c) => crate::phone::phone_cmd(&open(&config)?, c),
         Command::Subscribers(c) => crate::subscribers::subscribers_cmd(&open(&config)?, c),
         Command::Attribution(c) => crate::attribution::attribution_cmd(&config, c),
+        Command::Dns(c) => crate::dns::dns_cmd(&config, &open(&config)?, c),
+        Command::Flow(c) => crate::flow::flow_cmd(&config, &open(&config)?, c),
+        Command::Reports(c) => crate::reports_import::reports_cmd(&config, c),
         Command::Internal(InternalCommand::Burst { count, threads }) => burst(&open(&config)?, count, threads),
         Command::Config(_) | Command::Catalog(_) => Ok(ExitCode::SUCCESS),
     }
@@ -596,7 +599,11 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(data_dir = %config.data_dir.display(), "store opened");
     let mut live = crate::live::Live::start(&config, gov.clone())?;
     let mut radius = crate::attribution::Listener::start(&config)?;
-    let actuators = live.actuators();
+    let mut dns = crate::dns::Dns::start(&config, gov.clone())?;
+    let mut flow = crate::flow::Flow::start(&config, gov.clone())?;
+    let mut actuators = live.actuators();
+    actuators.extend(dns.actuators());
+    actuators.extend(flow.actuators());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let served = rt.block_on(async move {
         let listener = mamori_server::bind(listen).await?;
@@ -624,6 +631,8 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     });
     live.stop();
     radius.stop();
+    dns.stop();
+    flow.stop();
     served?;
     Ok(ExitCode::SUCCESS)
 }

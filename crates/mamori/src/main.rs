@@ -3,9 +3,12 @@
 mod attribution;
 mod cli;
 mod commands;
+mod dns;
+mod flow;
 mod live;
 mod phone;
 mod replay;
+mod reports_import;
 mod subscribers;
 
 use std::process::ExitCode;

@@ -27,7 +27,7 @@ use jiff::Timestamp;
 use mamori_core::governance::Governance;
 use mamori_core::view::{Admission, ViewError, ViewGate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::dnstap::decode::dns_question;
@@ -240,6 +240,17 @@ pub enum Handled {
     Forward,
 }
 
+/// How long the UDP threads block before looking at their stop flag.
+pub const UDP_POLL: Duration = Duration::from_millis(200);
+
+struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 struct Pending {
     client: SocketAddr,
     id: u16,
@@ -247,7 +258,11 @@ struct Pending {
 }
 
 /// Serves the filter on UDP and TCP at `listen`, forwarding to `upstream`. Returns the bound
-/// address and the tasks (abort them to stop).
+/// address and the tasks (abort them to stop; the UDP threads stop within [`UDP_POLL`]).
+///
+/// UDP runs on two plain threads with blocking sockets, as dnsdist does: one receives queries and
+/// answers or forwards them, one relays the resolver's answers. No async machinery sits on the
+/// per-packet path, and no wake-up crosses threads. TCP runs as tasks on the caller's runtime.
 pub async fn serve(
     filter: Arc<Filter>,
     listen: SocketAddr,
@@ -255,24 +270,27 @@ pub async fn serve(
 ) -> std::io::Result<(SocketAddr, Vec<JoinHandle<()>>)> {
     let tcp = TcpListener::bind(listen).await?;
     let local = tcp.local_addr()?;
-    let front = Arc::new(UdpSocket::bind(local).await?);
-    let back = Arc::new(UdpSocket::bind(if upstream.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).await?);
-    back.connect(upstream).await?;
+    let front = Arc::new(std::net::UdpSocket::bind(local)?);
+    let back = Arc::new(std::net::UdpSocket::bind(if upstream.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?);
+    back.connect(upstream)?;
+    front.set_read_timeout(Some(UDP_POLL))?;
+    back.set_read_timeout(Some(UDP_POLL))?;
     tracing::info!(addr = %local, "dns filter listening");
     let table: Arc<Mutex<Vec<Option<Pending>>>> = Arc::new(Mutex::new((0..65536).map(|_| None).collect()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Vec::new();
 
-    let (f, fr, bk, tb) = (filter.clone(), front.clone(), back.clone(), table.clone());
-    tasks.push(tokio::spawn(async move {
+    let (f, fr, bk, tb, st) = (filter.clone(), front.clone(), back.clone(), table.clone(), stop.clone());
+    std::thread::Builder::new().name("dns-filter-udp".into()).spawn(move || {
         let mut buf = vec![0u8; 4096];
         let mut next: u16 = 0;
-        loop {
-            let Ok((n, peer)) = fr.recv_from(&mut buf).await else { continue };
+        while !st.load(Ordering::Relaxed) {
+            let Ok((n, peer)) = fr.recv_from(&mut buf) else { continue };
             let q = &mut buf[..n];
             match f.handle(q, peer.ip()) {
                 Handled::Drop => {}
                 Handled::Answer(answer) => {
-                    let _ = fr.send_to(&answer, peer).await;
+                    let _ = fr.send_to(&answer, peer);
                 }
                 Handled::Forward => {
                     let id = u16::from_be_bytes([q[0], q[1]]);
@@ -293,17 +311,17 @@ pub async fn serve(
                     };
                     let Some(slot) = slot else { continue };
                     q[..2].copy_from_slice(&slot.to_be_bytes());
-                    let _ = bk.send(q).await;
+                    let _ = bk.send(q);
                 }
             }
         }
-    }));
+    })?;
 
-    let (f, fr, bk, tb) = (filter.clone(), front.clone(), back.clone(), table.clone());
-    tasks.push(tokio::spawn(async move {
+    let (f, fr, bk, tb, st) = (filter.clone(), front.clone(), back.clone(), table.clone(), stop.clone());
+    std::thread::Builder::new().name("dns-filter-relay".into()).spawn(move || {
         let mut buf = vec![0u8; 65535];
-        loop {
-            let Ok(n) = bk.recv(&mut buf).await else { continue };
+        while !st.load(Ordering::Relaxed) {
+            let Ok(n) = bk.recv(&mut buf) else { continue };
             if n < 12 {
                 continue;
             }
@@ -314,8 +332,14 @@ pub async fn serve(
                 continue;
             };
             buf[..2].copy_from_slice(&p.id.to_be_bytes());
-            let _ = fr.send_to(&buf[..n], p.client).await;
+            let _ = fr.send_to(&buf[..n], p.client);
         }
+    })?;
+
+    // Aborting (or dropping) this task stops the UDP threads.
+    tasks.push(tokio::spawn(async move {
+        let _stop = StopOnDrop(stop);
+        std::future::pending::<()>().await;
     }));
 
     let f = filter.clone();

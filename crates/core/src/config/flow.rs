@@ -1,0 +1,149 @@
+//! `[flow]`: the NetFlow/IPFIX collector, the DDoS detector's limits and the BGP speaker that
+//! announces mitigations (`ddos.*`, `net.*`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use jiff::SignedDuration;
+use serde::{Deserialize, Serialize};
+
+/// `[flow]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowConfig {
+    /// UDP address of the NetFlow v5/v9 and IPFIX collector. Without it `mamori serve` runs no
+    /// collector.
+    pub listen: Option<SocketAddr>,
+    /// Detection window: rates are packets, bits and flows per second over this period.
+    pub window: SignedDuration,
+    /// The customer prefixes protected (CIDR); destinations outside are not examined.
+    pub customer_prefixes: Vec<String>,
+    /// Packets per second toward one host that count as an attack.
+    pub host_pps: u64,
+    /// Bits per second toward one host.
+    pub host_bps: u64,
+    /// Flows per second toward one host.
+    pub host_fps: u64,
+    /// A host this many times over its learned normal packet rate (and over `min_pps`) counts.
+    pub normal_factor: u32,
+    /// Below this packet rate nothing counts as an attack.
+    pub min_pps: u64,
+    /// Exporter scopes (address, version, observation domain) kept at most; more are refused.
+    pub max_exporters: u32,
+    /// The BGP speaker (GoBGP) that announces FlowSpec and RTBH routes. Without it findings and
+    /// proposals are recorded, but nothing is announced.
+    pub bgp: Option<FlowBgpConfig>,
+}
+
+/// `[flow.bgp]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowBgpConfig {
+    /// The `gobgp` client program.
+    #[serde(default = "default_gobgp")]
+    pub gobgp: PathBuf,
+    /// `gobgpd`'s gRPC address.
+    pub api: SocketAddr,
+    /// Next hop of RTBH routes.
+    #[serde(default = "default_next_hop")]
+    pub rtbh_next_hop: IpAddr,
+    /// The blackhole community (RFC 7999).
+    #[serde(default = "default_community")]
+    pub rtbh_community: String,
+}
+
+fn default_gobgp() -> PathBuf {
+    PathBuf::from("gobgp")
+}
+
+fn default_next_hop() -> IpAddr {
+    IpAddr::from([192, 0, 2, 1])
+}
+
+fn default_community() -> String {
+    "65535:666".to_owned()
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            listen: None,
+            window: SignedDuration::from_secs(5),
+            customer_prefixes: Vec::new(),
+            host_pps: 100_000,
+            host_bps: 1_000_000_000,
+            host_fps: 20_000,
+            normal_factor: 10,
+            min_pps: 10_000,
+            max_exporters: 4096,
+            bgp: None,
+        }
+    }
+}
+
+/// Whether `s` is an `ADDR/LEN` prefix.
+fn is_prefix(s: &str) -> bool {
+    let Some((a, l)) = s.split_once('/') else { return false };
+    match (a.parse::<IpAddr>(), l.parse::<u8>()) {
+        (Ok(IpAddr::V4(_)), Ok(l)) => l <= 32,
+        (Ok(IpAddr::V6(_)), Ok(l)) => l <= 128,
+        _ => false,
+    }
+}
+
+impl FlowConfig {
+    /// Problems as (key, detail).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.window < SignedDuration::from_secs(1) || self.window > SignedDuration::from_mins(5) {
+            out.push(("window".to_owned(), "must be between 1s and 5m".to_owned()));
+        }
+        for (i, p) in self.customer_prefixes.iter().enumerate() {
+            if !is_prefix(p) {
+                out.push((format!("customer_prefixes[{i}]"), format!("`{p}` is not ADDR/LEN")));
+            }
+        }
+        if self.listen.is_some() && self.customer_prefixes.is_empty() {
+            out.push(("customer_prefixes".to_owned(), "the collector needs at least one customer prefix".to_owned()));
+        }
+        for (k, v) in [("host_pps", self.host_pps), ("host_bps", self.host_bps), ("host_fps", self.host_fps)] {
+            if v == 0 {
+                out.push((k.to_owned(), "must be positive".to_owned()));
+            }
+        }
+        if self.normal_factor < 2 {
+            out.push(("normal_factor".to_owned(), "must be at least 2".to_owned()));
+        }
+        if self.max_exporters == 0 {
+            out.push(("max_exporters".to_owned(), "must be positive".to_owned()));
+        }
+        if let Some(b) = &self.bgp {
+            let ok = b
+                .rtbh_community
+                .split_once(':')
+                .is_some_and(|(a, c)| a.parse::<u16>().is_ok() && c.parse::<u16>().is_ok());
+            if !ok {
+                out.push(("bgp.rtbh_community".to_owned(), "must be ASN:VALUE (16-bit each)".to_owned()));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_are_named() {
+        let c = FlowConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 2055))),
+            window: SignedDuration::ZERO,
+            customer_prefixes: vec!["203.0.113.0/33".into()],
+            ..FlowConfig::default()
+        };
+        let keys: Vec<_> = c.problems().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["window", "customer_prefixes[0]"]);
+        assert!(FlowConfig::default().problems().is_empty());
+    }
+}

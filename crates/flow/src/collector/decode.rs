@@ -1,0 +1,344 @@
+//! Decoding datagrams into [`FlowRecord`]s: a pure function of bytes and per-exporter state
+//! (templates and sampling rates), no sockets.
+//!
+//! Templates are kept per exporter address, version and observation domain (v9 source id, IPFIX
+//! observation domain id), so two routers — or two line cards of one — never share a template
+//! cache. Sampling rates come from the v5 header or from v9/IPFIX options data (fields 34
+//! `samplingInterval`, 50 `samplerRandomInterval`, 305 `samplingPacketInterval`) and scale packet
+//! and byte counts.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use netflow_parser::NetflowPacket;
+use netflow_parser::NetflowParser;
+use netflow_parser::scoped_parser::{ScopingInfo, extract_scoping_info};
+use netflow_parser::variable_versions::data_number::{DataNumber, FieldValue};
+use netflow_parser::variable_versions::ipfix::FlowSetBody as IpfixBody;
+use netflow_parser::variable_versions::ipfix_lookup::{IANAIPFixField as I, IPFixField};
+use netflow_parser::variable_versions::v9::FlowSetBody as V9Body;
+
+use super::ExporterStats;
+
+/// One flow as the detectors need it, already scaled by the exporter's sampling rate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowRecord {
+    /// The exporter that sent it.
+    pub exporter: SocketAddr,
+    /// Export time from the header, seconds since the Unix epoch (0 when the version has none).
+    pub export_secs: u32,
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// IP protocol number.
+    pub protocol: u8,
+    /// Transport source port (0 when none).
+    pub src_port: u16,
+    /// Transport destination port (0 when none).
+    pub dst_port: u16,
+    /// OR of the TCP flags seen.
+    pub tcp_flags: u8,
+    /// The input interface index (SNMP ifIndex), 0 when unknown.
+    pub input_if: u32,
+    /// Packets, scaled by sampling.
+    pub packets: u64,
+    /// Bytes, scaled by sampling.
+    pub bytes: u64,
+}
+
+/// Which scope a template cache belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ScopeKey {
+    exporter: SocketAddr,
+    version: u16,
+    domain: u32,
+}
+
+struct Scope {
+    parser: NetflowParser,
+    /// The last sampling rate the exporter announced (1 = unsampled).
+    sampling: u32,
+}
+
+/// Decodes datagrams from many exporters, each with its own template caches.
+pub struct Decoder {
+    scopes: HashMap<ScopeKey, Scope>,
+    max_scopes: usize,
+    default_sampling: u32,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder").field("scopes", &self.scopes.len()).finish_non_exhaustive()
+    }
+}
+
+/// What decoding one datagram gave.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    /// Flows found.
+    pub flows: Vec<FlowRecord>,
+    /// The datagram (or its tail) did not parse.
+    pub malformed: bool,
+    /// Data sets that arrived before their template (template loss or exporter restart).
+    pub no_template: u32,
+    /// The datagram was refused because too many exporter scopes are known.
+    pub refused: bool,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new(4096, 1)
+    }
+}
+
+impl Decoder {
+    /// A decoder keeping at most `max_scopes` (exporter, version, domain) template caches, and
+    /// assuming `default_sampling` until an exporter announces its rate.
+    pub fn new(max_scopes: usize, default_sampling: u32) -> Self {
+        Decoder { scopes: HashMap::new(), max_scopes: max_scopes.max(1), default_sampling: default_sampling.max(1) }
+    }
+
+    /// The sampling rate in force for an exporter's scope, if it is known.
+    pub fn sampling(&self, exporter: SocketAddr, version: u16, domain: u32) -> Option<u32> {
+        self.scopes.get(&ScopeKey { exporter, version, domain }).map(|s| s.sampling)
+    }
+
+    /// Decodes one datagram from `exporter`.
+    pub fn decode(&mut self, exporter: SocketAddr, data: &[u8]) -> Decoded {
+        let mut out = Decoded::default();
+        let (version, domain) = match extract_scoping_info(data) {
+            ScopingInfo::V9 { source_id } => (9, source_id),
+            ScopingInfo::IPFix { observation_domain_id } => (10, observation_domain_id),
+            ScopingInfo::Legacy => (data.get(..2).map(|v| u16::from_be_bytes([v[0], v[1]])).unwrap_or(5), 0),
+            ScopingInfo::Unknown => {
+                out.malformed = true;
+                return out;
+            }
+        };
+        if version != 5 && version != 9 && version != 10 {
+            out.malformed = true;
+            return out;
+        }
+        let key = ScopeKey { exporter, version, domain };
+        if !self.scopes.contains_key(&key) && self.scopes.len() >= self.max_scopes {
+            out.refused = true;
+            return out;
+        }
+        let default_sampling = self.default_sampling;
+        let scope = self
+            .scopes
+            .entry(key)
+            .or_insert_with(|| Scope { parser: NetflowParser::default(), sampling: default_sampling });
+        let result = scope.parser.parse_bytes(data);
+        out.malformed = result.error.is_some();
+        for packet in &result.packets {
+            match packet {
+                NetflowPacket::V5(v5) => {
+                    // The top two bits are the sampling mode, the rest the interval.
+                    let interval = u32::from(v5.header.sampling_interval & 0x3fff);
+                    if interval > 1 {
+                        scope.sampling = interval;
+                    }
+                    for f in &v5.flowsets {
+                        out.flows.push(FlowRecord {
+                            exporter,
+                            export_secs: v5.header.unix_secs,
+                            src: IpAddr::V4(f.src_addr),
+                            dst: IpAddr::V4(f.dst_addr),
+                            protocol: f.protocol_number,
+                            src_port: f.src_port,
+                            dst_port: f.dst_port,
+                            tcp_flags: f.tcp_flags,
+                            input_if: u32::from(f.input),
+                            packets: u64::from(f.d_pkts).saturating_mul(u64::from(scope.sampling)),
+                            bytes: u64::from(f.d_octets).saturating_mul(u64::from(scope.sampling)),
+                        });
+                    }
+                }
+                NetflowPacket::V9(v9) => {
+                    // Options first: a rate in the same datagram applies to its data.
+                    for set in &v9.flowsets {
+                        if let V9Body::OptionsData(o) = &set.body {
+                            for rec in &o.fields {
+                                for fields in &rec.options_fields {
+                                    if let Some(rate) = sampling_of(fields.iter().map(|(f, v)| (*f as u16, v))) {
+                                        scope.sampling = rate;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    for set in &v9.flowsets {
+                        match &set.body {
+                            V9Body::Data(d) => {
+                                for rec in &d.fields {
+                                    if let Some(f) = flow_of(
+                                        exporter,
+                                        v9.header.unix_secs,
+                                        scope.sampling,
+                                        rec.iter().map(|(f, v)| (*f as u16, v)),
+                                    ) {
+                                        out.flows.push(f);
+                                    }
+                                }
+                            }
+                            V9Body::NoTemplate(_) => out.no_template += 1,
+                            _ => {}
+                        }
+                    }
+                }
+                NetflowPacket::IPFix(ipfix) => {
+                    for set in &ipfix.flowsets {
+                        if let IpfixBody::OptionsData(o) = &set.body {
+                            for rec in &o.fields {
+                                if let Some(rate) = sampling_of(rec.iter().filter_map(|(f, v)| Some((iana_id(f)?, v))))
+                                {
+                                    scope.sampling = rate;
+                                }
+                            }
+                        }
+                    }
+                    for set in &ipfix.flowsets {
+                        match &set.body {
+                            IpfixBody::Data(d) => {
+                                for rec in &d.fields {
+                                    if let Some(f) = flow_of(
+                                        exporter,
+                                        ipfix.header.export_time,
+                                        scope.sampling,
+                                        rec.iter().filter_map(|(f, v)| Some((iana_id(f)?, v))),
+                                    ) {
+                                        out.flows.push(f);
+                                    }
+                                }
+                            }
+                            IpfixBody::NoTemplate(_) => out.no_template += 1,
+                            _ => {}
+                        }
+                    }
+                }
+                NetflowPacket::V7(_) => {}
+            }
+        }
+        out
+    }
+
+    /// Decodes and counts into `stats`.
+    pub fn decode_counted(&mut self, exporter: SocketAddr, data: &[u8], stats: &mut ExporterStats) -> Vec<FlowRecord> {
+        let d = self.decode(exporter, data);
+        stats.datagrams += 1;
+        stats.flows += d.flows.len() as u64;
+        stats.malformed += u64::from(d.malformed);
+        stats.no_template += u64::from(d.no_template);
+        stats.refused += u64::from(d.refused);
+        d.flows
+    }
+}
+
+fn iana_id(f: &IPFixField) -> Option<u16> {
+    match f {
+        IPFixField::IANA(x) => Some(match x {
+            I::OctetDeltaCount => 1,
+            I::PacketDeltaCount => 2,
+            I::ProtocolIdentifier => 4,
+            I::TcpControlBits => 6,
+            I::SourceTransportPort => 7,
+            I::SourceIpv4address => 8,
+            I::IngressInterface => 10,
+            I::DestinationTransportPort => 11,
+            I::DestinationIpv4address => 12,
+            I::SourceIpv6address => 27,
+            I::DestinationIpv6address => 28,
+            I::SamplingInterval => 34,
+            I::SamplerRandomInterval => 50,
+            I::SamplingPacketInterval => 305,
+            _ => return None,
+        }),
+        _ => None,
+    }
+}
+
+fn number(v: &FieldValue) -> Option<u64> {
+    match v {
+        FieldValue::DataNumber(n) => match *n {
+            DataNumber::U8(x) => Some(u64::from(x)),
+            DataNumber::U16(x) => Some(u64::from(x)),
+            DataNumber::U24(x) | DataNumber::U32(x) => Some(u64::from(x)),
+            DataNumber::U64(x) => Some(x),
+            DataNumber::U128(x) => u64::try_from(x).ok(),
+            DataNumber::I8(x) => u64::try_from(x).ok(),
+            DataNumber::I16(x) => u64::try_from(x).ok(),
+            DataNumber::I24(x) | DataNumber::I32(x) => u64::try_from(x).ok(),
+            DataNumber::I64(x) => u64::try_from(x).ok(),
+            DataNumber::I128(x) => u64::try_from(x).ok(),
+        },
+        FieldValue::ProtocolType(p) => Some(u64::from(u8::from(*p))),
+        FieldValue::Vec(b) | FieldValue::Unknown(b) if b.len() <= 8 => {
+            Some(b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x)))
+        }
+        _ => None,
+    }
+}
+
+fn sampling_of<'a>(fields: impl Iterator<Item = (u16, &'a FieldValue)>) -> Option<u32> {
+    let mut rate = None;
+    for (id, v) in fields {
+        if matches!(id, 34 | 50 | 305) {
+            if let Some(n) = number(v) {
+                if n >= 1 {
+                    rate = Some(u32::try_from(n).unwrap_or(u32::MAX));
+                }
+            }
+        }
+    }
+    rate
+}
+
+/// Field ids are the same in v9 and IPFIX for everything used here.
+fn flow_of<'a>(
+    exporter: SocketAddr,
+    export_secs: u32,
+    sampling: u32,
+    fields: impl Iterator<Item = (u16, &'a FieldValue)>,
+) -> Option<FlowRecord> {
+    let (mut src, mut dst) = (None, None);
+    let (mut protocol, mut src_port, mut dst_port, mut flags, mut input_if, mut packets, mut bytes) =
+        (0u8, 0u16, 0u16, 0u8, 0u32, 0u64, 0u64);
+    for (id, v) in fields {
+        match id {
+            1 => bytes = number(v).unwrap_or(0),
+            2 => packets = number(v).unwrap_or(0),
+            4 => protocol = number(v).and_then(|n| u8::try_from(n).ok()).unwrap_or(0),
+            6 => flags = number(v).map(|n| (n & 0xff) as u8).unwrap_or(0),
+            7 => src_port = number(v).and_then(|n| u16::try_from(n).ok()).unwrap_or(0),
+            11 => dst_port = number(v).and_then(|n| u16::try_from(n).ok()).unwrap_or(0),
+            10 => input_if = number(v).and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+            8 | 27 => src = ip(v).or(src),
+            12 | 28 => dst = ip(v).or(dst),
+            _ => {}
+        }
+    }
+    Some(FlowRecord {
+        exporter,
+        export_secs,
+        src: src?,
+        dst: dst?,
+        protocol,
+        src_port,
+        dst_port,
+        tcp_flags: flags,
+        input_if,
+        packets: packets.saturating_mul(u64::from(sampling)),
+        bytes: bytes.saturating_mul(u64::from(sampling)),
+    })
+}
+
+fn ip(v: &FieldValue) -> Option<IpAddr> {
+    match v {
+        FieldValue::Ip4Addr(a) => Some(IpAddr::V4(*a)),
+        FieldValue::Ip6Addr(a) => Some(IpAddr::V6(*a)),
+        _ => None,
+    }
+}

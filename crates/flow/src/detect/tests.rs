@@ -1,0 +1,186 @@
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use mamori_core::action::ActionState;
+use mamori_core::actuator::RecordingActuator;
+use mamori_core::catalog::MeasureId;
+use mamori_core::clock::WallClock;
+use mamori_core::governance::Governance;
+use mamori_core::subject::{Actor, SubscriberId};
+
+use super::engine::{FlowEngine, VictimReport, propose_victim_request};
+use super::*;
+
+fn rec(src: [u8; 4], dst: [u8; 4], proto: u8, sport: u16, dport: u16, flags: u8, packets: u64) -> FlowRecord {
+    FlowRecord {
+        exporter: SocketAddr::from(([192, 0, 2, 1], 2055)),
+        export_secs: 0,
+        src: IpAddr::V4(Ipv4Addr::from(src)),
+        dst: IpAddr::V4(Ipv4Addr::from(dst)),
+        protocol: proto,
+        src_port: sport,
+        dst_port: dport,
+        tcp_flags: flags,
+        input_if: 7,
+        packets,
+        bytes: packets * 400,
+    }
+}
+
+fn config() -> DetectConfig {
+    DetectConfig {
+        customer_prefixes: vec!["203.0.113.0/24".parse().unwrap()],
+        customer_interfaces: vec![CustomerInterface {
+            exporter: "192.0.2.1".parse().unwrap(),
+            if_index: 7,
+            prefixes: vec!["198.51.100.0/24".parse().unwrap()],
+        }],
+        host_pps: 50_000.0,
+        min_pps: 1_000.0,
+        spoof_min_packets: 100,
+        ..DetectConfig::default()
+    }
+}
+
+fn baseline(d: &mut Detector) {
+    for _ in 0..20 {
+        d.ingest(&rec([198, 51, 100, 1], [203, 0, 113, 5], 6, 40000, 443, 0x18, 500));
+        d.ingest(&rec([198, 51, 100, 2], [203, 0, 113, 5], 17, 50000, 443, 0, 100));
+        assert!(d.close_window(1.0).attacks.is_empty());
+    }
+}
+
+#[test]
+fn dns_reflection_is_matched_by_source_port() {
+    let mut d = Detector::new(config());
+    baseline(&mut d);
+    assert!((d.normal_pps("203.0.113.5".parse().unwrap()).unwrap() - 600.0).abs() < 1.0);
+    for i in 0..50u8 {
+        d.ingest(&rec([100, 64, 0, i], [203, 0, 113, 5], 17, 53, 33000 + u16::from(i), 0, 200));
+    }
+    d.ingest(&rec([198, 51, 100, 1], [203, 0, 113, 5], 6, 40000, 443, 0x18, 500));
+    let out = d.close_window(1.0);
+    assert_eq!(out.attacks.len(), 1);
+    let a = &out.attacks[0];
+    assert_eq!(a.reason, "normal");
+    assert_eq!(a.attack.protocol, Some(17));
+    assert_eq!(a.attack.src_ports, vec![53]);
+    assert!(a.attack.dst_ports.is_empty());
+    assert!(a.coverage > 0.9);
+    assert_eq!(a.top_sources.len(), 5);
+    // The attack window did not move the normal.
+    assert!((d.normal_pps("203.0.113.5".parse().unwrap()).unwrap() - 600.0).abs() < 1.0);
+}
+
+#[test]
+fn syn_flood_matches_flags_and_port() {
+    let mut d = Detector::new(config());
+    for i in 0..=255u8 {
+        d.ingest(&rec([i, 1, 2, 3], [203, 0, 113, 9], 6, 1024 + u16::from(i), 80, 0x02, 400));
+    }
+    let out = d.close_window(1.0);
+    let a = &out.attacks[0];
+    assert_eq!(a.reason, "pps");
+    assert_eq!((a.attack.protocol, a.attack.tcp_flags, a.attack.dst_ports.clone()), (Some(6), Some(2), vec![80]));
+    assert!(a.attack.src_ports.is_empty());
+}
+
+#[test]
+fn outside_customer_prefixes_is_ignored_and_spoofing_is_seen() {
+    let mut d = Detector::new(config());
+    let mut other_if = rec([1, 1, 1, 1], [8, 8, 8, 8], 17, 53, 1, 0, 1_000_000);
+    other_if.input_if = 1;
+    d.ingest(&other_if);
+    d.ingest(&rec([198, 51, 100, 9], [203, 0, 113, 1], 17, 1, 1, 0, 50));
+    d.ingest(&rec([10, 9, 9, 9], [203, 0, 113, 1], 17, 1, 1, 0, 500));
+    let out = d.close_window(1.0);
+    assert!(out.attacks.is_empty());
+    assert_eq!(out.spoofing.len(), 1);
+    assert_eq!(out.spoofing[0].spoofed, vec![("10.9.9.9".parse().unwrap(), 500)]);
+    assert_eq!(out.spoofing[0].packets, 550);
+}
+
+fn gov(dir: &std::path::Path) -> Arc<Governance> {
+    let store = Arc::new(
+        mamori_store::SqliteStore::open(&dir.join("m.sqlite"), mamori_store::StoreOptions::default()).unwrap(),
+    );
+    Arc::new(Governance::new(store, Arc::new(WallClock), Arc::new(mamori_core::config::Config::default())).unwrap())
+}
+
+#[test]
+fn engine_proposes_and_applies_through_governance() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = gov(dir.path());
+    let act = Arc::new(RecordingActuator::default());
+    let mut e = FlowEngine::new(g.clone(), Arc::new(WallClock), Detector::new(config()), act.clone()).unwrap();
+    let flood: Vec<_> = (0..=255u8)
+        .map(|i| FlowRecord { input_if: 1, ..rec([i, 1, 2, 3], [203, 0, 113, 9], 17, 123, 5000, 0, 400) })
+        .collect();
+    // Not enabled: a finding only.
+    e.ingest(&flood);
+    let r = e.close_window(1.0).unwrap();
+    assert_eq!((r.findings.len(), r.decisions.len()), (1, 0));
+    g.enable_measure(MeasureId::DdosBlockToProtectNetwork, &Actor("operator:test".into())).unwrap();
+    e.ingest(&flood);
+    let r = e.close_window(1.0).unwrap();
+    assert_eq!(r.decisions.len(), 1, "{r:?}");
+    let d = &r.decisions[0];
+    assert_eq!(d.action.state, ActionState::Applied, "{:?}", d.action);
+    assert!(d.action.deadline.is_some(), "every restrictive action ends");
+    let m: crate::bgp::Mitigation = serde_json::from_value(d.action.evidence["mitigation"].clone()).unwrap();
+    match m {
+        crate::bgp::Mitigation::Flowspec(f) => assert_eq!((f.protocol, f.src_ports), (Some(17), vec![123])),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(act.calls().len(), 1);
+    assert_eq!(act.calls()[0].target, "prefix:203.0.113.9/32");
+    // Still under attack: the open action is reused, not doubled.
+    e.ingest(&flood);
+    let r = e.close_window(1.0).unwrap();
+    assert!(r.decisions[0].existing);
+    assert_eq!(act.calls().len(), 1);
+    // The attack stops: after the cool-down the detector lifts and the actuator withdraws.
+    e.cooldown_windows = 3;
+    for _ in 0..2 {
+        assert!(e.close_window(1.0).unwrap().lifted.is_empty());
+    }
+    let r = e.close_window(1.0).unwrap();
+    assert_eq!(r.lifted, vec![d.action.id.clone()]);
+    assert_eq!(act.calls().last().unwrap().call, "remove");
+    let rec = g.store().action(&d.action.id).unwrap().unwrap();
+    assert_eq!(rec.state, ActionState::Lifted);
+}
+
+#[test]
+fn victim_request_proposes_the_matching_mitigation() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = gov(dir.path());
+    g.enable_measure(MeasureId::DdosBlockOnVictimRequest, &Actor("operator:test".into())).unwrap();
+    let act = RecordingActuator::default();
+    let attack = crate::bgp::FlowMatch {
+        dst: "203.0.113.20/32".parse().unwrap(),
+        src: None,
+        protocol: Some(17),
+        src_ports: vec![11211],
+        dst_ports: vec![],
+        tcp_flags: None,
+        fragment: false,
+        action: crate::bgp::FlowAction::Discard,
+    };
+    let (d, err) = propose_victim_request(
+        &g,
+        &act,
+        VictimReport {
+            subscriber: SubscriberId("S-1001".into()),
+            via: "phone".into(),
+            operator: Actor("operator:noc".into()),
+            attack,
+            blackhole: false,
+            duration: Some(jiff::SignedDuration::from_hours(2)),
+        },
+    )
+    .unwrap();
+    assert!(err.is_none());
+    assert_eq!(d.action.state, ActionState::Applied, "{:?}", d.action);
+    assert_eq!(act.calls().len(), 1);
+}

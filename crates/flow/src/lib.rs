@@ -1,0 +1,14 @@
+//! mamori's flows and DDoS family (`ddos.*`, `net.*`).
+//!
+//! - [`collector`]: NetFlow v5/v9 and IPFIX over UDP, templates per exporter and observation
+//!   domain, sampling-rate scaling, counters per exporter.
+//! - [`detect`]: per-destination rates against thresholds and each destination's learned normal,
+//!   characterisation of the attack, spoofed sources on customer-facing interfaces; findings and
+//!   proposals through governance.
+//! - [`bgp`]: RTBH and FlowSpec (RFC 8955) announced through a BGP speaker, as an
+//!   [`Actuator`](mamori_core::actuator::Actuator).
+
+pub mod bgp;
+pub mod collector;
+pub mod detect;
+pub mod prefix;

@@ -1,0 +1,566 @@
+//! `mamori dns …` and the DNS part of `mamori serve` (`[dns]`).
+//!
+//! In `serve`, each part runs only when configured, on its own runtime:
+//! - `[dns.dnstap]`: the dnstap listener (unix socket and/or TCP) feeding the DNS engine (the
+//!   random-subdomain, amplification and C&C detectors) on a thread of its own;
+//! - `[dns.rpz]`: the response-policy zone served by AXFR/IXFR with NOTIFY;
+//! - `[dns.filter]`: the inline filter (and the warning page when `warn_page_listen` is set).
+//!
+//! The policy zone is the actuator of `dns.block-fqdn-list` (the inline filter applies its
+//! entries too). A sync loop keeps it equal to the actions in force in the store, so entries
+//! decided elsewhere (`mamori dns block`, `mamori actions lift`, the API) reach the resolvers
+//! within [`SYNC_EVERY`].
+//!
+//! Lists: `[[dns.lists]]` files and the lists `mamori dns load-list` keeps under
+//! `DATA_DIR/dns-lists/` are loaded at start; the inline filter reloads them when the kept ones
+//! change (the dnstap engine reads its C&C lists at start only). Logs never carry client
+//! addresses or query names.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use jiff::SignedDuration;
+use mamori_core::action::ActionState;
+use mamori_core::actuator::Actuator;
+use mamori_core::catalog::MeasureId;
+use mamori_core::clock::WallClock;
+use mamori_core::config::{Config, DnsListFormat, DnsListKind};
+use mamori_core::governance::{Governance, Proposal};
+use mamori_core::ledger::format_time;
+use mamori_core::store::ActionFilter;
+use mamori_core::subject::{Actor, Target};
+use mamori_dns::dnstap::{self, DnsEvent, IngestStats};
+use mamori_dns::engine::{DnsEngine, EngineConfig, NoLookup};
+use mamori_dns::filter::{self, Filter, warn_page};
+use mamori_dns::names::{SuffixMap, normalize};
+use mamori_dns::reputation::{self, ListFormat, ReputationList};
+use mamori_dns::rpz::{self, PolicyZone, ServeOptions, Zone};
+use serde_json::json;
+
+use crate::cli::By;
+
+/// How often the policy zone is compared with the actions in force and list files with disk.
+pub const SYNC_EVERY: Duration = Duration::from_secs(1);
+/// Events waiting for the engine before dnstap events are dropped (counted).
+const QUEUE: usize = 100_000;
+
+/// `dns`
+#[derive(Debug, Subcommand)]
+pub enum DnsCommand {
+    /// Load a list file (C&C names, malware sites, or names to block) under a source name. The
+    /// loading (source, date, size, lines skipped) is a ledger entry; the list is kept in the data
+    /// directory and a running `mamori serve` picks it up within seconds. Loading a list with
+    /// the same kind and source again replaces it.
+    LoadList {
+        /// The file: plain (one name a line), hosts, or an RPZ zone file.
+        file: PathBuf,
+        /// What it holds.
+        #[arg(long, value_parser = ["cnc", "malware", "block"])]
+        kind: String,
+        /// The source's name (feed or provider).
+        #[arg(long)]
+        source: String,
+        /// `plain`, `hosts` or `rpz` (default: guessed from the file name).
+        #[arg(long, value_parser = ["plain", "hosts", "rpz"])]
+        format: Option<String>,
+        /// Your name, as recorded in the ledger.
+        #[arg(long, env = "MAMORI_ACTOR", value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// The FQDN list entries in force (with their expiry) and the lists loaded.
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a name (and the names below it) on the FQDN list (`dns.block-fqdn-list`) through
+    /// governance, for a time; a running `mamori serve` publishes it in the policy zone and the
+    /// inline filter within seconds. Lift early with `mamori actions lift`.
+    Block {
+        /// The name.
+        fqdn: String,
+        /// How long, e.g. `30m`, `12h` (at most the measure's maximum).
+        #[arg(long = "for", value_name = "DURATION")]
+        for_: String,
+        /// Why (kept as evidence).
+        #[arg(long, default_value = "operator decision")]
+        reason: String,
+        #[command(flatten)]
+        by: By,
+    },
+}
+
+fn kind_measure(kind: DnsListKind) -> MeasureId {
+    match kind {
+        DnsListKind::Cnc => MeasureId::BotsDetectCncQueries,
+        DnsListKind::Malware => MeasureId::ReputationWarnMalwareSite,
+        DnsListKind::Block => MeasureId::DnsBlockFqdnList,
+    }
+}
+
+fn format_of(f: Option<DnsListFormat>) -> Option<ListFormat> {
+    f.map(|f| match f {
+        DnsListFormat::Plain => ListFormat::Plain,
+        DnsListFormat::Hosts => ListFormat::Hosts,
+        DnsListFormat::Rpz => ListFormat::Rpz,
+    })
+}
+
+fn lists_dir(config: &Config) -> PathBuf {
+    config.data_dir.join("dns-lists")
+}
+
+/// What `load-list` keeps beside the copied file.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ListMeta {
+    kind: DnsListKind,
+    source: String,
+    format: ListFormat,
+    date: Option<String>,
+    names: usize,
+    loaded_at: String,
+    ledger_seq: u64,
+}
+
+fn file_stem(kind: DnsListKind, source: &str) -> String {
+    let safe: String =
+        source.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    format!("{}-{safe}-{}", kind.as_str(), fnv_tag(source))
+}
+
+fn fnv_tag(s: &str) -> String {
+    // A short stable tag so two sources differing only in punctuation don't collide.
+    let mut h: u32 = 2166136261;
+    for b in s.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(16777619);
+    }
+    format!("{h:08x}")
+}
+
+/// Runs one `dns` subcommand.
+pub fn dns_cmd(config: &Config, gov: &Governance, c: DnsCommand) -> anyhow::Result<ExitCode> {
+    match c {
+        DnsCommand::LoadList { file, kind, source, format, by } => {
+            let kind: DnsListKind = kind.parse().map_err(anyhow::Error::msg)?;
+            if source.trim().is_empty() {
+                bail!("--source must not be empty");
+            }
+            let format = match format.as_deref() {
+                Some("plain") => ListFormat::Plain,
+                Some("hosts") => ListFormat::Hosts,
+                Some("rpz") => ListFormat::Rpz,
+                _ => ListFormat::guess(&file),
+            };
+            let list = reputation::load(&file, Some(format), Some(&source))
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            for e in list.skipped.iter().take(20) {
+                eprintln!("{}:{}: skipped: {}", file.display(), e.line, e.reason);
+            }
+            let seq = gov.record_finding(
+                kind_measure(kind),
+                &Target::Network,
+                "dns.list-loaded",
+                json!({"list_loaded": list.source, "kind": kind.as_str(), "date": list.date, "names": list.names.len(),
+                       "lines_skipped": list.skipped.len(), "loaded_by": by}),
+            )?;
+            let dir = lists_dir(config);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let stem = file_stem(kind, &source);
+            let meta = ListMeta {
+                kind,
+                source: source.clone(),
+                format,
+                date: list.date.clone(),
+                names: list.names.len(),
+                loaded_at: jiff::Timestamp::now().to_string(),
+                ledger_seq: seq,
+            };
+            // The copy first, then the description: a reader sees a list only once both exist.
+            let tmp = dir.join(format!("{stem}.list.tmp"));
+            std::fs::copy(&file, &tmp).with_context(|| format!("copying {}", file.display()))?;
+            std::fs::rename(&tmp, dir.join(format!("{stem}.list")))?;
+            let tmp = dir.join(format!("{stem}.json.tmp"));
+            std::fs::write(&tmp, serde_json::to_vec_pretty(&meta)?)?;
+            std::fs::rename(&tmp, dir.join(format!("{stem}.json")))?;
+            println!(
+                "{} list `{source}` loaded: {} names, {} lines skipped (ledger entry {seq})",
+                kind.as_str(),
+                list.names.len(),
+                list.skipped.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DnsCommand::List { json } => {
+            let filter = ActionFilter {
+                state: Some(ActionState::Applied),
+                measure: Some(MeasureId::DnsBlockFqdnList),
+                ..Default::default()
+            };
+            let now = gov.now();
+            let entries: Vec<_> =
+                gov.store().actions(&filter)?.into_iter().filter(|a| a.deadline.is_none_or(|d| d > now)).collect();
+            let lists = read_metas(&lists_dir(config));
+            if json {
+                let e: Vec<_> = entries
+                    .iter()
+                    .map(|a| json!({"action": a.id, "target": a.target.to_string(), "expires": a.deadline.map(|d| d.to_string())}))
+                    .collect();
+                let l: Vec<_> = lists.iter().map(|(_, m)| m).collect();
+                let c: Vec<_> = config
+                    .dns
+                    .lists
+                    .iter()
+                    .map(|l| json!({"kind": l.kind.as_str(), "source": l.source, "path": l.path}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&json!({"entries": e, "lists": l, "config_lists": c}))?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("FQDN list entries in force (dns.block-fqdn-list):");
+            if entries.is_empty() {
+                println!("  (none)");
+            }
+            for a in &entries {
+                let name = match &a.target {
+                    Target::Fqdn(n) => n.clone(),
+                    t => t.to_string(),
+                };
+                println!("  {:<40} until {:<26} {}", name, a.deadline.map(format_time).unwrap_or_default(), a.id);
+            }
+            println!("lists:");
+            if lists.is_empty() && config.dns.lists.is_empty() {
+                println!("  (none)");
+            }
+            for (_, m) in &lists {
+                println!(
+                    "  {:<8} {:<28} {:>9} names  date {}  loaded {} (ledger entry {})",
+                    m.kind.as_str(),
+                    m.source,
+                    m.names,
+                    m.date.as_deref().unwrap_or("-"),
+                    m.loaded_at,
+                    m.ledger_seq
+                );
+            }
+            for l in &config.dns.lists {
+                println!("  {:<8} {:<28} (configured: {})", l.kind.as_str(), l.source, l.path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DnsCommand::Block { fqdn, for_, reason, by } => {
+            let name = normalize(&fqdn);
+            if !valid_name(&name) {
+                bail!("`{fqdn}` is not a domain name that can be listed");
+            }
+            let d: SignedDuration =
+                for_.parse().with_context(|| format!("--for `{for_}`: expected a duration like 30m or 12h"))?;
+            if d <= SignedDuration::ZERO {
+                bail!("--for must be positive");
+            }
+            if !gov.is_enabled(MeasureId::DnsBlockFqdnList)? {
+                bail!("dns.block-fqdn-list is not enabled (mamori measures enable dns.block-fqdn-list --by NAME)");
+            }
+            let mut p = Proposal::new(
+                MeasureId::DnsBlockFqdnList,
+                Target::Fqdn(name),
+                Actor(by.by),
+                json!({"reason": reason, "source": "operator"}),
+            );
+            p.duration = Some(d);
+            let dec = gov.propose(p)?;
+            let a = &dec.action;
+            match &dec.authorization {
+                Some(auth) => println!(
+                    "{}: {} on {} — authorized under {} (ledger entry {}), in force until {}",
+                    a.id,
+                    a.state,
+                    a.target,
+                    auth.legal_basis(),
+                    auth.ledger_seq(),
+                    auth.expires_at().map(format_time).unwrap_or_default()
+                ),
+                None => println!("{}: {}", a.id, a.state),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    n != "."
+        && n.len() <= 253
+        && n.split('.').all(|l| {
+            !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// The lists `load-list` kept: (list file, description), by file name.
+fn read_metas(dir: &Path) -> Vec<(PathBuf, ListMeta)> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out: Vec<(PathBuf, ListMeta)> = rd
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter_map(|p| {
+            let meta: ListMeta = serde_json::from_slice(&std::fs::read(&p).ok()?).ok()?;
+            let list = p.with_extension("list");
+            list.exists().then_some((list, meta))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Fingerprint of the kept lists (names and modification times), to notice changes.
+fn lists_fingerprint(dir: &Path) -> Vec<(PathBuf, Option<SystemTime>)> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut v: Vec<_> = rd
+        .filter_map(Result::ok)
+        .map(|e| (e.path(), e.metadata().and_then(|m| m.modified()).ok()))
+        .filter(|(p, _)| p.extension().is_some_and(|x| x == "json" || x == "list"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every list (configured and kept), by kind.
+fn load_all(config: &Config) -> BTreeMap<DnsListKind, Vec<ReputationList>> {
+    let mut out: BTreeMap<DnsListKind, Vec<ReputationList>> = BTreeMap::new();
+    for l in &config.dns.lists {
+        match reputation::load(&l.path, format_of(l.format), Some(&l.source)) {
+            Ok(list) => out.entry(l.kind).or_default().push(list),
+            Err(e) => tracing::error!(source = %l.source, error = %e, "dns list not loaded"),
+        }
+    }
+    for (path, m) in read_metas(&lists_dir(config)) {
+        match reputation::load(&path, Some(m.format), Some(&m.source)) {
+            Ok(mut list) => {
+                list.date = m.date.clone();
+                out.entry(m.kind).or_default().push(list);
+            }
+            Err(e) => tracing::error!(source = %m.source, error = %e, "dns list not loaded"),
+        }
+    }
+    for (k, v) in &out {
+        let names: usize = v.iter().map(|l| l.names.len()).sum();
+        tracing::info!(kind = k.as_str(), lists = v.len(), names, "dns lists loaded");
+    }
+    out
+}
+
+fn merged(lists: Option<&Vec<ReputationList>>) -> SuffixMap<()> {
+    let Some(lists) = lists else { return SuffixMap::new() };
+    let mut m = SuffixMap::with_capacity(lists.iter().map(|l| l.names.len()).sum());
+    for l in lists {
+        for (n, k, ()) in l.names.iter() {
+            m.insert(n, k, ());
+        }
+    }
+    m
+}
+
+/// The DNS part of `mamori serve`: nothing when `[dns]` configures nothing.
+pub struct Dns {
+    zone: Option<Arc<PolicyZone>>,
+    rt: Option<tokio::runtime::Runtime>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Dns {
+    /// Starts what `[dns]` configures.
+    pub fn start(config: &Config, gov: Arc<Governance>) -> anyhow::Result<Dns> {
+        let d = &config.dns;
+        let stop = Arc::new(AtomicBool::new(false));
+        if d.dnstap.is_none() && d.rpz.is_none() && d.filter.is_none() {
+            return Ok(Dns { zone: None, rt: None, stop, threads: Vec::new() });
+        }
+        // The filter's UDP path runs on threads of its own; this runtime carries TCP, the zone
+        // transfers and dnstap.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("dns")
+            .enable_all()
+            .build()
+            .context("starting the DNS runtime")?;
+        let zone = if d.rpz.is_some() || d.filter.is_some() {
+            let (origin, dry) = d.rpz.as_ref().map_or(("rpz.mamori.", false), |r| (r.zone.as_str(), r.dry_run));
+            Some(PolicyZone::new(Zone::new(origin, dry, jiff::Timestamp::now()).context("[dns.rpz] zone")?))
+        } else {
+            None
+        };
+        let lists = load_all(config);
+        let mut threads = Vec::new();
+
+        if let (Some(r), Some(z)) = (&d.rpz, &zone) {
+            let opts =
+                ServeOptions { listen: r.listen, allow_transfer: r.allow_transfer.clone(), notify: r.notify.clone() };
+            let (addr, _tasks) = rt
+                .block_on(rpz::serve(z.clone(), opts))
+                .with_context(|| format!("cannot serve the policy zone on {}", r.listen))?;
+            tracing::info!(%addr, zone = %r.zone, "dns policy zone served");
+        }
+
+        let filter = match &d.filter {
+            Some(f) => {
+                let flt = Arc::new(
+                    Filter::new(&gov, Arc::new(WallClock), zone.clone(), Arc::new(NoLookup), f.warn_address)
+                        .context("opening the inline filter's views")?,
+                );
+                set_filter_lists(&flt, &lists);
+                let (addr, _tasks) = rt
+                    .block_on(filter::serve(flt.clone(), f.listen, f.upstream))
+                    .with_context(|| format!("cannot listen for DNS on {}", f.listen))?;
+                if let Some(w) = f.warn_page_listen {
+                    rt.block_on(warn_page::serve(flt.clone(), w))
+                        .with_context(|| format!("cannot serve the warning page on {w}"))?;
+                }
+                tracing::info!(%addr, "dns inline filter started");
+                Some(flt)
+            }
+            None => None,
+        };
+
+        if let Some(t) = &d.dnstap {
+            let (tx, rx) = tokio::sync::mpsc::channel::<DnsEvent>(QUEUE);
+            let stats = Arc::new(IngestStats::default());
+            if let Some(p) = &t.socket_path {
+                let _guard = rt.enter();
+                dnstap::spawn_unix(p, tx.clone(), stats.clone())
+                    .with_context(|| format!("cannot listen for dnstap on {}", p.display()))?;
+            }
+            if let Some(a) = t.tcp_listen {
+                rt.block_on(dnstap::spawn_tcp(a, tx.clone(), stats.clone()))
+                    .with_context(|| format!("cannot listen for dnstap on {a}"))?;
+            }
+            drop(tx);
+            let cfg = EngineConfig { auto_apply: d.auto_apply, block_for: d.block_for, ..Default::default() };
+            let actuators: Vec<Arc<dyn Actuator>> = zone.iter().map(|z| z.clone() as Arc<dyn Actuator>).collect();
+            let mut engine = DnsEngine::new(gov.clone(), Arc::new(WallClock), cfg, Arc::new(NoLookup), actuators)
+                .context("opening the DNS views")?;
+            for l in lists.get(&DnsListKind::Cnc).into_iter().flatten() {
+                engine.add_cnc_list(l)?;
+            }
+            let stop = stop.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("dns-engine".into())
+                    .spawn(move || engine_loop(engine, rx, &stop, &stats))
+                    .context("starting the DNS engine thread")?,
+            );
+        }
+
+        {
+            let (stop, gov, zone, config) = (stop.clone(), gov.clone(), zone.clone(), config.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("dns-sync".into())
+                    .spawn(move || sync_loop(&config, &gov, zone.as_deref(), filter.as_deref(), &stop))
+                    .context("starting the DNS sync thread")?,
+            );
+        }
+        Ok(Dns { zone, rt: Some(rt), stop, threads })
+    }
+
+    /// The actuators the server reconciles at start and calls on expiry.
+    pub fn actuators(&self) -> Vec<Arc<dyn Actuator>> {
+        self.zone.iter().map(|z| z.clone() as Arc<dyn Actuator>).collect()
+    }
+
+    /// Stops everything and waits for it.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                tracing::error!("a DNS thread panicked");
+            }
+        }
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn set_filter_lists(f: &Filter, lists: &BTreeMap<DnsListKind, Vec<ReputationList>>) {
+    f.set_static_list(merged(lists.get(&DnsListKind::Block)));
+    f.set_cnc(merged(lists.get(&DnsListKind::Cnc)));
+    f.set_malware(merged(lists.get(&DnsListKind::Malware)));
+}
+
+fn engine_loop(
+    mut engine: DnsEngine,
+    mut rx: tokio::sync::mpsc::Receiver<DnsEvent>,
+    stop: &AtomicBool,
+    stats: &IngestStats,
+) {
+    let mut last_report = std::time::Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        match rx.try_recv() {
+            Ok(ev) => engine.on_event(&ev),
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(20)),
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
+        }
+        if last_report.elapsed() > Duration::from_secs(60) {
+            last_report = std::time::Instant::now();
+            tracing::info!(
+                events = engine.stats.events,
+                findings = engine.stats.findings,
+                malformed = IngestStats::get(&stats.malformed),
+                dropped = IngestStats::get(&stats.dropped),
+                "dns engine"
+            );
+        }
+    }
+    tracing::info!(stats = ?engine.stats, "dns engine stopped");
+}
+
+/// Keeps the zone equal to the actions in force, and reloads kept lists that changed.
+fn sync_loop(config: &Config, gov: &Governance, zone: Option<&PolicyZone>, filter: Option<&Filter>, stop: &AtomicBool) {
+    let dir = lists_dir(config);
+    let mut fingerprint = lists_fingerprint(&dir);
+    let mut synced: Option<Vec<String>> = None;
+    let mut next = std::time::Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        // Sleep in short steps so a stop is quick.
+        std::thread::sleep(Duration::from_millis(100));
+        if std::time::Instant::now() < next {
+            continue;
+        }
+        next = std::time::Instant::now() + SYNC_EVERY;
+        if let Some(z) = zone {
+            match gov.reauthorize_applied() {
+                Ok(in_force) => {
+                    let mine: Vec<_> = in_force.iter().filter(|(r, _)| z.handles(r.measure)).collect();
+                    let ids: Vec<String> = mine.iter().map(|(r, _)| r.id.clone()).collect();
+                    if synced.as_ref() != Some(&ids) {
+                        let auths: Vec<_> = mine.iter().map(|(_, a)| a).collect();
+                        if z.reconcile(&auths).is_ok() {
+                            tracing::info!(in_force = ids.len(), "dns policy zone in line with the actions in force");
+                            synced = Some(ids);
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot read the actions in force"),
+            }
+        }
+        if let Some(f) = filter {
+            let now = lists_fingerprint(&dir);
+            if now != fingerprint {
+                fingerprint = now;
+                set_filter_lists(f, &load_all(config));
+            }
+        }
+    }
+}
