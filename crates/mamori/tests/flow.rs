@@ -1,0 +1,109 @@
+//! `mamori serve` with `[flow]`: NetFlow v9 datagrams of an NTP reflection toward a customer host
+//! reach the collector, the detector proposes `ddos.block-to-protect-network` through governance,
+//! and the action (applied, with its FlowSpec match for UDP source port 123) is visible from a
+//! second process. Hermetic: no BGP speaker is configured, so nothing is announced.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use mamori_flow::collector::wire::{self, Sets, WireFlow};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mamori"))
+}
+
+fn mamori(cfg: &Path, args: &[&str]) -> Output {
+    Command::new(bin()).arg("--config").arg(cfg).args(args).env_remove("RUST_LOG").output().unwrap()
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_udp() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn free_tcp() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn serve_collects_netflow_and_proposes_a_flowspec_mitigation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (http, nf) = (free_tcp(), free_udp());
+    let cfg = dir.path().join("mamori.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[server]\nlisten = \"127.0.0.1:{http}\"\n\
+             [flow]\nlisten = \"127.0.0.1:{nf}\"\nwindow = \"1s\"\ncustomer_prefixes = [\"203.0.113.0/24\"]\n\
+             host_pps = 5000\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    ok(mamori(&cfg, &["config", "check", cfg.to_str().unwrap()]));
+    ok(mamori(&cfg, &["measures", "enable", "ddos.block-to-protect-network", "--by", "sato"]));
+    let log = dir.path().join("serve.log");
+    let _serve = Serve(
+        Command::new(bin())
+            .arg("--config")
+            .arg(&cfg)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let flows: Vec<WireFlow> = (0..20u8)
+        .map(|i| WireFlow {
+            src: [100, 64, 9, i].into(),
+            dst: [203, 0, 113, 44].into(),
+            protocol: 17,
+            src_port: 123,
+            dst_port: 30000 + u16::from(i),
+            tcp_flags: 0,
+            input_if: 1,
+            packets: 2000,
+            bytes: 2000 * 468,
+        })
+        .collect();
+    let exporter = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut n = 0u32;
+    let applied = loop {
+        let dg = wire::v9(1_795_000_000 + n, 1, &Sets { template: true, sampling: None, flows: &flows });
+        exporter.send_to(&dg, ("127.0.0.1", nf)).unwrap();
+        n += 1;
+        std::thread::sleep(Duration::from_millis(250));
+        let out = ok(mamori(&cfg, &["actions", "list", "--measure", "ddos.block-to-protect-network", "--json"]));
+        if out.contains("203.0.113.44/32") && out.contains("applied") {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "no action: {out}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    };
+    let actions: serde_json::Value = serde_json::from_str(&applied).unwrap();
+    let a = &actions[0];
+    assert_eq!(a["legal_basis"], "self-defense", "{applied}");
+    assert!(a["deadline"].is_string(), "every restrictive action ends: {applied}");
+    let ev = &a["evidence"];
+    let m = if ev["mitigation"].is_null() { &ev["evidence"]["mitigation"] } else { &ev["mitigation"] };
+    assert_eq!(m["via"], "flowspec", "{applied}");
+    assert_eq!(m["protocol"], 17, "{applied}");
+    assert_eq!(m["src_ports"], serde_json::json!([123]), "{applied}");
+}
