@@ -1,7 +1,8 @@
 //! The scheduler: expiry, lapses and retention on time (DESIGN.md invariant 3). Its state is the
 //! store's, so after a restart the first tick catches up with everything that fell due meanwhile.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mamori_core::action::ActionRecord;
@@ -16,19 +17,28 @@ use crate::metrics_names as m;
 pub struct Scheduler {
     gov: Arc<Governance>,
     actuators: Vec<Arc<dyn Actuator>>,
+    /// Per actuator, the actions in force it was last made to hold; `None` until the first tick
+    /// (the server reconciles everything at start).
+    synced: Mutex<Vec<Option<BTreeSet<String>>>>,
 }
 
 impl Scheduler {
     /// A scheduler over governance and the actuators that must remove what ends.
     pub fn new(gov: Arc<Governance>, actuators: Vec<Arc<dyn Actuator>>) -> Self {
-        Scheduler { gov, actuators }
+        let synced = Mutex::new(vec![None; actuators.len()]);
+        Scheduler { gov, actuators, synced }
     }
 
-    /// One tick: end what is due and tell the actuators. Returns how many actions ended.
+    /// One tick: end what is due and tell the actuators; then carry to them what changed in the
+    /// store by other hands (an approval, a lift or a subscriber's reply made through the CLI in
+    /// another process). Returns how many actions ended.
     pub fn tick(&self) -> Result<usize, GovernanceError> {
         let out = self.gov.tick()?;
         for r in &out.expired {
             remove_everywhere(&self.actuators, r);
+        }
+        if !self.actuators.is_empty() {
+            self.sync_changes()?;
         }
         metrics::counter!(m::EXPIRED).increment(out.expired.len() as u64);
         metrics::counter!(m::LAPSED).increment(out.lapsed.len() as u64);
@@ -81,6 +91,38 @@ impl Scheduler {
                 }
             }
         }
+    }
+}
+
+impl Scheduler {
+    fn sync_changes(&self) -> Result<(), GovernanceError> {
+        let in_force = self.gov.reauthorize_applied()?;
+        let Ok(mut synced) = self.synced.lock() else { return Ok(()) };
+        for (i, a) in self.actuators.iter().enumerate() {
+            let mine: Vec<_> = in_force.iter().filter(|(r, _)| a.handles(r.measure)).collect();
+            let ids: BTreeSet<String> = mine.iter().map(|(r, _)| r.id.clone()).collect();
+            let Some(slot) = synced.get_mut(i) else { continue };
+            match slot {
+                None => *slot = Some(ids),
+                Some(last) if *last == ids => {}
+                Some(last) => {
+                    let auths: Vec<_> = mine.iter().map(|(_, auth)| auth).collect();
+                    let (added, removed) = (ids.difference(last).count(), last.difference(&ids).count());
+                    let result = a.reconcile(&auths);
+                    if let Err(e) = &result {
+                        metrics::counter!(m::ACTUATOR_ERRORS).increment(1);
+                        tracing::warn!(actuator = a.name(), error = %e, "sync with the store failed; retrying at the next tick");
+                    } else {
+                        *slot = Some(ids);
+                    }
+                    self.gov.record_reconciled(
+                        a.name(),
+                        json!({"in_force": auths.len(), "added": added, "removed": removed, "ok": result.is_ok(), "why": "changed in the store"}),
+                    )?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
