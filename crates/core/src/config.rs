@@ -682,17 +682,24 @@ block_for = "1h"
 # listen = "0.0.0.0:2055"
 # Rates are per second over this window (1s-5m).
 window = "5s"
-# Customer prefixes protected; destinations outside are not examined.
+# Customer prefixes: traffic toward them is examined for attacks, from them toward outside for bots.
 customer_prefixes = []
 # Limits toward one host: packets/s, bits/s, flows/s.
 host_pps = 100000
 host_bps = 1000000000
 host_fps = 20000
+# Limits from one customer host toward outside destinations (bots, `ddos.block-unintended-source`).
+source_pps = 50000
+source_bps = 500000000
+source_fps = 10000
 # A host this many times over its learned normal packet rate, and over min_pps, is attacked.
 normal_factor = 10
 min_pps = 10000
 # Exporter scopes (address, version, observation domain) kept at most.
 max_exporters = 4096
+# Aggregate customer prefixes (at most /24 or /48 each) exported as top talkers by
+# `net.traffic-overview` on /metrics.
+top_talkers = 10
 # The BGP speaker (GoBGP) announcing FlowSpec and RTBH. Without it nothing is announced.
 # [flow.bgp]
 # gobgp = "gobgp"

@@ -5,10 +5,13 @@
 //! - [`detect`]: per-destination rates against thresholds and each destination's learned normal,
 //!   characterisation of the attack, spoofed sources on customer-facing interfaces; findings and
 //!   proposals through governance.
+//! - [`overview`]: `net.traffic-overview`, aggregates per protocol, customer prefix and top
+//!   talkers, exported as Prometheus metrics.
 //! - [`bgp`]: RTBH and FlowSpec (RFC 8955) announced through a BGP speaker, as an
 //!   [`Actuator`](mamori_core::actuator::Actuator).
 
 pub mod bgp;
 pub mod collector;
 pub mod detect;
+pub mod overview;
 pub mod prefix;

@@ -238,3 +238,54 @@ fn flowspec_and_rtbh_announced_lifted_expired_and_reconciled() {
     act.reconcile(&auths).unwrap();
     lab.wait_for(|| !lab.flows().contains("192.0.2.99/32") && lab.flows().contains("203.0.113.7/32"), "reconciled");
 }
+
+#[test]
+fn a_bot_inside_a_customer_prefix_is_filtered_on_its_source_and_released() {
+    use mamori_flow::collector::FlowRecord;
+    use mamori_flow::detect::engine::FlowEngine;
+    use mamori_flow::detect::{DetectConfig, Detector};
+
+    let Some(lab) = Lab::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(DataClock::new(Timestamp::from_second(1_795_000_000).unwrap()));
+    let (g, store) = governance(dir.path(), clock.clone());
+    g.enable_measure(MeasureId::DdosBlockUnintendedSource, &Actor("operator:test".into())).unwrap();
+    let act = Arc::new(BgpActuator::new(lab.speaker.clone(), store));
+    let detect = DetectConfig {
+        customer_prefixes: vec!["203.0.113.0/24".parse().unwrap()],
+        source_pps: 10_000.0,
+        ..DetectConfig::default()
+    };
+    let mut e = FlowEngine::new(g.clone(), clock, Detector::new(detect), act).unwrap();
+    e.cooldown_windows = 2;
+    // A customer host floods one outside victim's UDP port 80.
+    let flood: Vec<_> = (0..50u16)
+        .map(|i| FlowRecord {
+            exporter: "192.0.2.1:2055".parse().unwrap(),
+            export_secs: 0,
+            src: "203.0.113.77".parse().unwrap(),
+            dst: "198.18.0.10".parse().unwrap(),
+            protocol: 17,
+            src_port: 2000 + i,
+            dst_port: 80,
+            tcp_flags: 0,
+            input_if: 1,
+            packets: 1000,
+            bytes: 1000 * 512,
+        })
+        .collect();
+    e.ingest(&flood);
+    let r = e.close_window(1.0).unwrap();
+    assert_eq!(r.decisions.len(), 1, "{r:?}");
+    assert!(r.actuator_errors.is_empty(), "{r:?}");
+    lab.wait_for(
+        || lab.flows().contains("dst 198.18.0.10/32; src 203.0.113.77/32; proto 17; dport 80;"),
+        "flowspec route on the bot's source",
+    );
+    // The bot goes quiet: lifted after the cool-down and withdrawn.
+    assert!(e.close_window(1.0).unwrap().lifted.is_empty());
+    let r = e.close_window(1.0).unwrap();
+    assert_eq!(r.lifted.len(), 1, "{r:?}");
+    assert!(r.actuator_errors.is_empty(), "{r:?}");
+    lab.wait_for(|| !lab.flows().contains("203.0.113.77/32"), "withdrawal of the bot's rule");
+}

@@ -152,6 +152,10 @@ impl Flow {
             host_pps: f.host_pps as f64,
             host_bps: f.host_bps as f64,
             host_fps: f.host_fps as f64,
+            source_pps: f.source_pps as f64,
+            source_bps: f.source_bps as f64,
+            source_fps: f.source_fps as f64,
+            top_talkers: f.top_talkers as usize,
             normal_factor: f64::from(f.normal_factor),
             min_pps: f.min_pps as f64,
             ..DetectConfig::default()
@@ -163,6 +167,7 @@ impl Flow {
         let mut engine = FlowEngine::new(gov, Arc::new(WallClock), Detector::new(detect), act)?;
         let _ = mamori_server::metrics_handle();
         mamori_flow::collector::metric::describe();
+        mamori_flow::overview::metric::describe();
         let (tx, rx) = std::sync::mpsc::sync_channel(4096);
         let collector = Collector::spawn(listen, tx).with_context(|| format!("flow collector on {listen}"))?;
         let window = Duration::from_secs_f64(f.window.as_secs_f64().max(1.0));

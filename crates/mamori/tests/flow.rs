@@ -1,10 +1,12 @@
 //! `mamori serve` with `[flow]`: NetFlow v9 datagrams of an NTP reflection toward a customer host
 //! reach the collector, the detector proposes `ddos.block-to-protect-network` through governance,
 //! and the action (applied, with its FlowSpec match for UDP source port 123) is visible from a
-//! second process. Hermetic: no BGP speaker is configured, so nothing is announced.
+//! second process; `/metrics` carries the `net.traffic-overview` aggregates (per protocol, per
+//! customer prefix, top talkers) and no host address. Hermetic: no BGP speaker is configured, so nothing is announced.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::net::UdpSocket;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -39,6 +41,15 @@ fn free_udp() -> u16 {
 
 fn free_tcp() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn get(port: u16, path: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
 }
 
 #[test]
@@ -106,4 +117,32 @@ fn serve_collects_netflow_and_proposes_a_flowspec_mitigation() {
     assert_eq!(m["via"], "flowspec", "{applied}");
     assert_eq!(m["protocol"], 17, "{applied}");
     assert_eq!(m["src_ports"], serde_json::json!([123]), "{applied}");
+
+    // The overview: per-protocol counters, the customer prefix's rate and the top talkers, as
+    // aggregates only (the attacked host's address is in no label).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let metrics = loop {
+        let m = get(http, "/metrics");
+        if m.contains("mamori_flow_bytes_total{protocol=\"udp\"}")
+            && m.contains("mamori_flow_top_talker_bits_per_second{prefix=\"203.0.113.0/24\"}")
+        {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no overview metrics: {m}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let udp_bytes: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mamori_flow_bytes_total{protocol=\"udp\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(udp_bytes >= 20.0 * 2000.0 * 468.0, "{metrics}");
+    assert!(metrics.contains("mamori_flow_packets_total{protocol=\"udp\"}"), "{metrics}");
+    assert!(
+        metrics.contains("mamori_flow_prefix_bits_per_second{prefix=\"203.0.113.0/24\",direction=\"in\"}"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("mamori_flow_bytes_total{protocol=\"tcp\"}"), "{metrics}");
+    assert!(!metrics.contains("203.0.113.44"), "no host address in the overview: {metrics}");
 }

@@ -16,7 +16,8 @@ pub struct FlowConfig {
     pub listen: Option<SocketAddr>,
     /// Detection window: rates are packets, bits and flows per second over this period.
     pub window: SignedDuration,
-    /// The customer prefixes protected (CIDR); destinations outside are not examined.
+    /// The customer prefixes (CIDR): traffic toward them is examined for attacks, traffic from
+    /// them toward outside destinations for bots; other traffic counts only in the overview.
     pub customer_prefixes: Vec<String>,
     /// Packets per second toward one host that count as an attack.
     pub host_pps: u64,
@@ -24,12 +25,21 @@ pub struct FlowConfig {
     pub host_bps: u64,
     /// Flows per second toward one host.
     pub host_fps: u64,
+    /// Packets per second one customer host sends toward outside destinations that count as an
+    /// attack it sends (`ddos.block-unintended-source`).
+    pub source_pps: u64,
+    /// Bits per second from one customer host toward outside destinations.
+    pub source_bps: u64,
+    /// Flows per second from one customer host toward outside destinations.
+    pub source_fps: u64,
     /// A host this many times over its learned normal packet rate (and over `min_pps`) counts.
     pub normal_factor: u32,
     /// Below this packet rate nothing counts as an attack.
     pub min_pps: u64,
     /// Exporter scopes (address, version, observation domain) kept at most; more are refused.
     pub max_exporters: u32,
+    /// How many aggregate customer prefixes `net.traffic-overview` exports as top talkers.
+    pub top_talkers: u32,
     /// The BGP speaker (GoBGP) that announces FlowSpec and RTBH routes. Without it findings and
     /// proposals are recorded, but nothing is announced.
     pub bgp: Option<FlowBgpConfig>,
@@ -73,9 +83,13 @@ impl Default for FlowConfig {
             host_pps: 100_000,
             host_bps: 1_000_000_000,
             host_fps: 20_000,
+            source_pps: 50_000,
+            source_bps: 500_000_000,
+            source_fps: 10_000,
             normal_factor: 10,
             min_pps: 10_000,
             max_exporters: 4096,
+            top_talkers: 10,
             bgp: None,
         }
     }
@@ -106,7 +120,14 @@ impl FlowConfig {
         if self.listen.is_some() && self.customer_prefixes.is_empty() {
             out.push(("customer_prefixes".to_owned(), "the collector needs at least one customer prefix".to_owned()));
         }
-        for (k, v) in [("host_pps", self.host_pps), ("host_bps", self.host_bps), ("host_fps", self.host_fps)] {
+        for (k, v) in [
+            ("host_pps", self.host_pps),
+            ("host_bps", self.host_bps),
+            ("host_fps", self.host_fps),
+            ("source_pps", self.source_pps),
+            ("source_bps", self.source_bps),
+            ("source_fps", self.source_fps),
+        ] {
             if v == 0 {
                 out.push((k.to_owned(), "must be positive".to_owned()));
             }

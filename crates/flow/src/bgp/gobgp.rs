@@ -123,10 +123,17 @@ impl BgpActuator {
             })?;
         // The announcement must stay within what governance authorized.
         match &action.target {
-            Target::Prefix(p) if p.parse::<crate::prefix::Prefix>().ok() == Some(m.dst()) => Ok(m),
-            t => {
-                Err(ActuatorError::Refused(format!("action {}: mitigation for {} but target {t}", action.id, m.dst())))
+            Target::Prefix(p)
+                if m.target_for(action.measure).is_some_and(|t| p.parse::<crate::prefix::Prefix>().ok() == Some(t)) =>
+            {
+                Ok(m)
             }
+            t => Err(ActuatorError::Refused(format!(
+                "action {}: mitigation for {} does not fit {} on target {t}",
+                action.id,
+                m.dst(),
+                action.measure
+            ))),
         }
     }
 

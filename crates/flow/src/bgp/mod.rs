@@ -8,6 +8,7 @@
 
 pub mod gobgp;
 
+use mamori_core::catalog::MeasureId;
 use serde::{Deserialize, Serialize};
 
 use crate::prefix::Prefix;
@@ -76,6 +77,18 @@ impl Mitigation {
             Mitigation::Flowspec(m) => m.dst,
         }
     }
+
+    /// The prefix an action of `measure` must target to announce this mitigation: the source
+    /// host of a FlowSpec rule against a bot (`ddos.block-unintended-source`), the protected
+    /// destination otherwise; `None` when the mitigation doesn't fit the measure (an RTBH or a rule
+    /// without a source against a bot).
+    pub fn target_for(&self, measure: MeasureId) -> Option<Prefix> {
+        match (measure, self) {
+            (MeasureId::DdosBlockUnintendedSource, Mitigation::Flowspec(m)) => m.src,
+            (MeasureId::DdosBlockUnintendedSource, Mitigation::Rtbh { .. }) => None,
+            _ => Some(self.dst()),
+        }
+    }
 }
 
 /// Flag letters of GoBGP's and BIRD's FlowSpec syntax, in bit order.
@@ -129,6 +142,31 @@ pub fn flowspec_words(m: &FlowMatch) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rule_against_a_bot_targets_its_source() {
+        let m = FlowMatch {
+            dst: "0.0.0.0/0".parse().unwrap(),
+            src: Some("203.0.113.7/32".parse().unwrap()),
+            protocol: Some(17),
+            src_ports: vec![],
+            dst_ports: vec![80],
+            tcp_flags: None,
+            fragment: false,
+            action: FlowAction::Discard,
+        };
+        assert_eq!(
+            flowspec_words(&m).join(" "),
+            "match destination 0.0.0.0/0 source 203.0.113.7/32 protocol ==udp destination-port ==80 then discard"
+        );
+        let f = Mitigation::Flowspec(m.clone());
+        assert_eq!(f.target_for(MeasureId::DdosBlockUnintendedSource), m.src);
+        assert_eq!(f.target_for(MeasureId::DdosBlockToProtectNetwork), Some(m.dst));
+        let no_src = Mitigation::Flowspec(FlowMatch { src: None, ..m.clone() });
+        assert_eq!(no_src.target_for(MeasureId::DdosBlockUnintendedSource), None);
+        let rtbh = Mitigation::Rtbh { dst: "203.0.113.7/32".parse().unwrap() };
+        assert_eq!(rtbh.target_for(MeasureId::DdosBlockUnintendedSource), None);
+    }
 
     #[test]
     fn words_for_reflection_and_syn() {

@@ -12,9 +12,10 @@ use mamori_core::subject::{Actor, SubscriberId, Target};
 use mamori_core::view::{Admission, ViewError, ViewGate};
 use serde_json::json;
 
-use super::{AttackTraffic, Detector, SpoofedSources, WindowOutcome};
+use super::{AttackTraffic, Detector, OutboundAttack, SpoofedSources, WindowOutcome};
 use crate::bgp::{FlowMatch, Mitigation};
 use crate::collector::FlowRecord;
+use crate::overview::{Exporter, Overview, TrafficOverview};
 
 const DETECTOR: &str = "flow-ddos";
 
@@ -41,6 +42,8 @@ pub struct WindowReport {
     pub actuator_errors: Vec<String>,
     /// Actions lifted because the attack stopped.
     pub lifted: Vec<String>,
+    /// The window's `net.traffic-overview` aggregates, as exported to the metrics.
+    pub overview: Option<TrafficOverview>,
 }
 
 /// Runs the detector and hands its results to governance.
@@ -49,14 +52,18 @@ pub struct FlowEngine {
     detector: Detector,
     attack_gate: ViewGate<AttackTraffic>,
     spoof_gate: ViewGate<SpoofedSources>,
+    unintended_gate: ViewGate<OutboundAttack>,
+    overview: Overview,
+    overview_gate: ViewGate<TrafficOverview>,
+    exporter: Exporter,
     actuator: Arc<dyn Actuator>,
     /// A shorter duration than the measure's maximum for detector-proposed actions.
     pub duration: Option<SignedDuration>,
     /// Quiet windows after which an action the detector proposed is lifted (the measure's lift
     /// condition: the attack traffic has stopped for the cool-down period).
     pub cooldown_windows: u32,
-    /// Applied actions of this engine by target: action id and quiet windows so far.
-    active: std::collections::HashMap<String, (String, u32)>,
+    /// Applied actions of this engine by measure and target: action id and quiet windows so far.
+    active: std::collections::HashMap<(MeasureId, String), (String, u32)>,
 }
 
 impl std::fmt::Debug for FlowEngine {
@@ -73,9 +80,14 @@ impl FlowEngine {
         detector: Detector,
         actuator: Arc<dyn Actuator>,
     ) -> Result<Self, EngineError> {
+        let overview = Overview::new(detector.config().customer_prefixes.clone(), detector.config().top_talkers);
         Ok(FlowEngine {
             attack_gate: ViewGate::open(&gov, clock.clone())?,
-            spoof_gate: ViewGate::open(&gov, clock)?,
+            spoof_gate: ViewGate::open(&gov, clock.clone())?,
+            unintended_gate: ViewGate::open(&gov, clock.clone())?,
+            overview_gate: ViewGate::open(&gov, clock)?,
+            overview,
+            exporter: Exporter::default(),
             gov,
             detector,
             actuator,
@@ -89,13 +101,19 @@ impl FlowEngine {
     pub fn ingest(&mut self, flows: &[FlowRecord]) {
         for f in flows {
             self.detector.ingest(f);
+            self.overview.ingest(f);
         }
     }
 
     /// Closes the window and acts on it.
     pub fn close_window(&mut self, secs: f64) -> Result<WindowReport, EngineError> {
-        let WindowOutcome { attacks, spoofing } = self.detector.close_window(secs);
+        let WindowOutcome { attacks, spoofing, sources } = self.detector.close_window(secs);
         let mut report = WindowReport::default();
+        // `net.traffic-overview`: aggregates only, exported whatever the restrictive measures do.
+        if let Admission::Admitted(v) = self.overview_gate.admit(&self.overview.close_window(secs)) {
+            self.exporter.export(&v);
+            report.overview = Some(v);
+        }
         let protect_enabled = self.gov.is_enabled(MeasureId::DdosBlockToProtectNetwork)?;
         for rec in &attacks {
             let Admission::Admitted(v) = self.attack_gate.admit(rec) else { continue };
@@ -117,25 +135,39 @@ impl FlowEngine {
                 DETECTOR,
                 evidence.clone(),
             )?);
-            if !protect_enabled {
-                continue;
-            }
-            let mut p = Proposal::new(
-                MeasureId::DdosBlockToProtectNetwork,
-                target,
-                Actor(format!("detector:{DETECTOR}")),
-                evidence,
-            );
-            p.duration = self.duration;
-            let d = self.gov.propose(p)?;
-            self.apply(&d, &mut report);
-            if d.action.state == mamori_core::action::ActionState::Applied {
-                self.active.insert(d.action.target.to_string(), (d.action.id.clone(), 0));
-            }
-            report.decisions.push(d);
+            self.propose(MeasureId::DdosBlockToProtectNetwork, protect_enabled, target, evidence, &mut report)?;
         }
-        let attacked: std::collections::HashSet<String> =
-            attacks.iter().map(|a| Target::Prefix(a.dst.to_string()).to_string()).collect();
+        let unintended_enabled = self.gov.is_enabled(MeasureId::DdosBlockUnintendedSource)?;
+        let mut sending = std::collections::HashSet::new();
+        for rec in &sources {
+            let Admission::Admitted(v) = self.unintended_gate.admit(rec) else { continue };
+            let target = Target::Prefix(v.src.to_string());
+            sending.insert((MeasureId::DdosBlockUnintendedSource, target.to_string()));
+            let evidence = json!({
+                "direction": "outbound",
+                "reason": v.reason,
+                "pps": v.rates[0].round(),
+                "bps": v.rates[1].round(),
+                "fps": v.rates[2].round(),
+                "normal_pps": v.rates[3].round(),
+                "coverage": (v.coverage * 1000.0).round() / 1000.0,
+                "top_destinations": v.top_destinations.iter().map(|(ip, s)| json!({"dst": ip.to_string(), "share": (s * 1000.0).round() / 1000.0})).collect::<Vec<_>>(),
+                "mitigation": Mitigation::Flowspec(v.attack.clone()),
+                "attribution": "not resolved here: the source address's subscriber at the time comes from mamori-attribution (session logs), a separate audited step before any notice",
+            });
+            report.findings.push(self.gov.record_finding(
+                MeasureId::DdosBlockUnintendedSource,
+                &target,
+                DETECTOR,
+                evidence.clone(),
+            )?);
+            self.propose(MeasureId::DdosBlockUnintendedSource, unintended_enabled, target, evidence, &mut report)?;
+        }
+        let mut attacked: std::collections::HashSet<(MeasureId, String)> = attacks
+            .iter()
+            .map(|a| (MeasureId::DdosBlockToProtectNetwork, Target::Prefix(a.dst.to_string()).to_string()))
+            .collect();
+        attacked.extend(sending);
         let mut ended = Vec::new();
         for (target, (id, quiet)) in &mut self.active {
             if attacked.contains(target) {
@@ -147,8 +179,8 @@ impl FlowEngine {
                 ended.push((target.clone(), id.clone()));
             }
         }
-        for (target, id) in ended {
-            self.active.remove(&target);
+        for (key, id) in ended {
+            self.active.remove(&key);
             match self.gov.lift(
                 &id,
                 &Actor(format!("detector:{DETECTOR}")),
@@ -184,6 +216,30 @@ impl FlowEngine {
             )?);
         }
         Ok(report)
+    }
+
+    /// Proposes `measure` on `target` when it is enabled, applies what governance authorizes and
+    /// remembers it for the lift after the cool-down.
+    fn propose(
+        &mut self,
+        measure: MeasureId,
+        enabled: bool,
+        target: Target,
+        evidence: serde_json::Value,
+        report: &mut WindowReport,
+    ) -> Result<(), EngineError> {
+        if !enabled {
+            return Ok(());
+        }
+        let mut p = Proposal::new(measure, target, Actor(format!("detector:{DETECTOR}")), evidence);
+        p.duration = self.duration;
+        let d = self.gov.propose(p)?;
+        self.apply(&d, report);
+        if d.action.state == mamori_core::action::ActionState::Applied {
+            self.active.insert((measure, d.action.target.to_string()), (d.action.id.clone(), 0));
+        }
+        report.decisions.push(d);
+        Ok(())
     }
 
     fn apply(&self, d: &Decision, report: &mut WindowReport) {

@@ -8,6 +8,13 @@
 //! dominant destination port, TCP flags, fragments — into a [`FlowMatch`] that covers only the
 //! attack traffic. Flows entering on customer-facing interfaces with sources outside the
 //! customer's prefixes are reported as spoofed.
+//!
+//! Traffic leaving the customer prefixes is watched the same way per source host
+//! (`ddos.block-unintended-source`): a host inside a customer prefix that sends over
+//! `source_pps`/`source_bps`/`source_fps`, or far over its own learned normal, toward outside
+//! destinations is probably a bot; its traffic is characterised — dominant protocol, destination
+//! port and victim, the only fields that measure may read besides the source — into a match on
+//! the source host.
 
 pub mod engine;
 pub mod views;
@@ -20,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::bgp::{FlowAction, FlowMatch};
 use crate::collector::FlowRecord;
 use crate::prefix::Prefix;
-pub use views::{AttackTraffic, DestinationTraffic, IngressSources, SpoofedSources};
+pub use views::{AttackTraffic, DestinationTraffic, IngressSources, OutboundAttack, SourceTraffic, SpoofedSources};
 
 /// Source ports of well-known reflection/amplification services.
 pub const REFLECTION_PORTS: [u16; 9] = [19, 53, 123, 161, 389, 1900, 3702, 11211, 27015];
@@ -41,7 +48,8 @@ pub struct CustomerInterface {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
-    /// The customer prefixes protected (destinations outside are ignored).
+    /// The customer prefixes: destinations inside are protected, sources inside sending toward
+    /// outside destinations are watched for bots; other traffic is ignored.
     pub customer_prefixes: Vec<Prefix>,
     /// Customer-facing interfaces checked for spoofed sources.
     pub customer_interfaces: Vec<CustomerInterface>,
@@ -61,6 +69,15 @@ pub struct DetectConfig {
     pub dominance: f64,
     /// Spoofed packets per window on one interface before it is reported.
     pub spoof_min_packets: u64,
+    /// Packets per second from one customer host toward outside destinations that count as an
+    /// attack it sends.
+    pub source_pps: f64,
+    /// Bits per second from one customer host toward outside destinations.
+    pub source_bps: f64,
+    /// Flows per second from one customer host toward outside destinations.
+    pub source_fps: f64,
+    /// How many aggregate prefixes `net.traffic-overview` reports as top talkers.
+    pub top_talkers: usize,
 }
 
 impl Default for DetectConfig {
@@ -76,6 +93,10 @@ impl Default for DetectConfig {
             learn_alpha: 0.05,
             dominance: 0.8,
             spoof_min_packets: 1000,
+            source_pps: 50_000.0,
+            source_bps: 5e8,
+            source_fps: 10_000.0,
+            top_talkers: 10,
         }
     }
 }
@@ -117,6 +138,33 @@ fn dominant<K: Copy + Eq + std::hash::Hash>(m: &HashMap<K, u64>, total: u64, sha
     (total > 0 && *v as f64 >= share * total as f64).then_some((*k, *v))
 }
 
+/// What one customer host sent toward outside destinations in a window.
+#[derive(Debug, Default)]
+struct OutAcc {
+    packets: u64,
+    bytes: u64,
+    flows: u64,
+    by_proto: HashMap<u8, u64>,
+    by_dport: HashMap<u16, u64>,
+    by_dst: HashMap<IpAddr, u64>,
+}
+
+impl OutAcc {
+    fn add(&mut self, f: &FlowRecord) {
+        self.packets += f.packets;
+        self.bytes += f.bytes;
+        self.flows += 1;
+        *self.by_proto.entry(f.protocol).or_default() += f.packets;
+        if f.protocol == 6 || f.protocol == 17 {
+            *self.by_dport.entry(f.dst_port).or_default() += f.packets;
+        }
+        // Bounded like the sources of an inbound attack.
+        if self.by_dst.len() < 4096 || self.by_dst.contains_key(&f.dst) {
+            *self.by_dst.entry(f.dst).or_default() += f.packets;
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Spoof {
     packets: u64,
@@ -130,6 +178,8 @@ pub struct Detector {
     hosts: HashMap<IpAddr, Acc>,
     spoof: HashMap<(IpAddr, u32), Spoof>,
     normal: HashMap<IpAddr, f64>,
+    sources: HashMap<IpAddr, OutAcc>,
+    normal_out: HashMap<IpAddr, f64>,
 }
 
 /// What a window gave.
@@ -139,17 +189,36 @@ pub struct WindowOutcome {
     pub attacks: Vec<DestinationTraffic>,
     /// Interfaces with spoofed sources.
     pub spoofing: Vec<IngressSources>,
+    /// Customer hosts sending attack traffic outward.
+    pub sources: Vec<SourceTraffic>,
 }
 
 impl Detector {
     /// A detector with `config`.
     pub fn new(config: DetectConfig) -> Self {
-        Detector { config, hosts: HashMap::new(), spoof: HashMap::new(), normal: HashMap::new() }
+        Detector {
+            config,
+            hosts: HashMap::new(),
+            spoof: HashMap::new(),
+            normal: HashMap::new(),
+            sources: HashMap::new(),
+            normal_out: HashMap::new(),
+        }
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &DetectConfig {
+        &self.config
     }
 
     /// The learned normal packet rate of a host.
     pub fn normal_pps(&self, host: IpAddr) -> Option<f64> {
         self.normal.get(&host).copied()
+    }
+
+    /// The learned normal packet rate a customer host sends toward outside destinations.
+    pub fn normal_out_pps(&self, host: IpAddr) -> Option<f64> {
+        self.normal_out.get(&host).copied()
     }
 
     fn customer_prefix(&self, ip: IpAddr) -> Option<Prefix> {
@@ -158,8 +227,11 @@ impl Detector {
 
     /// Adds one flow to the current window.
     pub fn ingest(&mut self, f: &FlowRecord) {
-        if self.customer_prefix(f.dst).is_some() {
+        let inbound = self.customer_prefix(f.dst).is_some();
+        if inbound {
             self.hosts.entry(f.dst).or_default().add(f);
+        } else if self.customer_prefix(f.src).is_some() {
+            self.sources.entry(f.src).or_default().add(f);
         }
         if let Some(ci) =
             self.config.customer_interfaces.iter().find(|c| c.exporter == f.exporter.ip() && c.if_index == f.input_if)
@@ -236,7 +308,43 @@ impl Detector {
                 });
             }
         }
+        for (host, acc) in std::mem::take(&mut self.sources) {
+            let (pps, bps, fps) = (acc.packets as f64 / secs, acc.bytes as f64 * 8.0 / secs, acc.flows as f64 / secs);
+            let normal = self.normal_out.get(&host).copied();
+            let reason = if pps >= c.source_pps {
+                Some("pps")
+            } else if bps >= c.source_bps {
+                Some("bps")
+            } else if fps >= c.source_fps {
+                Some("fps")
+            } else if pps >= c.min_pps && normal.is_some_and(|n| pps >= c.normal_factor * n.max(1.0)) {
+                Some("normal")
+            } else {
+                None
+            };
+            let Some(reason) = reason else {
+                let n = self.normal_out.entry(host).or_insert(pps);
+                *n += c.learn_alpha * (pps - *n);
+                continue;
+            };
+            let (attack, coverage) = characterise_outbound(host, &acc, c.dominance);
+            let mut top: Vec<_> = acc.by_dst.iter().map(|(ip, p)| (*ip, *p)).collect();
+            top.sort_by_key(|x| std::cmp::Reverse(x.1));
+            top.truncate(5);
+            out.sources.push(SourceTraffic {
+                src: Prefix::host(host),
+                pps,
+                bps,
+                fps,
+                normal_pps: normal.unwrap_or(0.0),
+                reason,
+                attack,
+                top_destinations: top.into_iter().map(|(ip, p)| (ip, p as f64 / acc.packets.max(1) as f64)).collect(),
+                coverage,
+            });
+        }
         out.attacks.sort_by(|a, b| b.pps.total_cmp(&a.pps));
+        out.sources.sort_by(|a, b| b.pps.total_cmp(&a.pps));
         out
     }
 }
@@ -268,6 +376,41 @@ fn characterise(dst: Prefix, acc: &Acc, share: f64) -> (FlowMatch, f64) {
         if proto == 6 && acc.syn_only as f64 >= share * covered as f64 {
             m.tcp_flags = Some(0x02);
         }
+    }
+    (m, if total == 0 { 0.0 } else { covered as f64 / total as f64 })
+}
+
+/// The match on a customer host's outbound attack: the source host, and the dominant protocol,
+/// destination port and victim when one dominates (otherwise any destination). Only the fields
+/// `ddos.block-unintended-source` may read: no source port, no TCP flags.
+fn characterise_outbound(src: IpAddr, acc: &OutAcc, share: f64) -> (FlowMatch, f64) {
+    let total = acc.packets;
+    let any = match src {
+        IpAddr::V4(_) => Prefix::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0),
+        IpAddr::V6(_) => Prefix::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 0),
+    };
+    let mut m = FlowMatch {
+        dst: any,
+        src: Some(Prefix::host(src)),
+        protocol: None,
+        src_ports: Vec::new(),
+        dst_ports: Vec::new(),
+        tcp_flags: None,
+        fragment: false,
+        action: FlowAction::Discard,
+    };
+    let mut covered = total;
+    if let Some((proto, n)) = dominant(&acc.by_proto, total, share) {
+        m.protocol = Some(proto);
+        covered = n;
+        if let Some((port, n)) = dominant(&acc.by_dport, covered, share) {
+            m.dst_ports.push(port);
+            covered = n;
+        }
+    }
+    if let Some((victim, n)) = dominant(&acc.by_dst, covered, share) {
+        m.dst = Prefix::host(victim);
+        covered = covered.min(n);
     }
     (m, if total == 0 { 0.0 } else { covered as f64 / total as f64 })
 }

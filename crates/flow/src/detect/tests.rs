@@ -184,3 +184,110 @@ fn victim_request_proposes_the_matching_mitigation() {
     assert_eq!(d.action.state, ActionState::Applied, "{:?}", d.action);
     assert_eq!(act.calls().len(), 1);
 }
+
+/// A customer host's outbound flow (on a core interface, not the spoof-checked one).
+fn out(dst: [u8; 4], proto: u8, sport: u16, dport: u16, packets: u64) -> FlowRecord {
+    FlowRecord { input_if: 1, ..rec([203, 0, 113, 7], dst, proto, sport, dport, 0x18, packets) }
+}
+
+fn outbound_baseline(d: &mut Detector) {
+    for _ in 0..20 {
+        d.ingest(&out([192, 0, 2, 80], 6, 50000, 443, 500));
+        d.ingest(&out([192, 0, 2, 81], 17, 50001, 443, 100));
+        let w = d.close_window(1.0);
+        assert!(w.sources.is_empty() && w.attacks.is_empty());
+    }
+}
+
+#[test]
+fn bot_flood_from_a_customer_host_is_matched_on_the_source() {
+    let mut d = Detector::new(config());
+    outbound_baseline(&mut d);
+    let host: IpAddr = "203.0.113.7".parse().unwrap();
+    assert!((d.normal_out_pps(host).unwrap() - 600.0).abs() < 1.0);
+    assert_eq!(d.normal_pps(host), None, "outbound traffic is not the host's inbound normal");
+    // Suddenly a UDP flood toward one outside victim's port 80, from many source ports.
+    for i in 0..40u16 {
+        d.ingest(&out([198, 18, 0, 10], 17, 1024 + i, 80, 500));
+    }
+    d.ingest(&out([192, 0, 2, 80], 6, 50000, 443, 500));
+    let w = d.close_window(1.0);
+    assert!(w.attacks.is_empty());
+    assert_eq!(w.sources.len(), 1);
+    let s = &w.sources[0];
+    assert_eq!(s.reason, "normal");
+    assert_eq!(s.src.to_string(), "203.0.113.7/32");
+    let m = &s.attack;
+    assert_eq!(m.src.map(|p| p.to_string()).as_deref(), Some("203.0.113.7/32"));
+    assert_eq!(m.dst.to_string(), "198.18.0.10/32");
+    assert_eq!((m.protocol, m.dst_ports.clone()), (Some(17), vec![80]));
+    assert!(m.src_ports.is_empty() && m.tcp_flags.is_none() && !m.fragment);
+    assert!(s.coverage > 0.9, "{s:?}");
+    assert_eq!(s.top_destinations[0].0, "198.18.0.10".parse::<IpAddr>().unwrap());
+    // The attack window did not move the normal.
+    assert!((d.normal_out_pps(host).unwrap() - 600.0).abs() < 1.0);
+}
+
+#[test]
+fn spread_flood_matches_any_destination_and_internal_traffic_is_inbound_only() {
+    let mut d = Detector::new(config());
+    for i in 0..=255u8 {
+        d.ingest(&out([198, 18, 1, i], 6, 40000, 23, 300));
+    }
+    // Between two customer hosts: the destination's inbound traffic, not an outbound attack.
+    d.ingest(&FlowRecord { input_if: 1, ..rec([203, 0, 113, 8], [203, 0, 113, 9], 17, 1, 1, 0, 100_000) });
+    let w = d.close_window(1.0);
+    assert_eq!(w.sources.len(), 1, "{:?}", w.sources);
+    let s = &w.sources[0];
+    assert_eq!(s.reason, "pps");
+    assert_eq!(s.attack.dst.to_string(), "0.0.0.0/0");
+    assert_eq!((s.attack.protocol, s.attack.dst_ports.clone()), (Some(6), vec![23]));
+    assert_eq!(w.attacks.len(), 1);
+    assert_eq!(w.attacks[0].dst.to_string(), "203.0.113.9/32");
+}
+
+#[test]
+fn engine_proposes_blocking_an_unintended_source_through_governance() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = gov(dir.path());
+    let act = Arc::new(RecordingActuator::default());
+    let mut e = FlowEngine::new(g.clone(), Arc::new(WallClock), Detector::new(config()), act.clone()).unwrap();
+    let flood: Vec<_> = (0..200u16).map(|i| out([198, 18, 0, 10], 17, 2000 + i, 53, 400)).collect();
+    e.ingest(&flood);
+    let r = e.close_window(1.0).unwrap();
+    assert_eq!((r.findings.len(), r.decisions.len()), (1, 0), "not enabled: a finding only");
+    g.enable_measure(MeasureId::DdosBlockUnintendedSource, &Actor("operator:test".into())).unwrap();
+    e.ingest(&flood);
+    let r = e.close_window(1.0).unwrap();
+    assert_eq!(r.decisions.len(), 1, "{r:?}");
+    let d = &r.decisions[0];
+    assert_eq!(d.action.measure, MeasureId::DdosBlockUnintendedSource);
+    assert_eq!(d.action.state, ActionState::Applied, "{:?}", d.action);
+    assert!(d.action.deadline.is_some(), "every restrictive action ends");
+    let ev = &d.action.evidence;
+    assert!(ev["attribution"].as_str().unwrap().contains("mamori-attribution"), "{ev}");
+    assert!(ev.get("customer_prefix").is_none(), "the measure doesn't read it: {ev}");
+    let m: crate::bgp::Mitigation = serde_json::from_value(ev["mitigation"].clone()).unwrap();
+    match m {
+        crate::bgp::Mitigation::Flowspec(f) => {
+            assert_eq!(f.src.unwrap().to_string(), "203.0.113.7/32");
+            assert_eq!(f.dst.to_string(), "198.18.0.10/32");
+            assert_eq!((f.protocol, f.dst_ports, f.src_ports), (Some(17), vec![53], vec![]));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(act.calls().len(), 1);
+    assert_eq!(act.calls()[0].target, "prefix:203.0.113.7/32");
+    // The overview of the same windows carries the customer prefix's outbound aggregate only.
+    let o = r.overview.unwrap();
+    assert_eq!(o.prefixes.len(), 1);
+    assert_eq!(o.prefixes[0].prefix.to_string(), "203.0.113.0/24");
+    assert_eq!(o.prefixes[0].bytes, [0, 200 * 400 * 400]);
+    // The bot stops: lifted after the cool-down, the rule withdrawn.
+    e.cooldown_windows = 2;
+    assert!(e.close_window(1.0).unwrap().lifted.is_empty());
+    let r = e.close_window(1.0).unwrap();
+    assert_eq!(r.lifted, vec![d.action.id.clone()]);
+    assert_eq!(act.calls().last().unwrap().call, "remove");
+    assert_eq!(g.store().action(&d.action.id).unwrap().unwrap().state, ActionState::Lifted);
+}

@@ -1,7 +1,8 @@
 //! What each flow measure may read, as view types (DESIGN.md invariant 2).
 //!
 //! The detector builds one [`DestinationTraffic`] per destination that crossed its thresholds in
-//! a window and one [`IngressSources`] per customer-facing interface with spoofed sources; a
+//! a window, one [`SourceTraffic`] per customer host sending attack traffic outward, and one
+//! [`IngressSources`] per customer-facing interface with spoofed sources; a
 //! mitigation is decided on the view the gate projects, never on the raw flows.
 
 use mamori_core::catalog::{Field, MeasureId};
@@ -137,6 +138,83 @@ impl MeasureView for SpoofedSources {
             customer_prefixes: r.customer_prefixes.clone(),
             spoofed: r.spoofed.clone(),
             packets: r.packets,
+        }
+    }
+}
+
+/// What one customer host sent toward outside destinations in a window it crossed a limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceTraffic {
+    /// The sending host inside a customer prefix.
+    pub src: Prefix,
+    /// Packets per second.
+    pub pps: f64,
+    /// Bits per second.
+    pub bps: f64,
+    /// Flows per second.
+    pub fps: f64,
+    /// The host's learned normal outbound packets per second.
+    pub normal_pps: f64,
+    /// Which limit was crossed (`pps`, `bps`, `fps`, `normal`).
+    pub reason: &'static str,
+    /// The match on the source host that covers only the attack traffic.
+    pub attack: FlowMatch,
+    /// The largest destinations (victims) by packets, with their share.
+    pub top_destinations: Vec<(std::net::IpAddr, f64)>,
+    /// Share of the host's outbound packets the match covers.
+    pub coverage: f64,
+}
+
+/// Stage 1 of `ddos.block-unintended-source`: a customer host's outbound attack traffic (source,
+/// destinations, protocol, destination port, rates; no source port, flags or customer prefix).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundAttack {
+    /// The sending host.
+    pub src: Prefix,
+    /// Packets, bits and flows per second, and the normal packet rate.
+    pub rates: [f64; 4],
+    /// Which limit was crossed.
+    pub reason: &'static str,
+    /// The match.
+    pub attack: FlowMatch,
+    /// Top destinations.
+    pub top_destinations: Vec<(std::net::IpAddr, f64)>,
+    /// Share of packets covered by the match.
+    pub coverage: f64,
+}
+
+impl MeasureView for OutboundAttack {
+    type Record = SourceTraffic;
+    const MEASURE: MeasureId = MeasureId::DdosBlockUnintendedSource;
+    const STAGE: u8 = 1;
+    const FIELDS: &'static [Field] = &[
+        Field::SourceAddress,
+        Field::DestinationAddress,
+        Field::Protocol,
+        Field::DestinationPort,
+        Field::TrafficRates,
+    ];
+    fn subscriber(_r: &SourceTraffic) -> Option<&SubscriberId> {
+        // Attribution (the address's subscriber at that time) is a separate, audited step.
+        None
+    }
+    fn subject(r: &SourceTraffic) -> Target {
+        Target::Prefix(r.src.to_string())
+    }
+    fn project(r: &SourceTraffic, _token: ViewToken) -> Self {
+        OutboundAttack {
+            src: r.src,
+            rates: [r.pps, r.bps, r.fps, r.normal_pps],
+            reason: r.reason,
+            attack: FlowMatch {
+                // Whatever the record carries, the view keeps only the fields the measure reads.
+                src_ports: Vec::new(),
+                tcp_flags: None,
+                fragment: false,
+                ..r.attack.clone()
+            },
+            top_destinations: r.top_destinations.clone(),
+            coverage: r.coverage,
         }
     }
 }
