@@ -170,6 +170,28 @@ pub struct Retention {
     pub every: Duration,
 }
 
+/// What one retention run deleted (counts and the range of the sessions' ends, never content).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Sessions deleted.
+    pub deleted: usize,
+    /// The earliest and latest end among them, Unix seconds.
+    pub range: Option<(u32, u32)>,
+    /// Sessions that ended before this were deleted.
+    pub cutoff: Timestamp,
+}
+
+/// Called after each retention run that deleted something (to record it in the ledger).
+pub type OnSwept = Box<dyn Fn(&Swept) + Send>;
+
+struct SweptHook(Option<OnSwept>);
+
+impl std::fmt::Debug for SweptHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
+}
+
 /// The server: a bound socket, the clients, the sessions.
 #[derive(Debug)]
 pub struct RadiusServer {
@@ -177,6 +199,7 @@ pub struct RadiusServer {
     clients: Clients,
     attributor: Attributor,
     stats: Arc<Stats>,
+    on_swept: SweptHook,
 }
 
 /// A response to send.
@@ -187,7 +210,12 @@ impl RadiusServer {
     pub fn bind(addr: SocketAddr, clients: Clients, attributor: Attributor) -> io::Result<RadiusServer> {
         let socket = UdpSocket::bind(addr)?;
         socket.set_read_timeout(Some(POLL))?;
-        Ok(RadiusServer { socket, clients, attributor, stats: Arc::new(Stats::default()) })
+        Ok(RadiusServer { socket, clients, attributor, stats: Arc::new(Stats::default()), on_swept: SweptHook(None) })
+    }
+
+    /// Calls `f` after each retention run that deleted sessions.
+    pub fn on_swept(&mut self, f: OnSwept) {
+        self.on_swept = SweptHook(Some(f));
     }
 
     /// The bound address.
@@ -254,10 +282,13 @@ impl RadiusServer {
     fn sweep(&mut self, keep: SignedDuration) {
         let Ok(cutoff) = Timestamp::now().checked_sub(keep) else { return };
         match self.attributor.retain(cutoff) {
-            Ok((n, _)) => {
+            Ok((n, range)) => {
                 metrics::counter!(metric::RETENTION_DELETED).increment(n as u64);
                 if n > 0 {
                     tracing::info!(deleted = n, cutoff = %cutoff, "attribution retention");
+                    if let Some(f) = &self.on_swept.0 {
+                        f(&Swept { deleted: n, range, cutoff });
+                    }
                 }
             }
             Err(e) => tracing::error!(error = %e, "attribution retention failed"),

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
@@ -13,9 +14,11 @@ use clap::Subcommand;
 use jiff::SignedDuration;
 use mamori_attribution::db::SessionDb;
 use mamori_attribution::index::unix_secs;
-use mamori_attribution::server::{Clients, RadiusServer, Retention};
+use mamori_attribution::server::{Clients, RadiusServer, Retention, Swept};
 use mamori_attribution::{Attribution, Attributor, Index, Settings, SubscriberMap, store_path};
 use mamori_core::config::Config;
+use mamori_core::governance::Governance;
+use mamori_core::subject::Actor;
 use serde_json::json;
 
 use crate::commands::instant;
@@ -119,25 +122,72 @@ fn lookup(
     Ok(index.resolve(&index.lookup(addr, port, at)))
 }
 
+/// The ledger's name for the attribution sessions.
+const SESSIONS_TABLE: &str = "attribution.sessions";
+
+/// Writes a sweep of the attribution sessions to the ledger (count and range of their ends,
+/// never addresses or subscribers).
+fn record_swept(gov: &Governance, s: &Swept, by: &Actor) -> anyhow::Result<u64> {
+    let ts = |secs: u32| jiff::Timestamp::from_second(i64::from(secs)).ok();
+    let range = s.range.and_then(|(a, b)| Some((ts(a)?, ts(b)?)));
+    Ok(gov.record_retention_swept(SESSIONS_TABLE, s.deleted as u64, range, s.cutoff, by)?)
+}
+
+/// Deletes the attribution sessions that ended longer ago than `[attribution] retention_days`
+/// (nothing when there is no attribution store) and writes what it deleted to the ledger. The
+/// server's RADIUS listener, if running, drops them from its index at its own next run.
+pub fn retention_sweep(config: &Config, gov: &Governance, by: &Actor) -> anyhow::Result<Option<Swept>> {
+    let path = store_path(&config.data_dir);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let keep = SignedDuration::from_hours(24 * i64::from(config.attribution.retention_days));
+    let cutoff = gov.now().checked_sub(keep).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let mut a = Attributor::open_for_writes(&path, settings(config)?)?;
+    let (deleted, range) = a.retain(cutoff)?;
+    let swept = Swept { deleted, range, cutoff };
+    if deleted > 0 {
+        record_swept(gov, &swept, by)?;
+    }
+    Ok(Some(swept))
+}
+
 /// The RADIUS accounting listener of `mamori serve` (nothing when no client is configured).
 pub struct Listener {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    index: Option<Arc<RwLock<Index>>>,
 }
 
 impl Listener {
     /// Loads the sessions and starts listening, when `[attribution]` lists clients.
-    pub fn start(config: &Config) -> anyhow::Result<Listener> {
+    pub fn start(config: &Config, gov: Arc<Governance>) -> anyhow::Result<Listener> {
         let stop = Arc::new(AtomicBool::new(false));
         let a = &config.attribution;
+        let path = store_path(&config.data_dir);
         if a.clients.is_empty() {
-            return Ok(Listener { stop, thread: None });
+            // No listener, but sessions imported before (`import-detail`) still answer lookups.
+            let index = if path.exists() {
+                let db = SessionDb::open_read_only(&path)?;
+                let mut index = Index::new();
+                db.for_each(|row| index.insert(&row))?;
+                index.compact();
+                Some(Arc::new(RwLock::new(index)))
+            } else {
+                None
+            };
+            return Ok(Listener { stop, thread: None, index });
         }
         let clients = Clients::from_config(&a.clients).map_err(anyhow::Error::msg)?;
-        let path = store_path(&config.data_dir);
         let attributor = Attributor::open(&path, settings(config)?)?;
-        let server = RadiusServer::bind(a.listen, clients, attributor)
+        let mut server = RadiusServer::bind(a.listen, clients, attributor)
             .with_context(|| format!("cannot listen for RADIUS accounting on {}", a.listen))?;
+        let index = Some(server.index());
+        server.on_swept(Box::new(move |s| {
+            if let Err(e) = record_swept(&gov, s, &Actor::system()) {
+                tracing::error!(error = %e, "attribution retention not recorded in the ledger");
+            }
+        }));
         let _ = mamori_server::metrics_handle();
         mamori_attribution::server::metric::describe();
         let retention = Retention {
@@ -147,7 +197,12 @@ impl Listener {
         };
         tracing::info!(listen = %a.listen, clients = a.clients.len(), "RADIUS accounting listener started");
         let thread = server.spawn(stop.clone(), Some(retention)).context("starting the RADIUS thread")?;
-        Ok(Listener { stop, thread: Some(thread) })
+        Ok(Listener { stop, thread: Some(thread), index })
+    }
+
+    /// The sessions' index shared with lookups (`None` when there is no attribution store).
+    pub fn index(&self) -> Option<Arc<RwLock<Index>>> {
+        self.index.clone()
     }
 
     /// Stops the listener (the batch in progress finishes first).

@@ -50,8 +50,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Retention(RetentionCommand::Sweep) => {
             let gov = open(&config)?;
-            let out = gov.retention_sweep(&Actor("mamori retention sweep".into()))?;
-            if out.is_empty() {
+            let by = Actor("mamori retention sweep".into());
+            let out = gov.retention_sweep(&by)?;
+            let sessions = crate::attribution::retention_sweep(&config, &gov, &by)?.filter(|s| s.deleted > 0);
+            if let Some(s) = &sessions {
+                println!("{:<34} {:<14} deleted {:>8}  (cut-off {})", "attribution", "sessions", s.deleted, s.cutoff);
+            }
+            if out.is_empty() && sessions.is_none() {
                 println!("nothing due");
             }
             for o in out {
@@ -600,8 +605,8 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let gov = Arc::new(open(&config)?);
     tracing::info!(data_dir = %config.data_dir.display(), "store opened");
     let mut live = crate::live::Live::start(&config, gov.clone())?;
-    let mut radius = crate::attribution::Listener::start(&config)?;
-    let mut dns = crate::dns::Dns::start(&config, gov.clone())?;
+    let mut radius = crate::attribution::Listener::start(&config, gov.clone())?;
+    let mut dns = crate::dns::Dns::start(&config, gov.clone(), radius.index())?;
     let mut flow = crate::flow::Flow::start(&config, gov.clone())?;
     let mut actuators = live.actuators();
     actuators.extend(dns.actuators());

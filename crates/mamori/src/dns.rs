@@ -17,16 +17,18 @@
 //! addresses or query names.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use jiff::SignedDuration;
+use mamori_attribution::{Attribution, Index};
 use mamori_core::action::ActionState;
 use mamori_core::actuator::Actuator;
 use mamori_core::catalog::MeasureId;
@@ -35,9 +37,10 @@ use mamori_core::config::{Config, DnsListFormat, DnsListKind};
 use mamori_core::governance::{Governance, Proposal};
 use mamori_core::ledger::format_time;
 use mamori_core::store::ActionFilter;
+use mamori_core::subject::SubscriberId;
 use mamori_core::subject::{Actor, Target};
 use mamori_dns::dnstap::{self, DnsEvent, IngestStats};
-use mamori_dns::engine::{DnsEngine, EngineConfig, NoLookup};
+use mamori_dns::engine::{DnsEngine, EngineConfig, SubscriberLookup};
 use mamori_dns::filter::{self, Filter, warn_page};
 use mamori_dns::names::{SuffixMap, normalize};
 use mamori_dns::reputation::{self, ListFormat, ReputationList};
@@ -365,6 +368,57 @@ fn merged(lists: Option<&Vec<ReputationList>>) -> SuffixMap<()> {
     m
 }
 
+/// Who held a client address, from the attribution index (RADIUS sessions and imported
+/// `detail` files). Only a unique answer names a subscriber; an ambiguous or unknown one leaves
+/// the finding against the address alone, and is counted.
+#[derive(Debug, Default)]
+pub struct IndexLookup {
+    index: Option<Arc<RwLock<Index>>>,
+    /// Lookups answered with one subscriber.
+    pub unique: AtomicU64,
+    /// Lookups answered with several candidates (overlapping sessions, shared CGNAT address).
+    pub ambiguous: AtomicU64,
+    /// Lookups no session covered (or no attribution store).
+    pub unknown: AtomicU64,
+}
+
+impl IndexLookup {
+    /// Over `index` (`None`: every answer is unknown).
+    pub fn new(index: Option<Arc<RwLock<Index>>>) -> IndexLookup {
+        IndexLookup { index, ..Default::default() }
+    }
+}
+
+impl SubscriberLookup for IndexLookup {
+    fn subscriber_at(&self, ip: IpAddr, at: jiff::Timestamp) -> Option<SubscriberId> {
+        let Some(ix) = &self.index else {
+            self.unknown.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        let ix = mamori_attribution::read(ix);
+        match ix.lookup(ip, None, at) {
+            Attribution::Unique(s) => match ix.subscriber(s) {
+                Some(id) if !id.is_empty() => {
+                    self.unique.fetch_add(1, Ordering::Relaxed);
+                    Some(SubscriberId(id.to_owned()))
+                }
+                _ => {
+                    self.unknown.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            },
+            Attribution::Ambiguous(_) => {
+                self.ambiguous.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Attribution::Unknown => {
+                self.unknown.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
 /// The DNS part of `mamori serve`: nothing when `[dns]` configures nothing.
 pub struct Dns {
     zone: Option<Arc<PolicyZone>>,
@@ -374,8 +428,13 @@ pub struct Dns {
 }
 
 impl Dns {
-    /// Starts what `[dns]` configures.
-    pub fn start(config: &Config, gov: Arc<Governance>) -> anyhow::Result<Dns> {
+    /// Starts what `[dns]` configures; `attribution` names the subscriber behind a client
+    /// address (C&C findings and alerts, the filter's per-subscriber opt-out exceptions).
+    pub fn start(
+        config: &Config,
+        gov: Arc<Governance>,
+        attribution: Option<Arc<RwLock<Index>>>,
+    ) -> anyhow::Result<Dns> {
         let d = &config.dns;
         let stop = Arc::new(AtomicBool::new(false));
         if d.dnstap.is_none() && d.rpz.is_none() && d.filter.is_none() {
@@ -396,6 +455,7 @@ impl Dns {
             None
         };
         let lists = load_all(config);
+        let lookup = Arc::new(IndexLookup::new(attribution));
         let mut threads = Vec::new();
 
         if let (Some(r), Some(z)) = (&d.rpz, &zone) {
@@ -410,7 +470,7 @@ impl Dns {
         let filter = match &d.filter {
             Some(f) => {
                 let flt = Arc::new(
-                    Filter::new(&gov, Arc::new(WallClock), zone.clone(), Arc::new(NoLookup), f.warn_address)
+                    Filter::new(&gov, Arc::new(WallClock), zone.clone(), lookup.clone(), f.warn_address)
                         .context("opening the inline filter's views")?,
                 );
                 set_filter_lists(&flt, &lists);
@@ -442,7 +502,7 @@ impl Dns {
             drop(tx);
             let cfg = EngineConfig { auto_apply: d.auto_apply, block_for: d.block_for, ..Default::default() };
             let actuators: Vec<Arc<dyn Actuator>> = zone.iter().map(|z| z.clone() as Arc<dyn Actuator>).collect();
-            let mut engine = DnsEngine::new(gov.clone(), Arc::new(WallClock), cfg, Arc::new(NoLookup), actuators)
+            let mut engine = DnsEngine::new(gov.clone(), Arc::new(WallClock), cfg, lookup.clone(), actuators)
                 .context("opening the DNS views")?;
             for l in lists.get(&DnsListKind::Cnc).into_iter().flatten() {
                 engine.add_cnc_list(l)?;
@@ -451,7 +511,10 @@ impl Dns {
             threads.push(
                 std::thread::Builder::new()
                     .name("dns-engine".into())
-                    .spawn(move || engine_loop(engine, rx, &stop, &stats))
+                    .spawn({
+                        let lookup = lookup.clone();
+                        move || engine_loop(engine, rx, &stop, &stats, &lookup)
+                    })
                     .context("starting the DNS engine thread")?,
             );
         }
@@ -504,6 +567,7 @@ fn engine_loop(
     mut rx: tokio::sync::mpsc::Receiver<DnsEvent>,
     stop: &AtomicBool,
     stats: &IngestStats,
+    lookup: &IndexLookup,
 ) {
     let mut last_report = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -519,11 +583,20 @@ fn engine_loop(
                 findings = engine.stats.findings,
                 malformed = IngestStats::get(&stats.malformed),
                 dropped = IngestStats::get(&stats.dropped),
+                attributed = lookup.unique.load(Ordering::Relaxed),
+                ambiguous = lookup.ambiguous.load(Ordering::Relaxed),
+                unattributed = lookup.unknown.load(Ordering::Relaxed),
                 "dns engine"
             );
         }
     }
-    tracing::info!(stats = ?engine.stats, "dns engine stopped");
+    tracing::info!(
+        stats = ?engine.stats,
+        attributed = lookup.unique.load(Ordering::Relaxed),
+        ambiguous = lookup.ambiguous.load(Ordering::Relaxed),
+        unattributed = lookup.unknown.load(Ordering::Relaxed),
+        "dns engine stopped"
+    );
 }
 
 /// Keeps the zone equal to the actions in force, and reloads kept lists that changed.
@@ -562,5 +635,97 @@ fn sync_loop(config: &Config, gov: &Governance, zone: Option<&PolicyZone>, filte
                 set_filter_lists(f, &load_all(config));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::net::Ipv4Addr;
+
+    use jiff::Timestamp;
+    use mamori_attribution::index::unix_secs;
+    use mamori_attribution::session::{SessionKey, SessionRow};
+    use mamori_core::config::Config;
+    use mamori_dns::dnstap::Role;
+    use mamori_dns::reputation::parse;
+    use mamori_store::{SqliteStore, StoreOptions};
+
+    use super::*;
+
+    fn session(sub: &str, id: &str, ip: [u8; 4], start: u32) -> SessionRow {
+        SessionRow {
+            key: SessionKey::new("nas", id.as_bytes(), sub),
+            subscriber: sub.into(),
+            nas: "nas".into(),
+            start,
+            last: start,
+            interim: 3600,
+            stop: None,
+            framed_ipv4: Some(Ipv4Addr::from(ip)),
+            port_blocks: Vec::new(),
+            ipv6: Vec::new(),
+        }
+    }
+
+    fn query(client: &str) -> DnsEvent {
+        DnsEvent {
+            role: Role::ClientQuery,
+            client: Some(client.parse().unwrap()),
+            client_port: Some(5000),
+            time: Some(Timestamp::now()),
+            qname: "cnc.test".into(),
+            qtype: 1,
+            rcode: None,
+            response_size: None,
+        }
+    }
+
+    #[test]
+    fn cnc_queries_from_an_attributed_address_name_the_subscriber_and_others_stay_address_only() {
+        let start = unix_secs(Timestamp::now()) - 60;
+        let mut ix = Index::new();
+        ix.insert(&session("S-1", "a", [192, 0, 2, 1], start));
+        ix.insert(&session("S-2", "b", [192, 0, 2, 2], start)); // opted out
+        ix.insert(&session("S-3", "c", [192, 0, 2, 3], start)); // overlapping: ambiguous
+        ix.insert(&session("S-4", "d", [192, 0, 2, 3], start));
+        let lookup = Arc::new(IndexLookup::new(Some(Arc::new(RwLock::new(ix)))));
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("m.sqlite"), StoreOptions::default()).unwrap());
+        let gov = Arc::new(Governance::new(store, Arc::new(WallClock), Arc::new(Config::default())).unwrap());
+        let op = Actor("sato".into());
+        let m = MeasureId::BotsDetectCncQueries;
+        if mamori_core::governance::requires_notice(m) {
+            gov.record_notice(m, "https://carrier.example/terms", "2026-04", None, &op).unwrap();
+        }
+        gov.enable_measure(m, &op).unwrap();
+        let s2 = SubscriberId("S-2".into());
+        gov.opt_out(&s2, m, "web", &Actor::subscriber(&s2)).unwrap();
+
+        let mut e =
+            DnsEngine::new(gov.clone(), Arc::new(WallClock), EngineConfig::default(), lookup.clone(), vec![]).unwrap();
+        e.add_cnc_list(&parse("cnc.test\n", ListFormat::Plain, "feed", None)).unwrap();
+
+        e.on_event(&query("192.0.2.1"));
+        assert_eq!((e.stats.findings, e.stats.proposals), (1, 1), "{:?}", e.stats);
+        let actions = gov.store().actions(&ActionFilter { measure: Some(m), ..Default::default() }).unwrap();
+        assert_eq!(actions.len(), 1);
+        assert_eq!(actions[0].subscriber, Some(SubscriberId("S-1".into())));
+
+        e.on_event(&query("192.0.2.2")); // opted out: never reaches the detector
+        assert_eq!((e.stats.findings, e.stats.cnc_opted_out), (1, 1));
+        e.on_event(&query("192.0.2.3")); // ambiguous: address only
+        e.on_event(&query("192.0.2.9")); // unknown: address only
+        assert_eq!((e.stats.findings, e.stats.proposals), (3, 1), "{:?}", e.stats);
+        assert_eq!(lookup.unique.load(Ordering::Relaxed), 2);
+        assert_eq!(lookup.ambiguous.load(Ordering::Relaxed), 1);
+        assert_eq!(lookup.unknown.load(Ordering::Relaxed), 1);
+
+        // No store: unknown, nothing named.
+        let none = IndexLookup::new(None);
+        assert_eq!(none.subscriber_at("192.0.2.1".parse().unwrap(), Timestamp::now()), None);
+        assert!(gov.store().verify_ledger(None).is_ok());
     }
 }

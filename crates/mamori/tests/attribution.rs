@@ -105,3 +105,55 @@ fn serve_receives_radius_accounting_and_lookup_names_the_subscriber() {
     assert!(!text.contains(secret), "the log shows the RADIUS secret:\n{text}");
     assert!(!text.contains("subscriber-4711"), "the log shows a subscriber:\n{text}");
 }
+
+/// `mamori retention sweep` deletes attribution sessions older than `[attribution]
+/// retention_days` and writes one `retention-swept` ledger entry with the count and the range,
+/// never an address or a subscriber.
+#[test]
+fn retention_sweep_deletes_old_sessions_and_records_counts_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mamori.toml");
+    std::fs::write(
+        &cfg,
+        format!("data_dir = \"{}\"\n[attribution]\nretention_days = 30\n", dir.path().join("data").display()),
+    )
+    .unwrap();
+    let old = dir.path().join("old.detail");
+    std::fs::write(
+        &old,
+        "Wed Jan  1 00:00:00 2025\n\tAcct-Status-Type = Start\n\tUser-Name = \"carol-old\"\n\tAcct-Session-Id = \"old-1\"\n\tNAS-IP-Address = 192.0.2.1\n\tFramed-IP-Address = 198.51.100.77\n\tEvent-Timestamp = \"Jan  1 2025 00:00:00 UTC\"\n\nWed Jan  1 01:00:00 2025\n\tAcct-Status-Type = Stop\n\tUser-Name = \"carol-old\"\n\tAcct-Session-Id = \"old-1\"\n\tNAS-IP-Address = 192.0.2.1\n\tFramed-IP-Address = 198.51.100.77\n\tEvent-Timestamp = \"Jan  1 2025 01:00:00 UTC\"\n\tAcct-Session-Time = 3600\n\n",
+    )
+    .unwrap();
+    let recent = Path::new(env!("CARGO_MANIFEST_DIR")).join("../attribution/testdata/detail/freeradius-3.2.1.detail");
+    for f in [&old, &recent] {
+        let o = mamori(&cfg, &["attribution", "import-detail", f.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let at = ["--at", "2025-01-01T00:30:00Z"];
+    let o = mamori(&cfg, &["attribution", "lookup", "198.51.100.77", at[0], at[1]]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("carol-old"));
+
+    let o = mamori(&cfg, &["retention", "sweep"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("attribution") && out.contains("deleted        1"), "{out}");
+
+    let o = mamori(&cfg, &["attribution", "lookup", "198.51.100.77", at[0], at[1]]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "unknown");
+
+    let o = mamori(&cfg, &["audit", "export"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ledger = String::from_utf8_lossy(&o.stdout).into_owned();
+    let swept: Vec<&str> =
+        ledger.lines().filter(|l| l.contains("retention-swept") && l.contains("attribution.sessions")).collect();
+    assert_eq!(swept.len(), 1, "{ledger}");
+    assert!(swept[0].contains(r#"\"deleted\":1"#) && swept[0].contains("2025-01-01"), "{}", swept[0]);
+    assert!(!ledger.contains("198.51.100.77") && !ledger.contains("carol-old"), "{ledger}");
+
+    // Nothing more due: no further entry.
+    let o = mamori(&cfg, &["retention", "sweep"]);
+    assert!(o.status.success());
+    let o = mamori(&cfg, &["audit", "export"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).matches("attribution.sessions").count(), 1);
+    assert!(mamori(&cfg, &["audit", "verify"]).status.success());
+}

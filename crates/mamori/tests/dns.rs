@@ -138,3 +138,106 @@ fn serve_with_dns_publishes_an_operator_block_that_unbound_refuses_through_rpz()
     let text = read_log();
     assert!(!text.contains("example.test"), "the log shows a queried name:\n{text}");
 }
+
+/// A C&C query seen over dnstap from an address a subscriber held at that instant (a RADIUS
+/// session back-filled with `attribution import-detail`) is a finding and a proposal naming that
+/// subscriber; the log shows neither the address's holder nor the name.
+#[test]
+fn serve_attributes_a_cnc_query_to_the_subscriber_holding_the_client_address() {
+    let Some(unbound_bin) = support::unbound_binary() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (http, unbound_port) = (free_port(), free_port());
+    let cfg = dir.path().join("mamori.toml");
+    let sock = dir.path().join("dnstap.sock");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[server]\nlisten = \"127.0.0.1:{http}\"\n[dns.dnstap]\nsocket_path = \"{}\"\n",
+            dir.path().join("data").display(),
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let now = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
+    let detail = dir.path().join("session.detail");
+    std::fs::write(
+        &detail,
+        format!(
+            "{}\n\tAcct-Status-Type = Start\n\tUser-Name = \"dave-7\"\n\tAcct-Session-Id = \"s-127\"\n\tNAS-IP-Address = 192.0.2.1\n\tFramed-IP-Address = 127.0.0.1\n\tAcct-Interim-Interval = 3600\n\tEvent-Timestamp = \"{}\"\n\tTimestamp = {}\n\n",
+            now.strftime("%a %b %e %H:%M:%S %Y"),
+            now.strftime("%b %e %Y %H:%M:%S UTC"),
+            now.as_second()
+        ),
+    )
+    .unwrap();
+    let out = ok(mamori(&cfg, &["attribution", "import-detail", detail.to_str().unwrap()]));
+    assert!(out.contains("1 imported"), "{out}");
+    let feed = dir.path().join("cnc.txt");
+    std::fs::write(&feed, "cnc-host.example.test\n").unwrap();
+    ok(mamori(&cfg, &["dns", "load-list", feed.to_str().unwrap(), "--kind", "cnc", "--source", "cnc-feed"]));
+    let m = "bots.detect-cnc-queries";
+    ok(mamori(
+        &cfg,
+        &[
+            "measures",
+            "notice",
+            m,
+            "--url",
+            "https://carrier.example/terms",
+            "--terms-version",
+            "2026-04",
+            "--by",
+            "sato",
+        ],
+    ));
+    ok(mamori(&cfg, &["measures", "enable", m, "--by", "sato"]));
+
+    let log = dir.path().join("serve.log");
+    let _serve = Serve(
+        Command::new(bin())
+            .arg("--config")
+            .arg(&cfg)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let started = Instant::now();
+    while !["dnstap listening", "mamori listening"].iter().all(|m| read_log().contains(m)) {
+        assert!(started.elapsed() < Duration::from_secs(20), "serve did not start:\n{}", read_log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let zone = "$ORIGIN example.test.\n$TTL 1\n@ SOA ns admin 1 3600 600 86400 1\n@ NS ns\nns A 127.0.0.1\n\
+                cnc-host A 192.0.2.66\n";
+    let udir = dir.path().join("unbound");
+    std::fs::create_dir_all(&udir).unwrap();
+    let unbound = Unbound::start(
+        &unbound_bin,
+        &udir,
+        UnboundOptions {
+            port: Some(unbound_port),
+            dnstap: Some(support::Dnstap::Unix(sock.clone())),
+            rpz: None,
+            local_zones: vec![],
+            local_data: vec![],
+            auth_zones: vec![("example.test.".into(), zone.into())],
+        },
+    );
+    let proposed = wait_for(Duration::from_secs(15), || {
+        let _ = rcode(unbound.addr, "cnc-host.example.test.");
+        let out = ok(mamori(&cfg, &["actions", "list", "--measure", m, "--json"]));
+        out.contains("dave-7").then_some(out)
+    });
+    let out =
+        proposed.unwrap_or_else(|| panic!("no proposal naming the subscriber\n{}\n{}", unbound.log(), read_log()));
+    assert!(out.contains("ip:127.0.0.1"), "{out}");
+    let audit = ok(mamori(&cfg, &["audit", "export", "--measure", m]));
+    assert!(audit.contains("dns.cnc-queries") && audit.contains("cnc-host.example.test"), "{audit}");
+    ok(mamori(&cfg, &["audit", "verify"]));
+    drop(unbound);
+    let text = read_log();
+    assert!(!text.contains("example.test") && !text.contains("dave-7"), "the log shows a name or subscriber:\n{text}");
+}

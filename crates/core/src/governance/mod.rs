@@ -538,6 +538,25 @@ impl Governance {
         }
         Ok(out)
     }
+    /// Records a retention sweep of a store kept beside the main one (the attribution sessions:
+    /// `table` names it): the count and the range of the data deleted, never content.
+    pub fn record_retention_swept(
+        &self,
+        table: &str,
+        deleted: u64,
+        range: Option<(Timestamp, Timestamp)>,
+        before: Timestamp,
+        by: &Actor,
+    ) -> Result<u64, GovernanceError> {
+        use crate::ledger::format_time;
+        let draft = LedgerDraft::new(
+            EventKind::RetentionSwept,
+            by.clone(),
+            json!({"table": table, "deleted": deleted, "oldest": range.map(|r| format_time(r.0)),
+                   "newest": range.map(|r| format_time(r.1)), "before": format_time(before)}),
+        );
+        Ok(self.commit(vec![], vec![draft])?.first().copied().unwrap_or_default())
+    }
 }
 
 /// Whether enabling the measure needs a recorded public notice: it acts before individual consent,
