@@ -263,6 +263,17 @@ fn remember<T: PartialEq + Copy>(list: &mut Vec<T>, v: T, cap: usize) {
     list.push(v);
 }
 
+impl Verdict {
+    /// The subscriber's own use, as judged at this rise.
+    fn legit(rise: &surge::Rise) -> Verdict {
+        Verdict::Legit {
+            judged_at_jpy: rise.projected_jpy,
+            sustained: rise.sustained,
+            parallel: rise.calls_in_progress >= PARALLEL_CALLS,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Verdict {
     Calm,
@@ -295,6 +306,21 @@ struct LineState {
     verdict: Verdict,
     hot: bool,
     dormant_asked: bool,
+}
+
+impl LineState {
+    /// After an evaluation: a legitimate-use verdict ends with its rise, and the normal levels
+    /// learn this window unless the line is under a fraud verdict or rose without a verdict yet
+    /// (a rise judged legitimate is learned, after the lag; a fraud never is).
+    fn settle(&mut self, t: Timestamp, window_jpy: f64, sustained_jpy: f64, rising: bool, half_life: SignedDuration) {
+        let fraud = matches!(self.verdict, Verdict::Fraud { .. });
+        if !rising && matches!(self.verdict, Verdict::Legit { .. }) {
+            self.verdict = Verdict::Calm;
+        }
+        let spoiled = fraud || (rising && self.verdict == Verdict::Calm);
+        self.normal.observe(t, window_jpy, spoiled, half_life);
+        self.normal_sustained.observe(t, sustained_jpy, spoiled, half_life);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -500,8 +526,23 @@ impl Engine {
         self.advance_to(cdr.start)?;
         let secs = cdr.end.duration_since(cdr.start).as_secs_f64();
         let jpy_per_sec = if secs > 0.0 { cdr.charge_jpy as f64 / secs } else { 0.0 };
+        self.add_cdr(cdr, jpy_per_sec);
+        Ok(())
+    }
+
+    /// Takes a domestic billing record out of order: it only teaches the line its own SIP client
+    /// and calling number, so it neither waits in the reorder buffer nor moves the clock.
+    pub fn on_domestic_cdr(&mut self, cdr: &Cdr) {
+        if !cdr.is_international() {
+            self.add_cdr(cdr, 0.0);
+        }
+    }
+
+    fn add_cdr(&mut self, cdr: &Cdr, jpy_per_sec: f64) {
+        // Only calls abroad are held (and need their key); most rows skip the hash.
+        let key = if cdr.is_international() { hash_str(&cdr.call_id) } else { 0 };
         self.add_call(
-            hash_str(&cdr.call_id),
+            key,
             &cdr.line_id,
             &cdr.calling_number,
             cdr.destination,
@@ -509,25 +550,6 @@ impl Engine {
             cdr.start,
             Some(cdr.end),
             jpy_per_sec,
-        );
-        Ok(())
-    }
-
-    /// Takes a domestic billing record out of order: it only teaches the line its own SIP client
-    /// and calling number, so it neither waits in the reorder buffer nor moves the clock.
-    pub fn on_domestic_cdr(&mut self, cdr: &Cdr) {
-        if cdr.is_international() {
-            return;
-        }
-        self.add_call(
-            hash_str(&cdr.call_id),
-            &cdr.line_id,
-            &cdr.calling_number,
-            cdr.destination,
-            cdr.source_ip,
-            cdr.start,
-            Some(cdr.end),
-            0.0,
         );
     }
 
@@ -815,13 +837,7 @@ impl Engine {
             if projected < self.surge.floor_jpy && sustained_jpy < self.surge.sustained_floor_jpy {
                 // Under the floor no line can be rising: learn and move on without building a
                 // record (the common case, and the replay's hot path).
-                let half_life = self.settings.normal_half_life;
-                let fraud = matches!(line.verdict, Verdict::Fraud { .. });
-                if matches!(line.verdict, Verdict::Legit { .. }) {
-                    line.verdict = Verdict::Calm;
-                }
-                line.normal.observe(t, window_jpy, fraud, half_life);
-                line.normal_sustained.observe(t, sustained_jpy, fraud, half_life);
+                line.settle(t, window_jpy, sustained_jpy, false, self.settings.normal_half_life);
                 if calls_in_progress == 0 && line.verdict == Verdict::Calm {
                     // Nothing in progress: from here its charges only fall until its next call,
                     // which makes it hot again. Its calls stay for that evaluation to prune.
@@ -847,16 +863,8 @@ impl Engine {
             };
             let Admission::Admitted(view) = self.gates.surge_totals.admit(&totals) else { continue };
             let rise = surge::rise(&view, &self.surge);
-            let half_life = self.settings.normal_half_life;
             if let Some(line) = self.lines.get_mut(li as usize) {
-                let fraud = matches!(line.verdict, Verdict::Fraud { .. });
-                if rise.is_none() && matches!(line.verdict, Verdict::Legit { .. }) {
-                    line.verdict = Verdict::Calm;
-                }
-                // A rise judged legitimate is learned (after the lag); a fraud never is.
-                let spoiled = fraud || (rise.is_some() && line.verdict == Verdict::Calm);
-                line.normal.observe(t, window_jpy, spoiled, half_life);
-                line.normal_sustained.observe(t, sustained_jpy, spoiled, half_life);
+                line.settle(t, window_jpy, sustained_jpy, rise.is_some(), self.settings.normal_half_life);
             }
             if let Some(rise) = rise {
                 self.on_rise(li, t, rise, window_start)?;
@@ -895,11 +903,7 @@ impl Engine {
                     Some(ActionState::Rejected | ActionState::Lifted) => {
                         // "It was me": this use is the subscriber's.
                         if let Some(line) = self.lines.get_mut(li as usize) {
-                            line.verdict = Verdict::Legit {
-                                judged_at_jpy: rise.projected_jpy,
-                                sustained: rise.sustained,
-                                parallel: rise.calls_in_progress >= PARALLEL_CALLS,
-                            };
+                            line.verdict = Verdict::legit(&rise);
                         }
                     }
                     // Escalate only while charges rise in the window itself: the hours-long sum
@@ -967,11 +971,7 @@ impl Engine {
         let judgement = surge::judge(&view, &rise, &self.surge);
         if !judgement.other_user_highly_probable {
             if let Some(line) = self.lines.get_mut(li as usize) {
-                line.verdict = Verdict::Legit {
-                    judged_at_jpy: rise.projected_jpy,
-                    sustained: rise.sustained,
-                    parallel: rise.calls_in_progress >= PARALLEL_CALLS,
-                };
+                line.verdict = Verdict::legit(&rise);
             }
             return Ok(());
         }
