@@ -7,26 +7,12 @@
 
 use std::io::Write;
 use std::net::{TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mamori"))
-}
-
-fn mamori(cfg: &Path, args: &[&str]) -> Output {
-    Command::new(bin()).arg("--config").arg(cfg).args(args).env_remove("RUST_LOG").output().unwrap()
-}
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
+use common::{KillOnDrop as Serve, bin, mamori};
 
 #[test]
 fn serve_receives_radius_accounting_and_lookup_names_the_subscriber() {

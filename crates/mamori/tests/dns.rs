@@ -9,35 +9,15 @@
 #[path = "../../dns/tests/support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use support::{Unbound, UnboundOptions, free_port, query, wait_for};
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mamori"))
-}
-
-fn mamori(cfg: &Path, args: &[&str]) -> Output {
-    Command::new(bin()).arg("--config").arg(cfg).args(args).env_remove("RUST_LOG").output().unwrap()
-}
-
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
+use common::{KillOnDrop as Serve, bin, mamori, ok};
 
 fn rcode(server: std::net::SocketAddr, name: &str) -> Option<ResponseCode> {
     query(server, name, RecordType::A).map(|m| m.response_code())

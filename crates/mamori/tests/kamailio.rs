@@ -11,21 +11,20 @@ mod support;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::*;
+
+mod common;
+use common::bin;
 
 const LINE: &str = "0312340001";
 const PASSWORD: &str = "line-1-secret";
 /// +882 (International Networks), 450 yen/min in the default tariff.
 const EXPENSIVE: &str = "01088213456789";
 const DOMESTIC: &str = "0398765432";
-
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mamori"))
-}
 
 fn mamori(cfg: &Path, args: &[&str]) -> Output {
     let o = Command::new(bin())

@@ -9,14 +9,13 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mamori"))
-}
-
 /// A Python with aiosmtpd: Debian's first (`python3-aiosmtpd` installs there), then `python3`.
+mod common;
+use common::{KillOnDrop as Killed, bin, mamori};
+
 fn python_with_aiosmtpd() -> Option<PathBuf> {
     for p in ["/usr/bin/python3", "python3"] {
         let ok = Command::new(p)
@@ -44,19 +43,6 @@ fn python_with_aiosmtpd() -> Option<PathBuf> {
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn mamori(cfg: &Path, args: &[&str]) -> Output {
-    Command::new(bin()).arg("--config").arg(cfg).args(args).env_remove("RUST_LOG").output().unwrap()
 }
 
 fn ok(o: Output) -> String {

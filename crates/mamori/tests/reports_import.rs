@@ -4,16 +4,11 @@
 //! produce nothing, and bad input (Shift_JIS, a missing column) refused with exit code 2.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mamori"))
-}
-
-fn mamori(cfg: &Path, args: &[&str]) -> Output {
-    Command::new(bin()).arg("--config").arg(cfg).args(args).env_remove("RUST_LOG").output().unwrap()
-}
+mod common;
+use common::mamori;
 
 fn ok(o: Output) -> String {
     assert!(
