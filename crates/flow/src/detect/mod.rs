@@ -253,21 +253,8 @@ impl Detector {
         let mut out = WindowOutcome::default();
         for (host, acc) in std::mem::take(&mut self.hosts) {
             let (pps, bps, fps) = (acc.packets as f64 / secs, acc.bytes as f64 * 8.0 / secs, acc.flows as f64 / secs);
-            let normal = self.normal.get(&host).copied();
-            let reason = if pps >= c.host_pps {
-                Some("pps")
-            } else if bps >= c.host_bps {
-                Some("bps")
-            } else if fps >= c.host_fps {
-                Some("fps")
-            } else if pps >= c.min_pps && normal.is_some_and(|n| pps >= c.normal_factor * n.max(1.0)) {
-                Some("normal")
-            } else {
-                None
-            };
-            let Some(reason) = reason else {
-                let n = self.normal.entry(host).or_insert(pps);
-                *n += c.learn_alpha * (pps - *n);
+            let limits = (c.host_pps, c.host_bps, c.host_fps);
+            let Some((reason, normal_pps)) = over_limits(c, (pps, bps, fps), limits, &mut self.normal, host) else {
                 continue;
             };
             let (attack, coverage) = characterise(Prefix::host(host), &acc, c.dominance);
@@ -280,7 +267,7 @@ impl Detector {
                 pps,
                 bps,
                 fps,
-                normal_pps: normal.unwrap_or(0.0),
+                normal_pps,
                 reason,
                 attack,
                 top_sources: top.into_iter().map(|(ip, p)| (ip, p as f64 / acc.packets.max(1) as f64)).collect(),
@@ -310,21 +297,8 @@ impl Detector {
         }
         for (host, acc) in std::mem::take(&mut self.sources) {
             let (pps, bps, fps) = (acc.packets as f64 / secs, acc.bytes as f64 * 8.0 / secs, acc.flows as f64 / secs);
-            let normal = self.normal_out.get(&host).copied();
-            let reason = if pps >= c.source_pps {
-                Some("pps")
-            } else if bps >= c.source_bps {
-                Some("bps")
-            } else if fps >= c.source_fps {
-                Some("fps")
-            } else if pps >= c.min_pps && normal.is_some_and(|n| pps >= c.normal_factor * n.max(1.0)) {
-                Some("normal")
-            } else {
-                None
-            };
-            let Some(reason) = reason else {
-                let n = self.normal_out.entry(host).or_insert(pps);
-                *n += c.learn_alpha * (pps - *n);
+            let limits = (c.source_pps, c.source_bps, c.source_fps);
+            let Some((reason, normal_pps)) = over_limits(c, (pps, bps, fps), limits, &mut self.normal_out, host) else {
                 continue;
             };
             let (attack, coverage) = characterise_outbound(host, &acc, c.dominance);
@@ -336,7 +310,7 @@ impl Detector {
                 pps,
                 bps,
                 fps,
-                normal_pps: normal.unwrap_or(0.0),
+                normal_pps,
                 reason,
                 attack,
                 top_destinations: top.into_iter().map(|(ip, p)| (ip, p as f64 / acc.packets.max(1) as f64)).collect(),
@@ -350,6 +324,36 @@ impl Detector {
 }
 
 /// The narrowest match that still covers the dominant traffic, and the share it covers.
+/// Which limit a host's window crossed — packets/s, bits/s, flows/s, or `normal_factor` times its
+/// learned normal packet rate (over `min_pps`) — toward it or from it. A quiet window teaches the
+/// host's normal instead (an exponential average, learned only from quiet windows). Returns the
+/// reason and the normal packet rate it was judged against (0 before any was learned).
+fn over_limits(
+    c: &DetectConfig,
+    (pps, bps, fps): (f64, f64, f64),
+    (max_pps, max_bps, max_fps): (f64, f64, f64),
+    normals: &mut HashMap<IpAddr, f64>,
+    host: IpAddr,
+) -> Option<(&'static str, f64)> {
+    let normal = normals.get(&host).copied();
+    let reason = if pps >= max_pps {
+        Some("pps")
+    } else if bps >= max_bps {
+        Some("bps")
+    } else if fps >= max_fps {
+        Some("fps")
+    } else if pps >= c.min_pps && normal.is_some_and(|n| pps >= c.normal_factor * n.max(1.0)) {
+        Some("normal")
+    } else {
+        None
+    };
+    if reason.is_none() {
+        let n = normals.entry(host).or_insert(pps);
+        *n += c.learn_alpha * (pps - *n);
+    }
+    reason.map(|r| (r, normal.unwrap_or(0.0)))
+}
+
 fn characterise(dst: Prefix, acc: &Acc, share: f64) -> (FlowMatch, f64) {
     let total = acc.packets;
     let mut m = FlowMatch {
