@@ -198,7 +198,13 @@ fn main() -> Result<()> {
     for run in ["first import", "same report again"] {
         eprintln!("{run}:");
         let phases = Phases { started: Instant::now(), log: Mutex::new(Vec::new()) };
-        let report = Report { file: "event4_sinkhole.csv", bytes: &bytes, format: &format, source: "bench" };
+        let report = Report {
+            file: "event4_sinkhole.csv",
+            bytes: &bytes,
+            format: &format,
+            source: "bench",
+            encoding: mamori_reports_import::Encoding::Auto,
+        };
         let out = import(report, &index, &gov, &mut seen, &phases)?;
         let total = phases.started.elapsed().as_secs_f64();
         eprintln!("  {total:>7.2} s  done");

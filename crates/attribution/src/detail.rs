@@ -380,6 +380,24 @@ Tue Nov 24 13:18:41 2026
         assert_eq!((c.time, c.nas.as_str()), (1_795_526_316, "bng-1"));
     }
 
+    /// A detail file from a Japanese system, in Shift_JIS: decoded whole first
+    /// ([`crate::text`]), its user names read as the Japanese text they are.
+    #[test]
+    fn shift_jis_detail_files_are_decoded_first() {
+        use crate::text::{Encoding, TextError, decode};
+        let utf8 = SAMPLE.replace("alice@isp.example", "東京都-ｱﾘｽ@isp.example");
+        let (sjis, _, unmappable) = encoding_rs::SHIFT_JIS.encode(&utf8);
+        assert!(!unmappable && std::str::from_utf8(&sjis).is_err());
+        let text = decode(&sjis, Encoding::Auto).unwrap();
+        assert_eq!(text.encoding, Encoding::ShiftJis);
+        let out: Vec<_> = read_detail(text.text.as_bytes()).collect();
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].as_ref().unwrap().user_name.as_deref(), Some("東京都-ｱﾘｽ@isp.example"));
+        // Asked for UTF-8, the same file is refused at its first Shift_JIS byte.
+        let e = decode(&sjis, Encoding::Utf8).unwrap_err();
+        assert!(matches!(e, TextError::NotUtf8 { line: 3, looks_shift_jis: true, .. }), "{e:?}");
+    }
+
     /// A file FreeRADIUS wrote (see `testdata/detail/README.md`), imported: the same sessions
     /// and answers as live accounting.
     #[test]

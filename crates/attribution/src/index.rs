@@ -29,6 +29,7 @@ use jiff::Timestamp;
 use mamori_core::subject::SubscriberId;
 use rustc_hash::FxHashMap;
 
+use crate::huge::HugeArray;
 use crate::radius::acct::mask128;
 use crate::session::SessionRow;
 
@@ -65,7 +66,7 @@ pub fn unix_secs(t: Timestamp) -> u32 {
 }
 
 /// One address held by one session over `[start, end)`, on ports `first..=last`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
 struct Entry {
     start: u32,
@@ -83,6 +84,9 @@ impl Entry {
 }
 
 const NIL: u32 = u32::MAX;
+/// Queries [`Index::lookup_batch`] keeps in flight: enough to overlap their cache misses, few
+/// enough that their directory buckets and runs stay in the first-level cache between passes.
+pub const BATCH_WINDOW: usize = 32;
 /// The recent part is folded into the base when it holds more than this and a quarter of the base.
 const MIN_RECENT: usize = 1 << 16;
 
@@ -92,7 +96,8 @@ struct Node {
     next: u32,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
 struct Slot {
     off: u32,
     len: u32,
@@ -107,14 +112,14 @@ struct Slot {
     ng: u32,
     /// Widest `last - first` in the run.
     max_width: u16,
-    /// The bucket holds a key.
-    used: bool,
+    /// The bucket holds a key (non-zero).
+    used: u16,
 }
 
-const NEW_SLOT: Slot = Slot { off: 0, len: 0, max_dur: 0, recent: NIL, g: 0, ng: 0, max_width: 0, used: true };
+const NEW_SLOT: Slot = Slot { off: 0, len: 0, max_dur: 0, recent: NIL, g: 0, ng: 0, max_width: 0, used: 1 };
 
 /// A key of a table: an IPv4 address, or an IPv6 prefix (top 64 bits, or all 128).
-trait Key: Copy + Eq + Default {
+trait Key: bytemuck::Pod + Eq + Default {
     /// A well-mixed 64-bit hash (Fibonacci hashing: the top bits are used).
     fn hash64(self) -> u64;
 }
@@ -140,18 +145,13 @@ impl Key for u128 {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Bucket<K> {
-    key: K,
-    slot: Slot,
-}
-
-/// Key → run: open addressing with linear probing, the key and its slot in one bucket, so a
-/// lookup usually costs one cache miss here (a general-purpose map keeps control bytes and
-/// entries apart: two).
+/// Key → run: open addressing with linear probing, keys and slots in two parallel arrays (in
+/// huge-page memory once large, see [`HugeArray`]); a lookup starts loading both at the key's
+/// home position at once, so it usually waits for one memory access here, with no page walk.
 #[derive(Debug, Default)]
-struct Dir<K> {
-    buckets: Vec<Bucket<K>>,
+struct Dir<K: Key> {
+    keys: HugeArray<K>,
+    slots: HugeArray<Slot>,
     len: usize,
     shift: u32,
 }
@@ -160,7 +160,12 @@ impl<K: Key> Dir<K> {
     fn with_capacity(n: usize) -> Dir<K> {
         // Load at most 3/4.
         let cap = (n * 4 / 3 + 1).next_power_of_two().max(8);
-        Dir { buckets: vec![Bucket::default(); cap], len: 0, shift: 64 - cap.trailing_zeros() }
+        Dir {
+            keys: HugeArray::from_vec(vec![K::default(); cap]),
+            slots: HugeArray::from_vec(vec![Slot::default(); cap]),
+            len: 0,
+            shift: 64 - cap.trailing_zeros(),
+        }
     }
 
     #[inline]
@@ -170,17 +175,16 @@ impl<K: Key> Dir<K> {
 
     #[inline]
     fn find(&self, k: K) -> Option<usize> {
-        if self.buckets.is_empty() {
+        if self.slots.is_empty() {
             return None;
         }
-        let mask = self.buckets.len() - 1;
+        let mask = self.slots.len() - 1;
         let mut i = self.home(k);
         loop {
-            let b = &self.buckets[i];
-            if !b.slot.used {
+            if self.slots[i].used == 0 {
                 return None;
             }
-            if b.key == k {
+            if self.keys[i] == k {
                 return Some(i);
             }
             i = (i + 1) & mask;
@@ -189,46 +193,62 @@ impl<K: Key> Dir<K> {
 
     #[inline]
     fn get(&self, k: K) -> Option<&Slot> {
-        self.find(k).map(|i| &self.buckets[i].slot)
+        self.find(k).map(|i| &self.slots[i])
     }
 
     fn get_mut(&mut self, k: K) -> Option<&mut Slot> {
-        self.find(k).map(|i| &mut self.buckets[i].slot)
+        self.find(k).map(|i| &mut self.slots[i])
     }
 
-    /// Starts loading the key's bucket (a read whose value is not waited for), so that several
-    /// lookups' cache misses overlap.
+    /// Starts loading the key's bucket (a software prefetch: nothing waits for it), so that
+    /// several lookups' cache misses overlap.
     #[inline]
     fn touch(&self, k: K) {
-        if !self.buckets.is_empty() {
-            std::hint::black_box(self.buckets[self.home(k)].slot.len);
+        if !self.slots.is_empty() {
+            let i = self.home(k);
+            prefetch_index::prefetch_index(&*self.keys, i);
+            prefetch_index::prefetch_index(&*self.slots, i);
         }
     }
 
+    /// The keys held and their slots.
+    fn iter(&self) -> impl Iterator<Item = (K, &Slot)> {
+        self.keys.iter().zip(self.slots.iter()).filter(|(_, s)| s.used != 0).map(|(k, s)| (*k, s))
+    }
+
     fn get_or_insert(&mut self, k: K) -> &mut Slot {
-        if (self.len + 1) * 4 > self.buckets.len() * 3 {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
             let mut bigger = Dir::with_capacity((self.len + 1) * 2);
-            for b in self.buckets.iter().filter(|b| b.slot.used) {
-                *bigger.insert_new(b.key) = b.slot;
+            for (key, slot) in self.iter() {
+                *bigger.insert_new(key) = *slot;
             }
             *self = bigger;
         }
         match self.find(k) {
-            Some(i) => &mut self.buckets[i].slot,
+            Some(i) => &mut self.slots[i],
             None => self.insert_new(k),
         }
     }
 
     /// Inserts a key known to be absent, with room for it.
     fn insert_new(&mut self, k: K) -> &mut Slot {
-        let mask = self.buckets.len() - 1;
+        let mask = self.slots.len() - 1;
         let mut i = self.home(k);
-        while self.buckets[i].slot.used {
+        while self.slots[i].used != 0 {
             i = (i + 1) & mask;
         }
         self.len += 1;
-        self.buckets[i] = Bucket { key: k, slot: NEW_SLOT };
-        &mut self.buckets[i].slot
+        self.keys[i] = k;
+        self.slots[i] = NEW_SLOT;
+        &mut self.slots[i]
+    }
+
+    fn bytes(&self) -> usize {
+        self.keys.bytes() + self.slots.bytes()
+    }
+
+    fn mapped_bytes(&self) -> usize {
+        self.keys.mapped_bytes() + self.slots.mapped_bytes()
     }
 }
 
@@ -293,9 +313,9 @@ fn scan_group(group: &[Entry], port: Option<u16>, t: u32, max_dur: u32, acc: &mu
 
 /// One table: entries keyed by `K` (an IPv4 address, or an IPv6 prefix of one length).
 #[derive(Debug, Default)]
-struct Table<K> {
+struct Table<K: Key> {
     dir: Dir<K>,
-    base: Vec<Entry>,
+    base: HugeArray<Entry>,
     recent: Vec<Node>,
     /// First port of each group of a multi-group run (a few cache lines to binary-search where
     /// the run itself would cost one miss per step)…
@@ -385,15 +405,36 @@ impl<K: Key> Table<K> {
         self.dir.touch(k);
     }
 
-    /// Starts loading the key's run.
+    /// Starts loading the key's run: its first and last cache lines (a run of a few entries
+    /// spans two or three), or, for a run of port groups, the group directory.
     #[inline]
     fn touch_run(&self, k: K) {
         if let Some(slot) = self.dir.get(k) {
             if slot.ng > 0 {
-                std::hint::black_box(self.gfirst[slot.g as usize]);
+                prefetch_index::prefetch_index(&self.gfirst, slot.g as usize);
+                prefetch_index::prefetch_index(&self.gstart, slot.g as usize);
             } else if slot.len > 0 {
-                std::hint::black_box(self.base[slot.off as usize].start);
+                let (a, b) = (slot.off as usize, (slot.off + slot.len - 1) as usize);
+                prefetch_index::prefetch_index(&*self.base, a);
+                prefetch_index::prefetch_index(&*self.base, b);
             }
+        }
+    }
+
+    /// Starts loading the port group a lookup with `port` reads (runs of port groups only; the
+    /// group directory is in cache after [`Table::touch_run`]).
+    #[inline]
+    fn touch_group(&self, k: K, port: Option<u16>) {
+        let (Some(slot), Some(p)) = (self.dir.get(k), port) else { return };
+        if slot.ng == 0 {
+            return;
+        }
+        let (g, ng) = (slot.g as usize, slot.ng as usize);
+        let hi = self.gfirst[g..g + ng].partition_point(|f| *f <= p);
+        if hi > 0 {
+            let a = self.gstart[g + hi - 1] as usize;
+            prefetch_index::prefetch_index(&*self.base, a);
+            prefetch_index::prefetch_index(&*self.base, a + 9);
         }
     }
 
@@ -409,8 +450,8 @@ impl<K: Key> Table<K> {
         let mut scratch = Vec::new();
         let mut dropped = 0;
         let mut kept = Vec::with_capacity(self.dir.len);
-        for bucket in self.dir.buckets.iter().filter(|b| b.slot.used) {
-            let slot = bucket.slot;
+        for (key, slot) in self.dir.iter() {
+            let slot = *slot;
             scratch.clear();
             let (off, len) = (slot.off as usize, slot.len as usize);
             scratch.extend_from_slice(&self.base[off..off + len]);
@@ -438,9 +479,9 @@ impl<K: Key> Table<K> {
                     }
                 }
             }
-            kept.push(Bucket {
-                key: bucket.key,
-                slot: Slot {
+            kept.push((
+                key,
+                Slot {
                     off,
                     len: scratch.len() as u32,
                     max_dur: scratch.iter().map(|e| e.end - e.start).max().unwrap_or(0),
@@ -448,14 +489,14 @@ impl<K: Key> Table<K> {
                     g,
                     ng,
                     max_width: scratch.iter().map(|e| e.last - e.first).max().unwrap_or(0),
-                    used: true,
+                    used: 1,
                 },
-            });
+            ));
             base.extend_from_slice(&scratch);
         }
         let mut dir = Dir::with_capacity(kept.len());
-        for b in kept {
-            *dir.insert_new(b.key) = b.slot;
+        for (key, slot) in kept {
+            *dir.insert_new(key) = slot;
         }
         self.dir = dir;
         gfirst.shrink_to_fit();
@@ -463,7 +504,10 @@ impl<K: Key> Table<K> {
         self.gfirst = gfirst;
         self.gstart = gstart;
         base.shrink_to_fit();
-        self.base = base;
+        // The old entries go before the new ones are copied into their mapping: at most two
+        // copies at a time.
+        self.base = HugeArray::default();
+        self.base = HugeArray::from_vec(base);
         self.recent = Vec::new();
         dropped
     }
@@ -472,9 +516,13 @@ impl<K: Key> Table<K> {
         self.base.len() + self.recent.len()
     }
 
+    fn mapped_bytes(&self) -> usize {
+        self.dir.mapped_bytes() + self.base.mapped_bytes()
+    }
+
     fn heap_bytes(&self) -> usize {
-        self.dir.buckets.capacity() * size_of::<Bucket<K>>()
-            + self.base.capacity() * size_of::<Entry>()
+        self.dir.bytes()
+            + self.base.bytes()
             + self.recent.capacity() * size_of::<Node>()
             + self.gfirst.capacity() * 2
             + self.gstart.capacity() * 4
@@ -694,12 +742,13 @@ impl Index {
     }
 
     /// Answers many queries, in order: the same answers as one by one, faster. Queries are taken
-    /// sixteen at a time, in three passes (start loading each query's directory bucket, then each
-    /// one's run, then answer), so that their cache misses overlap instead of following each
-    /// other: with millions of sessions a lookup is bound by memory latency, not by computing.
+    /// [`BATCH_WINDOW`] at a time, in passes (start loading each query's directory bucket, then
+    /// each one's run, then, behind carrier-grade NAT, its port group, then answer), so that their
+    /// cache misses overlap instead of following each other: with millions of sessions a lookup
+    /// is bound by memory latency, not by computing.
     pub fn lookup_batch(&self, queries: &[Query], out: &mut Vec<Attribution>) {
         out.reserve(queries.len());
-        for chunk in queries.chunks(16) {
+        for chunk in queries.chunks(BATCH_WINDOW) {
             for q in chunk {
                 match q.addr {
                     IpAddr::V4(a) => self.v4.touch_dir(u32::from(a)),
@@ -726,6 +775,11 @@ impl Index {
                             t.touch_run(mask128(a, *len));
                         }
                     }
+                }
+            }
+            for q in chunk {
+                if let IpAddr::V4(a) = q.addr {
+                    self.v4.touch_group(u32::from(a), q.port);
                 }
             }
             for q in chunk {
@@ -776,7 +830,16 @@ impl Index {
         self.subs.names.len()
     }
 
-    /// Approximate heap bytes of the tables (not the interned names).
+    /// Bytes of the entries kept in huge-page mappings rather than on the heap (part of
+    /// [`Index::table_bytes`]; a heap allocator does not see them).
+    pub fn mapped_bytes(&self) -> usize {
+        self.v4.mapped_bytes()
+            + self.v6_short.iter().map(|(_, t)| t.mapped_bytes()).sum::<usize>()
+            + self.v6_long.iter().map(|(_, t)| t.mapped_bytes()).sum::<usize>()
+    }
+
+    /// Approximate bytes of the tables, on the heap and in huge-page mappings (not the interned
+    /// names).
     pub fn table_bytes(&self) -> usize {
         self.v4.heap_bytes()
             + self.v6_short.iter().map(|(_, t)| t.heap_bytes()).sum::<usize>()

@@ -15,17 +15,20 @@
 //! - [`index`]: the compact in-memory index and its pure lookups, answering
 //!   [`Attribution::Unique`], [`Attribution::Ambiguous`] (with the candidates) or
 //!   [`Attribution::Unknown`];
-//! - [`attributor`]: store and index together.
+//! - [`attributor`]: store and index together;
+//! - [`text`]: UTF-8 or Shift_JIS files decoded to UTF-8 (detail files and third-party reports).
 //!
 //! Subscriber ids and user names are never logged at `info` or above; RADIUS secrets never.
 
 pub mod attributor;
 pub mod db;
 pub mod detail;
+mod huge;
 pub mod index;
 pub mod radius;
 pub mod server;
 pub mod session;
+pub mod text;
 
 pub use attributor::{Applied, Attributor, Settings, SubscriberMap, read, store_path};
 pub use index::{Attribution, Index, SubscriberNo};

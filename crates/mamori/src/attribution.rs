@@ -1,6 +1,5 @@
 //! `mamori attribution …` and the RADIUS accounting listener of `mamori serve`.
 
-use std::io::BufReader;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,9 +28,15 @@ pub enum AttributionCommand {
     /// Back-fill sessions from a FreeRADIUS `detail` file (the accounting log of its `detail`
     /// module). Bad records are reported on stderr with their line number and skipped. Sessions
     /// imported while `mamori serve` runs are seen by its RADIUS listener after a restart.
+    /// UTF-8 is read as is, Shift_JIS (user names from Japanese systems) converted; a file that
+    /// is neither is refused whole, naming the line and byte offset, and nothing is imported.
     ImportDetail {
         /// The detail file.
         file: PathBuf,
+        /// Its encoding: `auto` (UTF-8, else Shift_JIS if the whole file is valid Shift_JIS),
+        /// `utf-8` or `shift_jis`.
+        #[arg(long, default_value = "auto")]
+        encoding: mamori_attribution::text::Encoding,
     },
     /// Which subscriber held an address at an instant: `unique`, `ambiguous` (with every
     /// candidate: overlapping sessions, or a shared CGNAT address asked without a port) or
@@ -65,10 +70,13 @@ fn settings(config: &Config) -> anyhow::Result<Settings> {
 pub fn attribution_cmd(config: &Config, c: AttributionCommand) -> anyhow::Result<ExitCode> {
     let path = store_path(&config.data_dir);
     match c {
-        AttributionCommand::ImportDetail { file } => {
-            let input = std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+        AttributionCommand::ImportDetail { file, encoding } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            // Decoded whole before anything is stored: an undecodable file imports nothing.
+            let text = mamori_attribution::text::decode(&bytes, encoding)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let mut a = Attributor::open_for_writes(&path, settings(config)?)?;
-            let report = a.import_detail(BufReader::new(input))?;
+            let report = a.import_detail(text.text.as_bytes())?;
             for e in &report.skipped {
                 eprintln!("{}:{}: skipped: {}", file.display(), e.line, e.detail);
             }

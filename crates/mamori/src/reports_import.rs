@@ -18,7 +18,7 @@ use mamori_attribution::{Index, store_path};
 use mamori_core::config::Config;
 use mamori_reports_import::format::{Format, Kind};
 use mamori_reports_import::import::Report;
-use mamori_reports_import::{Outcome, Progress, SeenDb, seen_path};
+use mamori_reports_import::{Encoding, Outcome, Progress, SeenDb, seen_path};
 
 /// Bad rows printed on stderr (all are counted, and listed in the summary file up to
 /// [`BAD_ROWS_KEPT`]).
@@ -37,7 +37,8 @@ pub enum ReportsCommand {
     /// nothing new. Kinds: shadowserver-sinkhole and takedown (bots.alert-from-third-party),
     /// shadowserver-dns and shadowserver-vuln (router.alert-vulnerable), notice-iot
     /// (iot.alert-weak-credentials), blacklist (mail.blacklist-alert), custom:NAME (a
-    /// `[[report_import.mappings]]` entry). UTF-8 only; Shift_JIS is refused with a hint.
+    /// `[[report_import.mappings]]` entry). UTF-8 (with or without a BOM) is read as is,
+    /// Shift_JIS converted; any other file is refused whole, naming the line and byte offset.
     Import {
         /// The report (CSV with a header).
         file: PathBuf,
@@ -53,6 +54,10 @@ pub enum ReportsCommand {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// The report's encoding: `auto` (UTF-8, else Shift_JIS if the whole file is valid
+        /// Shift_JIS), `utf-8` (refuse anything else) or `shift_jis`.
+        #[arg(long, default_value = "auto")]
+        encoding: Encoding,
     },
 }
 
@@ -71,7 +76,7 @@ impl Progress for Bar {
 
 /// Runs one `reports` subcommand.
 pub fn reports_cmd(config: &Config, c: ReportsCommand) -> anyhow::Result<ExitCode> {
-    let ReportsCommand::Import { file, kind, source, out, quiet } = c;
+    let ReportsCommand::Import { file, kind, source, out, quiet, encoding } = c;
     let kind: Kind = kind.parse().map_err(anyhow::Error::msg)?;
     if source.trim().is_empty() {
         bail!("--source must not be empty");
@@ -109,7 +114,7 @@ pub fn reports_cmd(config: &Config, c: ReportsCommand) -> anyhow::Result<ExitCod
     bar.set_message("sessions");
     let index = load_index(&sessions)?;
     let mut seen = SeenDb::open(&seen_path(&config.data_dir))?;
-    let report = Report { file: &name, bytes: &bytes, format: &format, source: &source };
+    let report = Report { file: &name, bytes: &bytes, format: &format, source: &source, encoding };
     let outcome = mamori_reports_import::import(report, &index, &gov, &mut seen, &Bar(bar.clone()));
     bar.finish_and_clear();
     let outcome = outcome?;

@@ -1,7 +1,8 @@
 //! Third-party reports through the real binary: RADIUS sessions back-filled from a FreeRADIUS
 //! detail file, a Shadowserver sinkhole report attributed (a finding, an alert queued),
 //! imported again (nothing new), a NOTICE-style IoT list where an opted-out subscriber's rows
-//! produce nothing, and bad input (Shift_JIS, a missing column) refused with exit code 2.
+//! produce nothing, a Shift_JIS list converted, and bad input (undecodable bytes, a missing
+//! column) refused with exit code 2.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::Path;
@@ -152,14 +153,39 @@ fn reports_are_attributed_alerted_once_and_respect_opt_out() {
     let ledger = ok(mamori(cfg, &["audit", "export", "--measure", iot]));
     assert!(!ledger.lines().any(|l| l.contains("subscriber:carol") && !l.contains("consent-opted-out")), "{ledger}");
 
-    // Shift_JIS is refused by name
+    // Shift_JIS (Japanese headers: IPアドレス, ポート番号, 検知日時, 機器種別) is converted; the
+    // row was imported above (a duplicate, or the opted-out subscriber's), so nothing is queued
     let sjis = dir.path().join("notice-sjis.csv");
-    let mut bytes =
-        b"IP\x83\x41\x83\x68\x83\x8c\x83\x58,\x83\x7c\x81\x5b\x83\x67,\x8c\x9f\x92\x6d\x93\xfa\x8e\x9e\n".to_vec();
-    bytes.extend_from_slice(b"100.64.0.7,23,2026-11-24 22:25:00\n");
-    std::fs::write(&sjis, bytes).unwrap();
+    let mut bytes = b"IP\x83\x41\x83\x68\x83\x8c\x83\x58,\x83\x7c\x81\x5b\x83\x67\x94\xd4\x8d\x86,\
+        \x8c\x9f\x92\x6d\x93\xfa\x8e\x9e,\x8b\x40\x8a\xed\x8e\xed\x95\xca\n"
+        .to_vec();
+    bytes.extend_from_slice(b"100.64.0.7,23,2026-11-24 22:25:00,webcam\n");
+    std::fs::write(&sjis, &bytes).unwrap();
+    let out = ok(import(sjis.to_str().unwrap(), "notice-iot"));
+    assert_eq!((count(&out, "rows"), count(&out, "attributed"), count(&out, "alerts queued")), (1, 1, 0), "{out}");
+    // `--encoding utf-8` refuses it, naming the line and byte offset
+    let o = mamori(
+        cfg,
+        &[
+            "reports",
+            "import",
+            sjis.to_str().unwrap(),
+            "--kind",
+            "notice-iot",
+            "--source",
+            "n",
+            "--quiet",
+            "--encoding",
+            "utf-8",
+        ],
+    );
+    let e = fails(o);
+    assert!(e.contains("notice-sjis.csv: not UTF-8") && e.contains("line 1, byte offset 2"), "{e}");
+    // neither UTF-8 nor Shift_JIS: refused whole
+    bytes.extend_from_slice(b"100.64.0.7,\xff,2026-11-24 22:25:00,webcam\n");
+    std::fs::write(&sjis, &bytes).unwrap();
     let e = fails(import(sjis.to_str().unwrap(), "notice-iot"));
-    assert!(e.contains("notice-sjis.csv") && e.contains("Shift_JIS"), "{e}");
+    assert!(e.contains("neither UTF-8 nor Shift_JIS") && e.contains("line 3"), "{e}");
 
     // a missing column is named
     let dns = dir.path().join("scan_dns.csv");

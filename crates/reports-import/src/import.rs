@@ -9,8 +9,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use mamori_attribution::index::{Query, unix_secs};
@@ -32,7 +31,7 @@ use crate::views::{AttributedRow, ReportFinding, ReportGate};
 /// Why a report could not be imported (nothing of it was kept).
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    /// Not UTF-8 (Shift_JIS is named as such).
+    /// Neither UTF-8 nor (when allowed) Shift_JIS.
     #[error(transparent)]
     Encoding(#[from] DecodeError),
     /// The header lacks columns the format needs.
@@ -114,6 +113,8 @@ pub struct Summary {
     pub measure: String,
     /// BLAKE3 of the file's bytes.
     pub report_hash: String,
+    /// The encoding it was read in (`utf-8` or `shift_jis`).
+    pub encoding: String,
     /// When the same file was imported before, if it was.
     pub previously_imported: Option<String>,
     /// Data rows read (good and bad).
@@ -176,13 +177,16 @@ pub struct Report<'a> {
     pub format: &'a Format,
     /// Who delivered it (recorded with every finding).
     pub source: &'a str,
+    /// Its encoding (`auto`: UTF-8, else Shift_JIS if the whole file is valid Shift_JIS).
+    pub encoding: decode::Encoding,
 }
 
-/// Worker threads proposing to governance (its store commits in groups, so concurrent proposals
-/// share disk flushes).
-const WORKERS: usize = 32;
 /// Findings written per transaction.
-const FINDINGS_PER_COMMIT: usize = 1024;
+const FINDINGS_PER_COMMIT: usize = 4096;
+/// Proposals handed to governance per call (progress is reported between calls).
+const PROPOSALS_PER_CALL: usize = 16_384;
+/// Proposals governance commits per transaction (each keeps its own ledger entries).
+const PROPOSALS_PER_COMMIT: usize = 2048;
 
 fn row_key(measure: &str, r: &Row) -> RowKey {
     let mut h = blake3::Hasher::new();
@@ -208,9 +212,10 @@ pub fn import(
     seen: &mut SeenDb,
     progress: &dyn Progress,
 ) -> Result<Outcome, ImportError> {
-    let Report { file, bytes, format, source } = report;
+    let Report { file, bytes, format, source, encoding } = report;
     let measure = format.measure;
-    let text = decode::text(bytes, file)?;
+    let decoded = decode::text(bytes, file, encoding)?;
+    let text: &str = &decoded.text;
     let hash: [u8; 32] = *blake3::hash(bytes).as_bytes();
     let mut out = Outcome::default();
     let s = &mut out.summary;
@@ -218,6 +223,7 @@ pub fn import(
     s.source = source.to_owned();
     s.measure = measure.to_string();
     s.report_hash = hex::encode(hash);
+    s.encoding = decoded.encoding.name().to_owned();
     s.previously_imported = seen.previous(&hash)?.map(|p| p.imported_at);
 
     // 1. rows
@@ -354,8 +360,8 @@ pub fn import(
     s.subscribers = groups.len() as u64;
 
     // 5. one finding per subscriber (written in batches: one transaction each), then one
-    //    proposal per subscriber (governance decides each; proposals run concurrently so the
-    //    store's group commit shares disk flushes among them)
+    //    proposal per subscriber (governance decides each as `propose` would, with its own
+    //    ledger entries, and commits them in chunks: `Governance::propose_many`)
     let mut groups: Vec<(SubscriberId, Vec<ReportFinding>)> = groups.into_iter().collect();
     groups.sort_by(|a, b| a.0.0.cmp(&b.0.0));
     progress.phase("findings", groups.len() as u64);
@@ -398,59 +404,37 @@ pub fn import(
     s.findings = finding_seqs.len() as u64;
 
     progress.phase("proposing", groups.len() as u64);
-    let next = AtomicU64::new(0);
-    let queued = AtomicU64::new(0);
-    let refused = AtomicU64::new(0);
-    let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<GovernanceError>> = Mutex::new(None);
     let proposer = Actor(format!("report:{source}"));
-    let workers = WORKERS.min(groups.len().max(1));
-    std::thread::scope(|sc| {
-        for _ in 0..workers {
-            sc.spawn(|| {
-                loop {
-                    if failed.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                    let Some((sub, _)) = groups.get(i) else { return };
-                    let seq = finding_seqs.get(i).copied().unwrap_or_default();
-                    let mut p = Proposal::new(
-                        measure,
-                        Target::Subscriber(sub.0.clone()),
-                        proposer.clone(),
-                        json!({"finding_seq": seq, "report": evidence.get(i)}),
-                    );
-                    p.subscriber = Some(sub.clone());
-                    match gov.propose(p) {
-                        Ok(d) => match d.action.state {
-                            ActionState::Refused | ActionState::Rejected => {
-                                refused.fetch_add(1, Ordering::Relaxed);
-                            }
-                            ActionState::Completed | ActionState::Applied => {
-                                queued.fetch_add(1, Ordering::Relaxed);
-                            }
-                            _ => {}
-                        },
-                        Err(e) => {
-                            failed.store(true, Ordering::Relaxed);
-                            if let Ok(mut g) = first_error.lock() {
-                                g.get_or_insert(e);
-                            }
-                            return;
-                        }
-                    }
-                    progress.advance(1);
-                }
-            });
+    let (mut queued, mut refused) = (0u64, 0u64);
+    for (c, chunk) in groups.chunks(PROPOSALS_PER_CALL).enumerate() {
+        let base = c * PROPOSALS_PER_CALL;
+        let proposals = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, (sub, _))| {
+                let seq = finding_seqs.get(base + j).copied().unwrap_or_default();
+                let mut p = Proposal::new(
+                    measure,
+                    Target::Subscriber(sub.0.clone()),
+                    proposer.clone(),
+                    json!({"finding_seq": seq, "report": evidence.get(base + j)}),
+                );
+                p.subscriber = Some(sub.clone());
+                p
+            })
+            .collect();
+        // The row marks are dropped on an error: importing the report again retries the rest.
+        for d in gov.propose_many(proposals, PROPOSALS_PER_COMMIT)? {
+            match d?.action.state {
+                ActionState::Refused | ActionState::Rejected => refused += 1,
+                ActionState::Completed | ActionState::Applied => queued += 1,
+                _ => {}
+            }
         }
-    });
-    if let Some(e) = first_error.into_inner().ok().flatten() {
-        // The row marks are dropped: importing the report again retries the rest.
-        return Err(e.into());
+        progress.advance(chunk.len() as u64);
     }
-    s.alerts_queued = queued.into_inner();
-    s.refused = refused.into_inner();
+    s.alerts_queued = queued;
+    s.refused = refused;
     let now = gov.now().to_string();
     marked.commit(&hash, &s.kind, source, s.rows, &now)?;
 

@@ -5,7 +5,8 @@
 //! the measure they belong to (so the alert is queued, and rate-limited by notify).
 //!
 //! - [`format`]: the formats, by their published column names, and the configured mappings;
-//! - [`decode`]: UTF-8 (with or without a BOM) only; Shift_JIS is recognised and refused by name;
+//! - [`decode`]: UTF-8 (with or without a BOM) as is, Shift_JIS converted (asked for, or detected);
+//!   anything else refused as a whole with the line and byte offset;
 //! - [`seen`]: what was imported before (a content hash per report, a key per row), so
 //!   re-importing a report creates no duplicates;
 //! - [`views`]: what the consumer of each measure may read, through the view gate (which drops
@@ -21,6 +22,7 @@ pub mod import;
 pub mod seen;
 pub mod views;
 
+pub use decode::Encoding;
 pub use format::{Format, Kind, Row};
 pub use import::{ImportError, Outcome, Progress, Summary, Unattributed, import};
 pub use seen::{SeenDb, seen_path};
