@@ -1,8 +1,9 @@
 //! mamori's flows and DDoS family (`ddos.*`, `net.*`).
 //!
 //! - [`collector`]: NetFlow v5/v9 and IPFIX over UDP, templates per exporter and observation
-//!   domain, sampling-rate scaling, counters per exporter.
-//! - [`detect`]: per-destination rates against thresholds and each destination's learned normal,
+//!   domain, sampling-rate scaling, counters per exporter; sFlow v5 on its own socket.
+//! - [`detect`]: per-destination and per-customer-prefix rates against thresholds and each
+//!   destination's learned normal,
 //!   characterisation of the attack, spoofed sources on customer-facing interfaces; findings and
 //!   proposals through governance.
 //! - [`overview`]: `net.traffic-overview`, aggregates per protocol, customer prefix and top

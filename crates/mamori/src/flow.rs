@@ -141,17 +141,23 @@ pub struct Flow {
 }
 
 impl Flow {
-    /// Starts the collector when `[flow] listen` is set.
+    /// Starts the collectors when `[flow] listen` (NetFlow/IPFIX) or `sflow_listen` (sFlow) is
+    /// set; both feed one engine.
     pub fn start(config: &Config, gov: Arc<Governance>) -> anyhow::Result<Flow> {
         let stop = Arc::new(AtomicBool::new(false));
         let actuator = actuator(config, &gov);
         let f = &config.flow;
-        let Some(listen) = f.listen else { return Ok(Flow { stop, thread: None, actuator }) };
+        if f.listen.is_none() && f.sflow_listen.is_none() {
+            return Ok(Flow { stop, thread: None, actuator });
+        }
         let detect = DetectConfig {
             customer_prefixes: f.customer_prefixes.iter().map(|p| p.parse()).collect::<Result<_, _>>()?,
             host_pps: f.host_pps as f64,
             host_bps: f.host_bps as f64,
             host_fps: f.host_fps as f64,
+            prefix_pps: f.prefix_pps as f64,
+            prefix_bps: f.prefix_bps as f64,
+            prefix_fps: f.prefix_fps as f64,
             source_pps: f.source_pps as f64,
             source_bps: f.source_bps as f64,
             source_fps: f.source_fps as f64,
@@ -169,17 +175,27 @@ impl Flow {
         mamori_flow::collector::metric::describe();
         mamori_flow::overview::metric::describe();
         let (tx, rx) = std::sync::mpsc::sync_channel(4096);
-        let collector = Collector::spawn(listen, tx).with_context(|| format!("flow collector on {listen}"))?;
+        let mut collectors = Vec::new();
+        if let Some(listen) = f.listen {
+            collectors
+                .push(Collector::spawn(listen, tx.clone()).with_context(|| format!("flow collector on {listen}"))?);
+        }
+        if let Some(listen) = f.sflow_listen {
+            collectors
+                .push(Collector::spawn_sflow(listen, tx).with_context(|| format!("sFlow collector on {listen}"))?);
+        }
         let window = Duration::from_secs_f64(f.window.as_secs_f64().max(1.0));
+        engine.expect_window(window.as_secs_f64());
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new().name("flow-engine".into()).spawn(move || {
-            let _collector = collector;
+            let _collectors = collectors;
             let mut started = Instant::now();
             while !stop2.load(Ordering::Relaxed) {
                 if let Ok(batch) = rx.recv_timeout(Duration::from_millis(200)) {
                     engine.ingest(&batch);
                 }
-                if started.elapsed() >= window {
+                // Early when a host already spent a whole window's budget (time to detect).
+                if started.elapsed() >= window || engine.urgent() {
                     let secs = started.elapsed().as_secs_f64();
                     started = Instant::now();
                     if let Err(e) = engine.close_window(secs) {

@@ -1,5 +1,5 @@
-//! `[flow]`: the NetFlow/IPFIX collector, the DDoS detector's limits and the BGP speaker that
-//! announces mitigations (`ddos.*`, `net.*`).
+//! `[flow]`: the NetFlow/IPFIX and sFlow collectors, the DDoS detector's limits and the BGP
+//! speaker that announces mitigations (`ddos.*`, `net.*`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -14,6 +14,9 @@ pub struct FlowConfig {
     /// UDP address of the NetFlow v5/v9 and IPFIX collector. Without it `mamori serve` runs no
     /// collector.
     pub listen: Option<SocketAddr>,
+    /// UDP address of the sFlow v5 collector (flow samples scaled by their sampling rate, into
+    /// the same detection as NetFlow). Without it no sFlow is collected.
+    pub sflow_listen: Option<SocketAddr>,
     /// Detection window: rates are packets, bits and flows per second over this period.
     pub window: SignedDuration,
     /// The customer prefixes (CIDR): traffic toward them is examined for attacks, traffic from
@@ -25,6 +28,13 @@ pub struct FlowConfig {
     pub host_bps: u64,
     /// Flows per second toward one host.
     pub host_fps: u64,
+    /// Packets per second toward one customer prefix as a whole (its hosts summed), for attacks
+    /// spread over many hosts none of which crosses `host_pps`.
+    pub prefix_pps: u64,
+    /// Bits per second toward one customer prefix as a whole.
+    pub prefix_bps: u64,
+    /// Flows per second toward one customer prefix as a whole.
+    pub prefix_fps: u64,
     /// Packets per second one customer host sends toward outside destinations that count as an
     /// attack it sends (`ddos.block-unintended-source`).
     pub source_pps: u64,
@@ -78,11 +88,15 @@ impl Default for FlowConfig {
     fn default() -> Self {
         FlowConfig {
             listen: None,
+            sflow_listen: None,
             window: SignedDuration::from_secs(5),
             customer_prefixes: Vec::new(),
             host_pps: 100_000,
             host_bps: 1_000_000_000,
             host_fps: 20_000,
+            prefix_pps: 500_000,
+            prefix_bps: 5_000_000_000,
+            prefix_fps: 100_000,
             source_pps: 50_000,
             source_bps: 500_000_000,
             source_fps: 10_000,
@@ -117,13 +131,16 @@ impl FlowConfig {
                 out.push((format!("customer_prefixes[{i}]"), format!("`{p}` is not ADDR/LEN")));
             }
         }
-        if self.listen.is_some() && self.customer_prefixes.is_empty() {
+        if (self.listen.is_some() || self.sflow_listen.is_some()) && self.customer_prefixes.is_empty() {
             out.push(("customer_prefixes".to_owned(), "the collector needs at least one customer prefix".to_owned()));
         }
         for (k, v) in [
             ("host_pps", self.host_pps),
             ("host_bps", self.host_bps),
             ("host_fps", self.host_fps),
+            ("prefix_pps", self.prefix_pps),
+            ("prefix_bps", self.prefix_bps),
+            ("prefix_fps", self.prefix_fps),
             ("source_pps", self.source_pps),
             ("source_bps", self.source_bps),
             ("source_fps", self.source_fps),

@@ -1,13 +1,12 @@
-//! The flow collector: NetFlow v5, v9 and IPFIX over UDP.
+//! The flow collector: NetFlow v5, v9 and IPFIX over UDP, and sFlow v5 on its own socket.
 //!
-//! The socket loop lives here; decoding is a pure function of bytes in [`decode`]. Every
-//! exporter has its own template caches and counters, so a burst of garbage from one exporter
-//! costs only the time to reject it and never touches another's templates.
-//!
-//! sFlow v5 is not decoded yet: no well-kept Rust crate for it was found in this pass (noted
-//! in the README); sFlow datagrams are counted as malformed.
+//! The socket loop lives here; decoding is a pure function of bytes in [`decode`] (NetFlow,
+//! IPFIX) and [`sflow`]. Every exporter has its own template caches and counters, so a burst of
+//! garbage from one exporter costs only the time to reject it and never touches another's
+//! templates. sFlow is stateless (no templates): its counters are kept per agent address.
 
 pub mod decode;
+pub mod sflow;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -35,6 +34,25 @@ pub struct ExporterStats {
     pub refused: u64,
     /// Flows dropped because the detectors did not keep up.
     pub dropped: u64,
+    /// sFlow counter samples (read past, not used).
+    pub counter_samples: u64,
+    /// sFlow flow samples without an IP packet mamori reads, and samples of unknown formats.
+    pub skipped: u64,
+}
+
+/// The receive buffer asked for on each collector socket (bytes).
+pub const RECV_BUFFER: usize = 32 << 20;
+
+/// sFlow agents counted by their own address at most; more are counted by the sender's address.
+pub const MAX_AGENTS: usize = 4096;
+
+/// Which protocol a collector socket speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// NetFlow v5, v9 and IPFIX (templates per exporter and observation domain).
+    Netflow,
+    /// sFlow v5 (counted per agent address).
+    Sflow,
 }
 
 /// Collector failures.
@@ -65,6 +83,8 @@ pub mod metric {
     pub const DROPPED: &str = "mamori_flow_records_dropped_total";
     /// Counter: data sets that came before their template, by `exporter`.
     pub const NO_TEMPLATE: &str = "mamori_flow_sets_without_template_total";
+    /// Counter: sFlow counter samples read past, by `exporter` (the agent).
+    pub const COUNTER_SAMPLES: &str = "mamori_flow_sflow_counter_samples_total";
 
     /// Registers the help texts (call once, after the recorder is installed).
     pub fn describe() {
@@ -72,6 +92,7 @@ pub mod metric {
         metrics::describe_counter!(FLOWS, "Flow records decoded, by exporter");
         metrics::describe_counter!(DROPPED, "Flow records dropped because the detector lagged, by exporter");
         metrics::describe_counter!(NO_TEMPLATE, "v9/IPFIX data sets received before their template, by exporter");
+        metrics::describe_counter!(COUNTER_SAMPLES, "sFlow counter samples read past (not used), by agent");
     }
 }
 
@@ -88,11 +109,31 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Binds `addr` and sends decoded flows, one batch per datagram, to `sink`; a full sink
-    /// drops the batch and counts it against its exporter.
+    /// Binds `addr` for NetFlow v5/v9 and IPFIX and sends decoded flows, one batch per datagram,
+    /// to `sink`; a full sink drops the batch and counts it against its exporter.
     pub fn spawn(addr: SocketAddr, sink: SyncSender<Vec<FlowRecord>>) -> Result<Self, CollectorError> {
+        Self::spawn_protocol(addr, Protocol::Netflow, sink)
+    }
+
+    /// Binds `addr` for sFlow v5, otherwise as [`Collector::spawn`]; counters are per agent.
+    pub fn spawn_sflow(addr: SocketAddr, sink: SyncSender<Vec<FlowRecord>>) -> Result<Self, CollectorError> {
+        Self::spawn_protocol(addr, Protocol::Sflow, sink)
+    }
+
+    /// Binds `addr` for `protocol`.
+    pub fn spawn_protocol(
+        addr: SocketAddr,
+        protocol: Protocol,
+        sink: SyncSender<Vec<FlowRecord>>,
+    ) -> Result<Self, CollectorError> {
         let socket = UdpSocket::bind(addr).map_err(|source| CollectorError::Bind { addr, source })?;
         let local = socket.local_addr().map_err(|source| CollectorError::Bind { addr, source })?;
+        // A deep receive buffer absorbs the moments the thread isn't scheduled (the kernel caps
+        // it at net.core.rmem_max; raise that for high rates); what still overflows is dropped
+        // by the kernel, uncounted here.
+        if let Err(e) = socket2::SockRef::from(&socket).set_recv_buffer_size(RECV_BUFFER) {
+            tracing::warn!(%local, error = %e, "cannot enlarge the receive buffer");
+        }
         socket
             .set_read_timeout(Some(Duration::from_millis(200)))
             .map_err(|source| CollectorError::Bind { addr, source })?;
@@ -101,9 +142,9 @@ impl Collector {
         let (stop2, stats2) = (stop.clone(), stats.clone());
         let thread = std::thread::Builder::new()
             .name("flow-collector".into())
-            .spawn(move || run(socket, sink, stop2, stats2))
+            .spawn(move || run(socket, protocol, sink, stop2, stats2))
             .map_err(CollectorError::Thread)?;
-        tracing::info!(%local, "flow collector listening");
+        tracing::info!(%local, ?protocol, "flow collector listening");
         Ok(Collector { local, stop, stats, thread: Some(thread) })
     }
 
@@ -127,7 +168,13 @@ impl Drop for Collector {
     }
 }
 
-fn run(socket: UdpSocket, sink: SyncSender<Vec<FlowRecord>>, stop: Arc<AtomicBool>, stats: SharedStats) {
+fn run(
+    socket: UdpSocket,
+    protocol: Protocol,
+    sink: SyncSender<Vec<FlowRecord>>,
+    stop: Arc<AtomicBool>,
+    stats: SharedStats,
+) {
     let mut decoder = Decoder::default();
     let mut buf = vec![0u8; 65_535];
     while !stop.load(Ordering::Relaxed) {
@@ -140,8 +187,30 @@ fn run(socket: UdpSocket, sink: SyncSender<Vec<FlowRecord>>, stop: Arc<AtomicBoo
             }
         };
         let mut s = ExporterStats::default();
-        let flows = decoder.decode_counted(from, buf.get(..n).unwrap_or_default(), &mut s);
-        if s.malformed > 0 {
+        let data = buf.get(..n).unwrap_or_default();
+        let (who, flows) = match protocol {
+            Protocol::Netflow => (from.ip(), decoder.decode_counted(from, data, &mut s)),
+            Protocol::Sflow => {
+                let d = sflow::decode(from, data);
+                s.datagrams += 1;
+                s.flows += d.flows.len() as u64;
+                s.counter_samples += u64::from(d.counter_samples);
+                s.skipped += u64::from(d.skipped);
+                if let Some(e) = &d.error {
+                    s.malformed += 1;
+                    tracing::debug!(exporter = %from.ip(), len = n, error = %e, "malformed sFlow datagram");
+                }
+                // Counted per agent (at most MAX_AGENTS of them, so forged agent addresses can't
+                // grow the counters or the metric labels without bound); a datagram whose header
+                // didn't parse, or past the bound, per sender.
+                let agent = d
+                    .header
+                    .map(|h| h.agent)
+                    .filter(|a| stats.lock().map(|m| m.contains_key(a) || m.len() < MAX_AGENTS).unwrap_or(false));
+                (agent.unwrap_or(from.ip()), d.flows)
+            }
+        };
+        if s.malformed > 0 && protocol == Protocol::Netflow {
             tracing::debug!(exporter = %from.ip(), len = n, "malformed flow datagram");
         }
         if !flows.is_empty() {
@@ -152,7 +221,7 @@ fn run(socket: UdpSocket, sink: SyncSender<Vec<FlowRecord>>, stop: Arc<AtomicBoo
                 Err(TrySendError::Disconnected(_)) => return,
             }
         }
-        let exporter = from.ip().to_string();
+        let exporter = who.to_string();
         let outcome = if s.refused > 0 {
             "refused"
         } else if s.malformed > 0 {
@@ -166,16 +235,21 @@ fn run(socket: UdpSocket, sink: SyncSender<Vec<FlowRecord>>, stop: Arc<AtomicBoo
             metrics::counter!(metric::DROPPED, "exporter" => exporter.clone()).increment(s.dropped);
         }
         if s.no_template > 0 {
-            metrics::counter!(metric::NO_TEMPLATE, "exporter" => exporter).increment(s.no_template);
+            metrics::counter!(metric::NO_TEMPLATE, "exporter" => exporter.clone()).increment(s.no_template);
+        }
+        if s.counter_samples > 0 {
+            metrics::counter!(metric::COUNTER_SAMPLES, "exporter" => exporter).increment(s.counter_samples);
         }
         if let Ok(mut m) = stats.lock() {
-            let e = m.entry(from.ip()).or_default();
+            let e = m.entry(who).or_default();
             e.datagrams += s.datagrams;
             e.flows += s.flows;
             e.malformed += s.malformed;
             e.no_template += s.no_template;
             e.refused += s.refused;
             e.dropped += s.dropped;
+            e.counter_samples += s.counter_samples;
+            e.skipped += s.skipped;
         }
     }
 }

@@ -97,6 +97,16 @@ impl FlowEngine {
         })
     }
 
+    /// Windows are expected to last `secs`; see [`Detector::expect_window`].
+    pub fn expect_window(&mut self, secs: f64) {
+        self.detector.expect_window(secs);
+    }
+
+    /// Whether the current window should close now: a host has spent a whole window's budget.
+    pub fn urgent(&self) -> bool {
+        self.detector.urgent()
+    }
+
     /// Adds flows to the current window.
     pub fn ingest(&mut self, flows: &[FlowRecord]) {
         for f in flows {
@@ -118,7 +128,10 @@ impl FlowEngine {
         for rec in &attacks {
             let Admission::Admitted(v) = self.attack_gate.admit(rec) else { continue };
             let target = Target::Prefix(v.dst.to_string());
+            // A host, or a customer prefix as a whole (its hosts summed).
+            let scope = if v.dst.len() == if v.dst.addr().is_ipv4() { 32 } else { 128 } { "host" } else { "prefix" };
             let evidence = json!({
+                "scope": scope,
                 "reason": v.reason,
                 "pps": v.rates[0].round(),
                 "bps": v.rates[1].round(),

@@ -1,12 +1,15 @@
 //! Per-destination DDoS detection and spoofed-source detection over windows of flows.
 //!
-//! Each window, traffic toward every host inside a customer prefix (and each customer prefix as a
-//! whole) is compared with fixed thresholds (packets/s, bits/s, flows/s) and with the
-//! destination's learned normal packet rate (an exponentially weighted mean updated only by
+//! Each window, traffic toward every host inside a customer prefix, and toward each customer
+//! prefix as a whole (its hosts summed, against `prefix_*` limits), is compared with fixed
+//! thresholds (packets/s, bits/s, flows/s) and with the destination's learned normal packet rate (an exponentially weighted mean updated only by
 //! quiet windows, so an attack doesn't teach itself as normal). A destination over a limit is
 //! characterised — dominant protocol, reflection source ports (53, 123, 389, 1900, 11211, …),
 //! dominant destination port, TCP flags, fragments — into a [`FlowMatch`] that covers only the
-//! attack traffic. Flows entering on customer-facing interfaces with sources outside the
+//! attack traffic. A prefix is reported only when the hosts reported in the same window don't
+//! already cover its traffic (a carpet-bombing attack spread thin over many hosts, none over
+//! its own limit); its finding and match name the prefix. Flows entering on customer-facing
+//! interfaces with sources outside the
 //! customer's prefixes are reported as spoofed.
 //!
 //! Traffic leaving the customer prefixes is watched the same way per source host
@@ -20,6 +23,7 @@ pub mod engine;
 pub mod views;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +32,56 @@ use crate::bgp::{FlowAction, FlowMatch};
 use crate::collector::FlowRecord;
 use crate::prefix::Prefix;
 pub use views::{AttackTraffic, DestinationTraffic, IngressSources, OutboundAttack, SourceTraffic, SpoofedSources};
+
+/// The multiplicative hash of rustc's `FxHasher` with Murmur3's finaliser: the detector's maps are keyed by addresses and
+/// ports of one window, hashed once per flow several times over, where SipHash's resistance to
+/// chosen keys costs more than it protects (each map is bounded and emptied every window).
+#[derive(Debug, Default, Clone, Copy)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        // The multiply leaves the low bits (the bucket index) depending only on the input's
+        // low bits; an address's varying octets are its high ones. Murmur3's finaliser mixes.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+}
+
+impl Fx {
+    fn add(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// A map with the [`Fx`] hash.
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
 /// Source ports of well-known reflection/amplification services.
 pub const REFLECTION_PORTS: [u16; 9] = [19, 53, 123, 161, 389, 1900, 3702, 11211, 27015];
@@ -59,6 +113,12 @@ pub struct DetectConfig {
     pub host_bps: f64,
     /// Flows per second toward one host.
     pub host_fps: f64,
+    /// Packets per second toward one customer prefix as a whole (its hosts summed).
+    pub prefix_pps: f64,
+    /// Bits per second toward one customer prefix as a whole.
+    pub prefix_bps: f64,
+    /// Flows per second toward one customer prefix as a whole.
+    pub prefix_fps: f64,
     /// A host this many times over its learned normal packet rate (and over `min_pps`) counts.
     pub normal_factor: f64,
     /// Below this packet rate nothing counts as an attack, whatever the normal.
@@ -88,6 +148,9 @@ impl Default for DetectConfig {
             host_pps: 100_000.0,
             host_bps: 1e9,
             host_fps: 20_000.0,
+            prefix_pps: 500_000.0,
+            prefix_bps: 5e9,
+            prefix_fps: 100_000.0,
             normal_factor: 10.0,
             min_pps: 10_000.0,
             learn_alpha: 0.05,
@@ -101,23 +164,41 @@ impl Default for DetectConfig {
     }
 }
 
+/// A destination's packets in a window before its breakdown (protocols, ports, sources) is kept:
+/// no limit a destination can cross in a window is this low, and most destinations of a busy
+/// network never reach it, so their windows cost three additions per flow and no allocation.
+/// The breakdown of one that does reach it covers the rest of its window, which is what shares
+/// are taken from.
+const DETAIL_AFTER: u64 = 256;
+
+/// A customer prefix's breakdown takes one flow in this many (its totals take every flow): a
+/// prefix sees every flow toward it, and shares don't need them all.
+const PREFIX_DETAIL_EVERY: u64 = 8;
+
 #[derive(Debug, Default)]
 struct Acc {
     packets: u64,
     bytes: u64,
     flows: u64,
-    by_proto: HashMap<u8, u64>,
-    by_sport: HashMap<u16, u64>,
-    by_dport: HashMap<u16, u64>,
+    /// Packets in the breakdown below.
+    detail: u64,
+    by_proto: Map<u8, u64>,
+    by_sport: Map<u16, u64>,
+    by_dport: Map<u16, u64>,
     syn_only: u64,
-    by_src: HashMap<IpAddr, u64>,
+    by_src: Map<IpAddr, u64>,
 }
 
 impl Acc {
-    fn add(&mut self, f: &FlowRecord) {
+    /// Adds a flow; the breakdown takes one flow in `every`.
+    fn add(&mut self, f: &FlowRecord, every: u64) {
         self.packets += f.packets;
         self.bytes += f.bytes;
         self.flows += 1;
+        if self.packets < DETAIL_AFTER || self.flows % every != 0 {
+            return;
+        }
+        self.detail += f.packets;
         *self.by_proto.entry(f.protocol).or_default() += f.packets;
         if f.protocol == 6 || f.protocol == 17 {
             *self.by_sport.entry(f.src_port).or_default() += f.packets;
@@ -133,7 +214,7 @@ impl Acc {
     }
 }
 
-fn dominant<K: Copy + Eq + std::hash::Hash>(m: &HashMap<K, u64>, total: u64, share: f64) -> Option<(K, u64)> {
+fn dominant<K: Copy + Eq + std::hash::Hash>(m: &Map<K, u64>, total: u64, share: f64) -> Option<(K, u64)> {
     let (k, v) = m.iter().max_by_key(|(_, v)| **v)?;
     (total > 0 && *v as f64 >= share * total as f64).then_some((*k, *v))
 }
@@ -144,9 +225,9 @@ struct OutAcc {
     packets: u64,
     bytes: u64,
     flows: u64,
-    by_proto: HashMap<u8, u64>,
-    by_dport: HashMap<u16, u64>,
-    by_dst: HashMap<IpAddr, u64>,
+    by_proto: Map<u8, u64>,
+    by_dport: Map<u16, u64>,
+    by_dst: Map<IpAddr, u64>,
 }
 
 impl OutAcc {
@@ -168,18 +249,28 @@ impl OutAcc {
 #[derive(Debug, Default)]
 struct Spoof {
     packets: u64,
-    spoofed: HashMap<IpAddr, u64>,
+    spoofed: Map<IpAddr, u64>,
 }
 
 /// The windowed detector.
 #[derive(Debug)]
 pub struct Detector {
     config: DetectConfig,
-    hosts: HashMap<IpAddr, Acc>,
-    spoof: HashMap<(IpAddr, u32), Spoof>,
-    normal: HashMap<IpAddr, f64>,
-    sources: HashMap<IpAddr, OutAcc>,
-    normal_out: HashMap<IpAddr, f64>,
+    hosts: Map<IpAddr, Acc>,
+    /// Per customer prefix (index into the configuration's list), its hosts summed.
+    prefixes: Vec<Acc>,
+    normal_prefix: Map<Prefix, f64>,
+    spoof: Map<(IpAddr, u32), Spoof>,
+    normal: Map<IpAddr, f64>,
+    sources: Map<IpAddr, OutAcc>,
+    normal_out: Map<IpAddr, f64>,
+    /// A host's packet, bit and flow budgets for a whole window (its limits × the expected
+    /// window), when the engine closes windows early.
+    budget: Option<(u64, u64, u64)>,
+    /// A host not reported in the last window has spent a whole window's budget already.
+    urgent: bool,
+    /// Hosts reported in the last window (a sustained attack doesn't close every window early).
+    reported_last: std::collections::HashSet<IpAddr>,
 }
 
 /// What a window gave.
@@ -198,11 +289,16 @@ impl Detector {
     pub fn new(config: DetectConfig) -> Self {
         Detector {
             config,
-            hosts: HashMap::new(),
-            spoof: HashMap::new(),
-            normal: HashMap::new(),
-            sources: HashMap::new(),
-            normal_out: HashMap::new(),
+            hosts: Map::default(),
+            prefixes: Vec::new(),
+            normal_prefix: Map::default(),
+            spoof: Map::default(),
+            normal: Map::default(),
+            sources: Map::default(),
+            normal_out: Map::default(),
+            budget: None,
+            urgent: false,
+            reported_last: std::collections::HashSet::new(),
         }
     }
 
@@ -216,20 +312,66 @@ impl Detector {
         self.normal.get(&host).copied()
     }
 
+    /// The learned normal packet rate toward a customer prefix as a whole.
+    pub fn normal_prefix_pps(&self, prefix: Prefix) -> Option<f64> {
+        self.normal_prefix.get(&prefix).copied()
+    }
+
     /// The learned normal packet rate a customer host sends toward outside destinations.
     pub fn normal_out_pps(&self, host: IpAddr) -> Option<f64> {
         self.normal_out.get(&host).copied()
     }
 
     fn customer_prefix(&self, ip: IpAddr) -> Option<Prefix> {
-        self.config.customer_prefixes.iter().filter(|p| p.contains(ip)).max_by_key(|p| p.len()).copied()
+        self.customer_prefix_index(ip).and_then(|i| self.config.customer_prefixes.get(i)).copied()
+    }
+
+    /// The index of the longest customer prefix holding `ip`.
+    fn customer_prefix_index(&self, ip: IpAddr) -> Option<usize> {
+        self.config
+            .customer_prefixes
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.contains(ip))
+            .max_by_key(|(_, p)| p.len())
+            .map(|(i, _)| i)
+    }
+
+    /// Windows are expected to last `secs`: from then on [`Detector::urgent`] tells when a host
+    /// not reported in the last window has already sent more than a whole window's worth of its
+    /// limits (packets, bits or flows), so the window can be closed at once: however the rest of
+    /// it went, that host is over its limit. Time to detect is then the time to spend the budget,
+    /// not the time to the window's end.
+    pub fn expect_window(&mut self, secs: f64) {
+        let c = &self.config;
+        let b = |limit: f64| (limit * secs).clamp(1.0, u64::MAX as f64) as u64;
+        self.budget = Some((b(c.host_pps), b(c.host_bps / 8.0), b(c.host_fps)));
+    }
+
+    /// Whether the current window should close now (see [`Detector::expect_window`]).
+    pub fn urgent(&self) -> bool {
+        self.urgent
     }
 
     /// Adds one flow to the current window.
     pub fn ingest(&mut self, f: &FlowRecord) {
-        let inbound = self.customer_prefix(f.dst).is_some();
-        if inbound {
-            self.hosts.entry(f.dst).or_default().add(f);
+        if let Some(i) = self.customer_prefix_index(f.dst) {
+            let acc = self.hosts.entry(f.dst).or_default();
+            acc.add(f, 1);
+            if let Some((p, b, n)) = self.budget {
+                if !self.urgent
+                    && (acc.packets >= p || acc.bytes >= b || acc.flows >= n)
+                    && !self.reported_last.contains(&f.dst)
+                {
+                    self.urgent = true;
+                }
+            }
+            if self.prefixes.len() <= i {
+                self.prefixes.resize_with(self.config.customer_prefixes.len(), Acc::default);
+            }
+            if let Some(p) = self.prefixes.get_mut(i) {
+                p.add(f, PREFIX_DETAIL_EVERY);
+            }
         } else if self.customer_prefix(f.src).is_some() {
             self.sources.entry(f.src).or_default().add(f);
         }
@@ -251,26 +393,65 @@ impl Detector {
         let secs = secs.max(0.001);
         let c = &self.config;
         let mut out = WindowOutcome::default();
-        for (host, acc) in std::mem::take(&mut self.hosts) {
+        // Packets of the hosts reported, per customer prefix.
+        let mut reported: Map<Prefix, u64> = Map::default();
+        let hosts = std::mem::take(&mut self.hosts);
+        for (&host, acc) in &hosts {
             let (pps, bps, fps) = (acc.packets as f64 / secs, acc.bytes as f64 * 8.0 / secs, acc.flows as f64 / secs);
             let limits = (c.host_pps, c.host_bps, c.host_fps);
             let Some((reason, normal_pps)) = over_limits(c, (pps, bps, fps), limits, &mut self.normal, host) else {
                 continue;
             };
-            let (attack, coverage) = characterise(Prefix::host(host), &acc, c.dominance);
+            let (attack, coverage) = characterise(Prefix::host(host), acc, c.dominance);
             let mut top: Vec<_> = acc.by_src.iter().map(|(ip, p)| (*ip, *p)).collect();
             top.sort_by_key(|x| std::cmp::Reverse(x.1));
             top.truncate(5);
+            let customer_prefix = self.customer_prefix(host);
+            if let Some(p) = customer_prefix {
+                *reported.entry(p).or_default() += acc.packets;
+            }
             out.attacks.push(DestinationTraffic {
                 dst: Prefix::host(host),
-                customer_prefix: self.customer_prefix(host),
+                customer_prefix,
                 pps,
                 bps,
                 fps,
                 normal_pps,
                 reason,
                 attack,
-                top_sources: top.into_iter().map(|(ip, p)| (ip, p as f64 / acc.packets.max(1) as f64)).collect(),
+                top_sources: top.into_iter().map(|(ip, p)| (ip, p as f64 / acc.detail.max(1) as f64)).collect(),
+                coverage,
+            });
+        }
+        let prefixes = std::mem::take(&mut self.prefixes);
+        for (prefix, acc) in c.customer_prefixes.iter().copied().zip(prefixes) {
+            if acc.flows == 0 {
+                continue;
+            }
+            let (pps, bps, fps) = (acc.packets as f64 / secs, acc.bytes as f64 * 8.0 / secs, acc.flows as f64 / secs);
+            let limits = (c.prefix_pps, c.prefix_bps, c.prefix_fps);
+            let Some((reason, normal_pps)) = over_limits(c, (pps, bps, fps), limits, &mut self.normal_prefix, prefix)
+            else {
+                continue;
+            };
+            // The hosts already reported carry the attack: their matches are narrower.
+            if reported.get(&prefix).is_some_and(|n| *n as f64 >= c.dominance * acc.packets as f64) {
+                continue;
+            }
+            let (attack, coverage) = characterise(prefix, &acc, c.dominance);
+            let mut top: Vec<_> = acc.by_src.iter().map(|(ip, p)| (*ip, *p)).collect();
+            top.sort_by_key(|x| std::cmp::Reverse(x.1));
+            top.truncate(5);
+            out.attacks.push(DestinationTraffic {
+                dst: prefix,
+                customer_prefix: Some(prefix),
+                pps,
+                bps,
+                fps,
+                normal_pps,
+                reason,
+                attack,
+                top_sources: top.into_iter().map(|(ip, p)| (ip, p as f64 / acc.detail.max(1) as f64)).collect(),
                 coverage,
             });
         }
@@ -317,23 +498,29 @@ impl Detector {
                 coverage,
             });
         }
+        self.urgent = false;
+        self.reported_last = out
+            .attacks
+            .iter()
+            .filter(|a| a.dst.len() == if a.dst.addr().is_ipv4() { 32 } else { 128 })
+            .map(|a| a.dst.addr())
+            .collect();
         out.attacks.sort_by(|a, b| b.pps.total_cmp(&a.pps));
         out.sources.sort_by(|a, b| b.pps.total_cmp(&a.pps));
         out
     }
 }
 
-/// The narrowest match that still covers the dominant traffic, and the share it covers.
-/// Which limit a host's window crossed — packets/s, bits/s, flows/s, or `normal_factor` times its
+/// Which limit a host's (or a prefix's) window crossed — packets/s, bits/s, flows/s, or `normal_factor` times its
 /// learned normal packet rate (over `min_pps`) — toward it or from it. A quiet window teaches the
 /// host's normal instead (an exponential average, learned only from quiet windows). Returns the
 /// reason and the normal packet rate it was judged against (0 before any was learned).
-fn over_limits(
+fn over_limits<K: Eq + std::hash::Hash>(
     c: &DetectConfig,
     (pps, bps, fps): (f64, f64, f64),
     (max_pps, max_bps, max_fps): (f64, f64, f64),
-    normals: &mut HashMap<IpAddr, f64>,
-    host: IpAddr,
+    normals: &mut Map<K, f64>,
+    host: K,
 ) -> Option<(&'static str, f64)> {
     let normal = normals.get(&host).copied();
     let reason = if pps >= max_pps {
@@ -354,8 +541,9 @@ fn over_limits(
     reason.map(|r| (r, normal.unwrap_or(0.0)))
 }
 
+/// The narrowest match that still covers the dominant traffic, and the share it covers.
 fn characterise(dst: Prefix, acc: &Acc, share: f64) -> (FlowMatch, f64) {
-    let total = acc.packets;
+    let total = acc.detail;
     let mut m = FlowMatch {
         dst,
         src: None,

@@ -291,3 +291,129 @@ fn engine_proposes_blocking_an_unintended_source_through_governance() {
     assert_eq!(act.calls().last().unwrap().call, "remove");
     assert_eq!(g.store().action(&d.action.id).unwrap().unwrap().state, ActionState::Lifted);
 }
+
+#[test]
+fn an_attack_seen_only_through_sflow_gives_a_finding_and_mitigation() {
+    use crate::collector::sflow::{self, wire};
+    let dir = tempfile::tempdir().unwrap();
+    let g = gov(dir.path());
+    g.enable_measure(MeasureId::DdosBlockToProtectNetwork, &Actor("operator:test".into())).unwrap();
+    let act = Arc::new(RecordingActuator::default());
+    let mut e = FlowEngine::new(g.clone(), Arc::new(WallClock), Detector::new(config()), act.clone()).unwrap();
+    // Memcached reflection sampled 1 in 2048: 40 samples in a second stand for 81 920 packets.
+    let samples: Vec<_> = (0..40u8)
+        .map(|i| wire::Sample {
+            rate: 2048,
+            input_if: 1,
+            frame_length: 1400,
+            header: wire::ipv4_frame([100, 64, 2, i], [203, 0, 113, 44], 17, 11211, 40000 + u16::from(i), 0),
+            expanded: i % 2 == 0,
+        })
+        .collect();
+    let from: SocketAddr = "127.0.0.1:6343".parse().unwrap();
+    for (n, chunk) in samples.chunks(8).enumerate() {
+        let d = sflow::decode(from, &wire::datagram("192.0.2.1".parse().unwrap(), n as u32, chunk, 1));
+        assert_eq!((d.error.clone(), d.flows.len()), (None, chunk.len()));
+        e.ingest(&d.flows);
+    }
+    let r = e.close_window(1.0).unwrap();
+    assert_eq!(r.findings.len(), 1, "{r:?}");
+    let d = &r.decisions[0];
+    assert_eq!(d.action.state, ActionState::Applied, "{:?}", d.action);
+    assert_eq!(d.action.target.to_string(), "prefix:203.0.113.44/32");
+    assert_eq!(d.action.evidence["pps"], 81_920.0);
+    let m: crate::bgp::Mitigation = serde_json::from_value(d.action.evidence["mitigation"].clone()).unwrap();
+    match m {
+        crate::bgp::Mitigation::Flowspec(f) => assert_eq!((f.protocol, f.src_ports), (Some(17), vec![11211])),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(act.calls().len(), 1);
+}
+
+#[test]
+fn carpet_bombing_a_prefix_is_found_on_the_prefix_and_names_it() {
+    let mut d = Detector::new(DetectConfig { prefix_pps: 200_000.0, ..config() });
+    let prefix: Prefix = "203.0.113.0/24".parse().unwrap();
+    // Quiet windows teach the prefix's normal: two hosts, 600 packets/s in all.
+    baseline(&mut d);
+    assert!((d.normal_prefix_pps(prefix).unwrap() - 600.0).abs() < 1.0);
+    // NTP reflection spread over all 254 hosts: 1000 packets/s each, far under host_pps (50 000)
+    // and under the normal factor of any host that had none, 254 000 packets/s toward the prefix.
+    for h in 1..=254u8 {
+        for s in 0..4u8 {
+            d.ingest(&rec([100, 64, s, h], [203, 0, 113, h], 17, 123, 40000, 0, 250));
+        }
+    }
+    let out = d.close_window(1.0);
+    assert_eq!(out.attacks.len(), 1, "{:?}", out.attacks.iter().map(|a| a.dst).collect::<Vec<_>>());
+    let a = &out.attacks[0];
+    assert_eq!(a.dst, prefix, "the finding names the prefix");
+    assert_eq!(a.customer_prefix, Some(prefix));
+    assert_eq!(a.reason, "pps");
+    assert_eq!((a.attack.dst, a.attack.protocol, a.attack.src_ports.clone()), (prefix, Some(17), vec![123]));
+    assert!(a.coverage > 0.99);
+    assert!((a.normal_pps - 600.0).abs() < 1.0);
+    // The attack window did not teach the prefix's normal.
+    assert!((d.normal_prefix_pps(prefix).unwrap() - 600.0).abs() < 1.0);
+}
+
+#[test]
+fn prefix_over_its_learned_normal_and_hosts_that_cover_it() {
+    let mut d = Detector::new(config());
+    let prefix: Prefix = "203.0.113.0/24".parse().unwrap();
+    baseline(&mut d);
+    // 20 000 packets/s over 40 hosts: no host is over a limit, the prefix is 33× its normal.
+    for h in 10..50u8 {
+        d.ingest(&rec([100, 64, 9, h], [203, 0, 113, h], 6, 1024, 80, 0x02, 500));
+    }
+    let out = d.close_window(1.0);
+    assert_eq!(out.attacks.len(), 1);
+    assert_eq!((out.attacks[0].dst, out.attacks[0].reason), (prefix, "normal"));
+    assert_eq!((out.attacks[0].attack.tcp_flags, out.attacks[0].attack.dst_ports.clone()), (Some(2), vec![80]));
+    // One host over its limit carries the prefix's excess: the host alone is reported.
+    let mut d = Detector::new(DetectConfig { prefix_pps: 100_000.0, ..config() });
+    for s in 0..=255u8 {
+        d.ingest(&rec([100, 64, 3, s], [203, 0, 113, 77], 17, 53, 5000, 0, 500));
+    }
+    let out = d.close_window(1.0);
+    assert_eq!(out.attacks.iter().map(|a| a.dst.to_string()).collect::<Vec<_>>(), ["203.0.113.77/32"]);
+}
+
+#[test]
+fn engine_evidence_names_the_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = gov(dir.path());
+    g.enable_measure(MeasureId::DdosBlockToProtectNetwork, &Actor("operator:test".into())).unwrap();
+    let act = Arc::new(RecordingActuator::default());
+    let detector = Detector::new(DetectConfig { prefix_pps: 100_000.0, ..config() });
+    let mut e = FlowEngine::new(g.clone(), Arc::new(WallClock), detector, act.clone()).unwrap();
+    let flood: Vec<_> = (1..=250u8)
+        .map(|h| FlowRecord { input_if: 1, ..rec([100, 64, 0, h], [203, 0, 113, h], 17, 1900, 6000, 0, 800) })
+        .collect();
+    e.ingest(&flood);
+    let r = e.close_window(1.0).unwrap();
+    assert_eq!(r.decisions.len(), 1, "{r:?}");
+    let d = &r.decisions[0];
+    assert_eq!(d.action.target.to_string(), "prefix:203.0.113.0/24");
+    assert_eq!(d.action.evidence["scope"], "prefix");
+    assert_eq!(d.action.evidence["customer_prefix"], "203.0.113.0/24");
+    assert_eq!(act.calls()[0].target, "prefix:203.0.113.0/24");
+}
+
+#[test]
+fn a_window_is_urgent_once_a_host_spent_its_budget_and_not_again_while_reported() {
+    let mut d = Detector::new(config());
+    d.ingest(&rec([198, 51, 100, 1], [203, 0, 113, 5], 17, 53, 1, 0, 40_000));
+    assert!(!d.urgent(), "no budget without an expected window");
+    d.expect_window(1.0);
+    d.ingest(&rec([198, 51, 100, 1], [203, 0, 113, 5], 17, 53, 1, 0, 20_000));
+    assert!(d.urgent(), "60 000 packets toward one host: more than host_pps × 1 s");
+    // Closed early (0.1 s into it): the host is reported at its rate over the short window.
+    let out = d.close_window(0.1);
+    assert_eq!(out.attacks.len(), 1);
+    assert!(!d.urgent());
+    // Still under attack: the next window runs its full length.
+    d.ingest(&rec([198, 51, 100, 1], [203, 0, 113, 5], 17, 53, 1, 0, 60_000));
+    assert!(!d.urgent());
+    assert_eq!(d.close_window(1.0).attacks.len(), 1);
+}
