@@ -87,6 +87,10 @@ pub enum EventKind {
     NoticeFailed,
     NoticeSuppressed,
     ContactsImported,
+    LoginSucceeded,
+    LoginFailed,
+    Logout,
+    AccountChanged,
     Test,
 }
 
@@ -121,6 +125,10 @@ impl EventKind {
             EventKind::NoticeFailed => "notice-failed",
             EventKind::NoticeSuppressed => "notice-suppressed",
             EventKind::ContactsImported => "contacts-imported",
+            EventKind::LoginSucceeded => "login-succeeded",
+            EventKind::LoginFailed => "login-failed",
+            EventKind::Logout => "logout",
+            EventKind::AccountChanged => "account-changed",
             EventKind::Test => "test",
         }
     }

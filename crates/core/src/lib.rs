@@ -12,6 +12,7 @@
 //! - [`calendar`], [`clock`]: Japan time and the two clocks (wall, data).
 #![deny(missing_docs)]
 
+pub mod account;
 pub mod action;
 pub mod actuator;
 pub mod authorization;

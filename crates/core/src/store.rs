@@ -245,6 +245,15 @@ pub enum Mutation {
     Delivery(DeliveryUpdate),
     /// A subscriber's contact (language, email address), added or replaced.
     PutContact(SubscriberContact),
+    /// A person's account, added or replaced (role, password hash, language, disabled).
+    PutAccount(crate::account::Account),
+    /// A console session opened.
+    PutSession(crate::account::Session),
+    /// A console session closed (logout), by the hash of its secret.
+    DeleteSession {
+        /// Hex BLAKE3 hash of the session secret.
+        id_hash: String,
+    },
 }
 
 /// One atomic write.
@@ -289,6 +298,12 @@ pub struct LedgerFilter {
     pub until: Option<Timestamp>,
     /// Only this measure.
     pub measure: Option<MeasureId>,
+    /// Only entries about this action.
+    pub action_id: Option<String>,
+    /// Only entries before this sequence number (paging backwards).
+    pub before_seq: Option<u64>,
+    /// At most this many; with a limit the newest come first (a page of the ledger browser).
+    pub limit: Option<usize>,
 }
 
 /// What a retention sweep deleted from one table for one measure (counts and ranges, never content).
@@ -426,4 +441,10 @@ pub trait Store: Send + Sync {
     ) -> Result<u64, StoreError>;
     /// The number of entries and the tip hash.
     fn ledger_tip(&self) -> Result<(u64, ChainHash), StoreError>;
+    /// A person's account.
+    fn account(&self, name: &str) -> Result<Option<crate::account::Account>, StoreError>;
+    /// Every account, by name.
+    fn accounts(&self) -> Result<Vec<crate::account::Account>, StoreError>;
+    /// A console session by the hash of its secret (expired ones too: the caller checks).
+    fn session(&self, id_hash: &str) -> Result<Option<crate::account::Session>, StoreError>;
 }

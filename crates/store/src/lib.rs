@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use std::sync::mpsc;
 
 use jiff::Timestamp;
+use mamori_core::account::{Account, Session};
 use mamori_core::action::{ActionRecord, ActionState};
 use mamori_core::catalog::MeasureId;
 use mamori_core::consent::{ConsentChange, ConsentEvent, PublicNotice};
@@ -579,14 +580,20 @@ impl Store for SqliteStore {
         let since = filter.since.map(mamori_core::ledger::format_time);
         let until = filter.until.map(mamori_core::ledger::format_time);
         let measure = filter.measure.map(|m| m.as_str());
+        let before = filter.before_seq.and_then(|s| i64::try_from(s).ok());
+        let (order, limit) = match filter.limit {
+            Some(n) => ("DESC", i64::try_from(n).unwrap_or(i64::MAX)),
+            None => ("", -1),
+        };
         let mut st = conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT seq, at, kind, measure, action_id, subject, actor, body, prev_hash, hash FROM ledger
                  WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR at < ?2) AND (?3 IS NULL OR measure = ?3)
-                 ORDER BY seq",
-            )
+                   AND (?4 IS NULL OR action_id = ?4) AND (?5 IS NULL OR seq < ?5)
+                 ORDER BY seq {order} LIMIT ?6"
+            ))
             .map_err(db_err)?;
-        let mut rows = st.query(params![since, until, measure]).map_err(db_err)?;
+        let mut rows = st.query(params![since, until, measure, filter.action_id, before, limit]).map_err(db_err)?;
         let mut n = 0;
         while let Some(r) = rows.next().map_err(db_err)? {
             let seq: i64 = r.get(0).map_err(db_err)?;
@@ -608,6 +615,46 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
+    fn account(&self, name: &str) -> Result<Option<Account>, StoreError> {
+        let row = self.read(|c| {
+            c.prepare_cached(
+                "SELECT name, role, password_hash, language, disabled, updated_at FROM accounts WHERE name = ?1",
+            )?
+            .query_row(params![name], account_row)
+            .optional()
+        })?;
+        row.map(parse_account).transpose()
+    }
+
+    fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let rows = self.read(|c| {
+            c.prepare_cached(
+                "SELECT name, role, password_hash, language, disabled, updated_at FROM accounts ORDER BY name",
+            )?
+            .query_map([], account_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter().map(parse_account).collect()
+    }
+
+    fn session(&self, id_hash: &str) -> Result<Option<Session>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT id_hash, account, csrf_token, created_at, expires_at FROM sessions WHERE id_hash = ?1",
+            )?
+            .query_row(params![id_hash], |r| {
+                Ok(Session {
+                    id_hash: r.get(0)?,
+                    account: r.get(1)?,
+                    csrf_token: r.get(2)?,
+                    created_at: from_nanos(r.get(3)?),
+                    expires_at: from_nanos(r.get(4)?),
+                })
+            })
+            .optional()
+        })
+    }
+
     fn ledger_tip(&self) -> Result<(u64, ChainHash), StoreError> {
         let row: Option<(i64, Vec<u8>)> = self.read(|c| {
             c.query_row("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -618,6 +665,25 @@ impl Store for SqliteStore {
             Some((seq, h)) => (u64::try_from(seq).unwrap_or(0), ChainHash::from_slice(&h).unwrap_or_default()),
         })
     }
+}
+
+type AccountRow = (String, String, String, String, bool, i64);
+
+fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+}
+
+fn parse_account(
+    (name, role, password_hash, language, disabled, updated_at): AccountRow,
+) -> Result<Account, StoreError> {
+    Ok(Account {
+        role: role.parse().map_err(|e| StoreError::Database(format!("account {name}: {e}")))?,
+        language: language.parse().map_err(|e| StoreError::Database(format!("account {name}: {e}")))?,
+        name,
+        password_hash,
+        disabled,
+        updated_at: from_nanos(updated_at),
+    })
 }
 
 /// Convenience for tests and tools: whether an action is in one of the given states.

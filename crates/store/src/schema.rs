@@ -7,7 +7,7 @@ use rusqlite::Connection;
 pub const APPLICATION_ID: i64 = 0x6d61_6d6f;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Migration `n` takes the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -153,6 +153,27 @@ const MIGRATIONS: &[&str] = &[
         language   TEXT NOT NULL,
         updated_at INTEGER NOT NULL
     ) STRICT;
+    "#,
+    // 2 → 3: people (console and API accounts) and their sessions.
+    r#"
+    CREATE TABLE accounts (
+        name          TEXT PRIMARY KEY,
+        role          TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        language      TEXT NOT NULL,
+        disabled      INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE sessions (
+        id_hash    TEXT PRIMARY KEY,
+        account    TEXT NOT NULL REFERENCES accounts (name) ON DELETE CASCADE,
+        csrf_token TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+    CREATE INDEX ledger_by_action ON ledger (action_id, seq);
     "#,
 ];
 

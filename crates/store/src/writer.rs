@@ -447,6 +447,49 @@ fn apply_mutation(conn: &Connection, m: &Mutation) -> Result<(), StoreError> {
             .and_then(|mut st| st.execute(params![c.subscriber.0, c.email, c.language, nanos(Timestamp::now())]))
             .map_err(db_err)?;
         }
+        Mutation::PutAccount(a) => {
+            conn.prepare_cached(
+                "INSERT INTO accounts (name, role, password_hash, language, disabled, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash,
+                     language = excluded.language, disabled = excluded.disabled, updated_at = excluded.updated_at",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    a.name,
+                    a.role.as_str(),
+                    a.password_hash,
+                    a.language.as_str(),
+                    a.disabled,
+                    nanos(a.updated_at)
+                ])
+            })
+            .map_err(db_err)?;
+            if a.disabled {
+                // A disabled account's sessions end with it.
+                conn.prepare_cached("DELETE FROM sessions WHERE account = ?1")
+                    .and_then(|mut st| st.execute(params![a.name]))
+                    .map_err(db_err)?;
+            }
+        }
+        Mutation::PutSession(se) => {
+            // Expired sessions go whenever a new one is opened, so the table stays small.
+            conn.prepare_cached("DELETE FROM sessions WHERE expires_at < ?1")
+                .and_then(|mut st| st.execute(params![nanos(Timestamp::now())]))
+                .map_err(db_err)?;
+            conn.prepare_cached(
+                "INSERT INTO sessions (id_hash, account, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![se.id_hash, se.account, se.csrf_token, nanos(se.created_at), nanos(se.expires_at)])
+            })
+            .map_err(db_err)?;
+        }
+        Mutation::DeleteSession { id_hash } => {
+            conn.prepare_cached("DELETE FROM sessions WHERE id_hash = ?1")
+                .and_then(|mut st| st.execute(params![id_hash]))
+                .map_err(db_err)?;
+        }
         Mutation::PutRecord(r) => {
             conn.prepare_cached(
                 "INSERT INTO records (measure, subject, kind, at, payload) VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -409,7 +409,7 @@ impl Governance {
                 to: ActionState::Applied,
             });
         }
-        if !self.config.roles.approvers.contains(&approver.0) {
+        if !self.is_approver(approver)? {
             return Err(GovernanceError::NotAnApprover { name: approver.0.clone() });
         }
         if rec.proposer == *approver {
@@ -459,7 +459,7 @@ impl Governance {
                 to: ActionState::Rejected,
             });
         }
-        if !self.config.roles.approvers.contains(&by.0) {
+        if !self.is_approver(by)? {
             return Err(GovernanceError::NotAnApprover { name: by.0.clone() });
         }
         self.end(rec, ActionState::Rejected, EventKind::Rejected, by, reason, None)

@@ -5,6 +5,7 @@
 //! time), the approvals the measure needs and the public-notice prerequisite, and writes every
 //! step to the audit ledger in the same transaction as the state it changes.
 
+mod batch;
 mod lifecycle;
 
 use std::collections::HashSet;
@@ -89,7 +90,7 @@ pub enum GovernanceError {
         approver: String,
     },
     /// The person is not listed under `[roles] approvers`.
-    #[error("{name} is not an approver (list approvers under [roles] approvers in the configuration)")]
+    #[error("{name} is not an approver (give them the approver role, or list them under [roles] approvers)")]
     NotAnApprover {
         /// Who tried.
         name: String,
@@ -229,6 +230,15 @@ impl Governance {
     }
 
     // ── measures ────────────────────────────────────────────────────────────────────────────
+
+    /// May this person approve? Those listed under `[roles] approvers`, and accounts with the
+    /// approver role that are not disabled.
+    pub fn is_approver(&self, who: &Actor) -> Result<bool, GovernanceError> {
+        if self.config.roles.approvers.contains(&who.0) {
+            return Ok(true);
+        }
+        Ok(self.store.account(&who.0)?.is_some_and(|a| a.role == crate::account::Role::Approver && !a.disabled))
+    }
 
     /// Whether a measure is enabled.
     pub fn is_enabled(&self, measure: MeasureId) -> Result<bool, GovernanceError> {
