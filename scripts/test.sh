@@ -14,9 +14,12 @@ cd "$(dirname "$0")/.."
 #   python3-aiosmtpd         the SMTP server notifications are delivered to in crates/mamori/tests/notify.rs
 #   unbound                  the resolver of crates/dns tests (dnstap out, RPZ in, inline filter upstream)
 #   softflowd                the NetFlow v9 exporter of crates/flow/tests/softflowd.rs (reads a generated pcap)
+#   pmacct                   pmacctd, the sFlow v5 exporter (sfprobe plugin) of crates/flow/tests/pmacct.rs
 #   bird2                    the router receiving RTBH and FlowSpec in crates/flow/tests/bird.rs
 #   gobgpd                   the BGP speaker (gobgpd and its gobgp client) mamori announces through
-PACKAGES=(kamailio kamailio-extra-modules sip-tester freeradius-utils python3-aiosmtpd unbound softflowd bird2 gobgpd)
+#   chromium chromium-driver headless Chromium and chromedriver (WebDriver) of crates/mamori/tests/console_e2e.rs
+#   fonts-ipafont-gothic     a Japanese font, so that test's screenshots of the (Japanese) console are legible
+PACKAGES=(kamailio kamailio-extra-modules sip-tester freeradius-utils python3-aiosmtpd unbound softflowd pmacct bird2 gobgpd chromium chromium-driver fonts-ipafont-gothic)
 
 if ((${#PACKAGES[@]})); then
   missing=()

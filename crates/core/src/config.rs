@@ -92,11 +92,27 @@ pub struct ServerConfig {
     /// File of API tokens, one `person token` pair per line (`#` comments). Without it the API
     /// is read-only and changes go through the CLI. Tokens are secrets: never logged.
     pub api_tokens_file: Option<PathBuf>,
+    /// How long a console session lasts from login.
+    pub session_ttl: SignedDuration,
+    /// Mark the session cookie `Secure`: set when mamori is reached over HTTPS (a TLS-terminating
+    /// proxy in front of it).
+    pub secure_cookies: bool,
+    /// Largest request body accepted, in bytes (larger ones are refused with 413).
+    pub max_body_bytes: usize,
+    /// Largest file upload (CDR replays, subscriber lists) accepted, in bytes.
+    pub max_upload_bytes: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8470)), api_tokens_file: None }
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8470)),
+            api_tokens_file: None,
+            session_ttl: SignedDuration::from_hours(8),
+            secure_cookies: false,
+            max_body_bytes: 1 << 20,
+            max_upload_bytes: 256 << 20,
+        }
     }
 }
 
@@ -377,6 +393,15 @@ impl Config {
                 invalid("governance", key, "must be positive".into());
             }
         }
+        if self.server.session_ttl <= SignedDuration::ZERO {
+            invalid("server", "session_ttl", "must be positive".into());
+        }
+        if self.server.max_body_bytes < 1024 {
+            invalid("server", "max_body_bytes", "must be at least 1024".into());
+        }
+        if self.server.max_upload_bytes < self.server.max_body_bytes {
+            invalid("server", "max_upload_bytes", "must be at least max_body_bytes".into());
+        }
         if self.scheduler.tick <= SignedDuration::ZERO || self.scheduler.retention_every <= SignedDuration::ZERO {
             invalid("scheduler", "tick", "intervals must be positive".into());
         }
@@ -528,9 +553,18 @@ data_dir = "mamori-data"
 [server]
 # HTTP API, console and Prometheus /metrics. Loopback by default.
 listen = "127.0.0.1:8470"
-# API tokens for approve/reject/lift over HTTP: one "person token" pair per line.
-# Without it the API is read-only. (No default.)
+# API tokens for automation: one "person token" pair per line. A token acts as that person
+# (their account's role, if they have one). People log in to the console with accounts
+# (`mamori accounts add`). (No default.)
 # api_tokens_file = "/etc/mamori/tokens"
+# How long a console session lasts from login.
+session_ttl = "8h"
+# Mark the session cookie Secure (set when a TLS-terminating proxy serves mamori over HTTPS).
+secure_cookies = false
+# Largest request body accepted, in bytes (larger: 413).
+max_body_bytes = 1048576
+# Largest file upload (CDR replays, subscriber lists over the API), in bytes.
+max_upload_bytes = 268435456
 
 [calendar]
 # Japan time. Outside business hours, on weekends, national holidays and closed days, measures
@@ -680,6 +714,8 @@ block_for = "1h"
 # NetFlow v5/v9 and IPFIX over UDP (templates per exporter and observation domain, counts scaled
 # by the sampling rate). `mamori serve` runs the collector only when `listen` is set. (No default.)
 # listen = "0.0.0.0:2055"
+# sFlow v5 over UDP (flow samples scaled by their sampling rate; counter samples skipped). (No default.)
+# sflow_listen = "0.0.0.0:6343"
 # Rates are per second over this window (1s-5m).
 window = "5s"
 # Customer prefixes: traffic toward them is examined for attacks, from them toward outside for bots.
@@ -688,6 +724,10 @@ customer_prefixes = []
 host_pps = 100000
 host_bps = 1000000000
 host_fps = 20000
+# Limits toward one customer prefix as a whole (its hosts summed: attacks spread over many hosts).
+prefix_pps = 500000
+prefix_bps = 5000000000
+prefix_fps = 100000
 # Limits from one customer host toward outside destinations (bots, `ddos.block-unintended-source`).
 source_pps = 50000
 source_bps = 500000000

@@ -66,6 +66,10 @@ pub enum Command {
     /// The subscriber directory: each subscriber's language and email address, for notifications.
     #[command(subcommand)]
     Subscribers(SubscribersCommand),
+    /// People who use the console and API: accounts with roles (operator, approver, auditor,
+    /// admin). Every change is a ledger entry.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
     /// Attribution: which subscriber held an address (and CGNAT port) when; RADIUS accounting
     /// back-fill from FreeRADIUS detail files.
     #[command(subcommand)]
@@ -117,6 +121,11 @@ pub enum ReplayCommand {
         /// one, for `mamori --data-dir DIR audit …` afterwards.
         #[arg(long, value_name = "DIR")]
         keep_db: Option<PathBuf>,
+        /// With --keep-db: replay into the database already there (e.g. a running server's, whose
+        /// console then shows what the replay decided). Its measure switches, notices and consent
+        /// are used as they are: nothing is enabled for the replay, and writes are durable.
+        #[arg(long, requires = "keep_db")]
+        append: bool,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -456,4 +465,68 @@ mod tests {
     fn command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
     }
+}
+
+/// `accounts`
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Every account: name, role, language, disabled.
+    List,
+    /// Add an account. The password is read from standard input (one line), never from the
+    /// command line, so it stays out of shell history and process lists.
+    Add {
+        /// Login name (also the name the ledger records).
+        name: String,
+        /// operator, approver, auditor or admin.
+        #[arg(long)]
+        role: String,
+        /// Console language: ja or en.
+        #[arg(long, default_value = "ja")]
+        language: String,
+        /// Read the password from standard input (required: there is no other way to give it).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Who makes the change, as recorded in the ledger (default: the local administrator
+        /// at the machine's shell).
+        #[arg(long, env = "MAMORI_ACTOR", value_name = "NAME", default_value = "local-administrator")]
+        by: String,
+    },
+    /// Change an account's role.
+    SetRole {
+        /// Login name.
+        name: String,
+        /// operator, approver, auditor or admin.
+        role: String,
+        /// Who makes the change, as recorded in the ledger (default: the local administrator
+        /// at the machine's shell).
+        #[arg(long, env = "MAMORI_ACTOR", value_name = "NAME", default_value = "local-administrator")]
+        by: String,
+    },
+    /// Set a new password, read from standard input.
+    Passwd {
+        /// Login name.
+        name: String,
+        /// Who makes the change, as recorded in the ledger (default: the local administrator
+        /// at the machine's shell).
+        #[arg(long, env = "MAMORI_ACTOR", value_name = "NAME", default_value = "local-administrator")]
+        by: String,
+    },
+    /// Disable an account (its sessions end at once).
+    Disable {
+        /// Login name.
+        name: String,
+        /// Who makes the change, as recorded in the ledger (default: the local administrator
+        /// at the machine's shell).
+        #[arg(long, env = "MAMORI_ACTOR", value_name = "NAME", default_value = "local-administrator")]
+        by: String,
+    },
+    /// Re-enable a disabled account.
+    Enable {
+        /// Login name.
+        name: String,
+        /// Who makes the change, as recorded in the ledger (default: the local administrator
+        /// at the machine's shell).
+        #[arg(long, env = "MAMORI_ACTOR", value_name = "NAME", default_value = "local-administrator")]
+        by: String,
+    },
 }

@@ -37,8 +37,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = load_config(&cli)?;
     init_logging(&config, cli.verbose);
     match cli.command {
-        Command::Replay(ReplayCommand::Cdr { file, subscribers, keep_db, quiet }) => {
-            crate::replay::replay_cdr(config, &file, subscribers.as_deref(), keep_db.as_deref(), quiet)
+        Command::Replay(ReplayCommand::Cdr { file, subscribers, keep_db, append, quiet }) => {
+            crate::replay::replay_cdr(config, &file, subscribers.as_deref(), keep_db.as_deref(), append, quiet)
         }
         Command::Serve(args) => serve(config, args),
         Command::Measures(c) => measures_cmd(&open(&config)?, c),
@@ -74,6 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Phone(c) => crate::phone::phone_cmd(&open(&config)?, c),
         Command::Subscribers(c) => crate::subscribers::subscribers_cmd(&open(&config)?, c),
+        Command::Accounts(c) => crate::accounts::accounts_cmd(open(&config)?, c),
         Command::Attribution(c) => crate::attribution::attribution_cmd(&config, c),
         Command::Dns(c) => crate::dns::dns_cmd(&config, &open(&config)?, c),
         Command::Flow(c) => crate::flow::flow_cmd(&config, &open(&config)?, c),
@@ -533,6 +534,9 @@ fn audit_cmd(config: &Config, c: AuditCommand) -> anyhow::Result<ExitCode> {
         }
         AuditCommand::Export { from, to, measure: m, out } => {
             let filter = LedgerFilter {
+                action_id: None,
+                before_seq: None,
+                limit: None,
                 since: from.as_deref().map(instant).transpose()?,
                 until: to.as_deref().map(instant).transpose()?,
                 measure: m.as_deref().map(measure).transpose()?,

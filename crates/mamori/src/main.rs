@@ -1,5 +1,6 @@
 //! The `mamori` binary: the command line over the kernel, the store and the service.
 
+mod accounts;
 mod attribution;
 mod cli;
 mod commands;

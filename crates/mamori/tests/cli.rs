@@ -242,6 +242,8 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+const TOKEN: &str = "s3cr3t-token-for-suzuki-0001";
+
 fn http(port: u16, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -315,9 +317,13 @@ fn serve_exposes_console_api_metrics_and_expires_on_time() {
     let (st, page) = http(port, "GET", "/public/phone/fraud-destinations.json", None, None);
     assert_eq!(st, 200);
     assert!(page.contains("\"min_published_lines\":3"), "{page}");
-    let (st, page) = http(port, "GET", "/", None, None);
+    // The console asks for a login; the governance API answers only people with a token or session.
+    let (st, _) = http(port, "GET", "/", None, None);
+    assert_eq!(st, 303);
+    assert_eq!(http(port, "GET", "/api/actions", None, None).0, 401);
+    let (st, page) = http(port, "GET", "/api/catalog", None, Some(TOKEN));
     assert_eq!(st, 200);
-    assert!(page.contains("mamori") && page.contains("cnc.detect-servers"));
+    assert!(page.contains("cnc.detect-servers"));
 
     // an operator proposes a short block through the CLI while the service runs
     let o = mamori(
@@ -340,7 +346,7 @@ fn serve_exposes_console_api_metrics_and_expires_on_time() {
         ],
     );
     assert!(o.status.success(), "{}", text(&o));
-    let (st, body) = http(port, "GET", "/api/actions?state=applied", None, None);
+    let (st, body) = http(port, "GET", "/api/actions?state=applied", None, Some(TOKEN));
     assert_eq!(st, 200);
     let list: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
@@ -351,7 +357,7 @@ fn serve_exposes_console_api_metrics_and_expires_on_time() {
     // the scheduler expires it on time, with no one touching it
     let start = Instant::now();
     loop {
-        let (_, body) = http(port, "GET", "/api/actions?state=expired", None, None);
+        let (_, body) = http(port, "GET", "/api/actions?state=expired", None, Some(TOKEN));
         if serde_json::from_str::<serde_json::Value>(&body).unwrap().as_array().unwrap().len() == 1 {
             break;
         }
@@ -378,7 +384,7 @@ fn serve_exposes_console_api_metrics_and_expires_on_time() {
         ],
     );
     assert!(o.status.success());
-    let (_, body) = http(port, "GET", "/api/actions?state=applied", None, None);
+    let (_, body) = http(port, "GET", "/api/actions?state=applied", None, Some(TOKEN));
     let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()[0]["id"].as_str().unwrap().to_owned();
     let (st, _) = http(port, "POST", &format!("/api/actions/{id}/lift"), Some("{\"reason\":\"attack over\"}"), None);
     assert_eq!(st, 401);
@@ -406,7 +412,7 @@ fn serve_exposes_console_api_metrics_and_expires_on_time() {
         Some("s3cr3t-token-for-suzuki-0001"),
     );
     assert_eq!(st, 409);
-    let (st, body) = http(port, "GET", "/api/ledger/verify", None, None);
+    let (st, body) = http(port, "GET", "/api/ledger/verify", None, Some(TOKEN));
     assert_eq!(st, 200, "{body}");
 
     // secrets never reach the logs

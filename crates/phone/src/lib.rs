@@ -15,4 +15,5 @@ pub mod learn;
 pub mod live;
 pub mod numbering;
 pub mod publish;
+pub mod replay;
 pub mod views;

@@ -5,10 +5,12 @@
 //! tokio's blocking pool so the listener stays responsive.
 #![deny(missing_docs)]
 
+pub mod auth;
 mod console;
 mod controllers;
 pub mod metrics_names;
 mod notice;
+mod openapi;
 mod public;
 mod scheduler;
 
@@ -17,7 +19,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
 use mamori_core::actuator::Actuator;
 use mamori_core::governance::Governance;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -57,6 +60,10 @@ pub struct AppState {
     pub(crate) tokens: Arc<BTreeMap<String, String>>,
     /// The subscriber notice page (absent when the link secret is unusable: the page answers 503).
     pub(crate) notice: Option<Arc<NoticePages>>,
+    /// People and their sessions.
+    pub(crate) accounts: auth::Accounts,
+    /// Failed logins, per name and address.
+    pub(crate) limiter: Arc<auth::LoginLimiter>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -93,23 +100,21 @@ pub fn router(gov: Arc<Governance>, tokens: BTreeMap<String, String>) -> Router 
             None
         }
     };
-    let state = AppState { gov, metrics: metrics_handle(), tokens: Arc::new(tokens), notice };
-    Router::new()
-        .route("/", get(console::index))
+    let accounts = auth::Accounts::new(gov.clone(), gov.config().server.session_ttl);
+    let max_body = gov.config().server.max_body_bytes;
+    let max_upload = gov.config().server.max_upload_bytes;
+    let limiter = Arc::new(auth::LoginLimiter::new(std::time::Duration::from_secs(15 * 60), 5, 20));
+    let state = AppState { gov, metrics: metrics_handle(), tokens: Arc::new(tokens), notice, accounts, limiter };
+    console::routes()
+        .route("/openapi.json", get(openapi::document))
         .route("/healthz", get(controllers::healthz))
         .route("/metrics", get(controllers::metrics))
-        .route("/api/catalog", get(controllers::catalog))
-        .route("/api/measures", get(controllers::measures))
-        .route("/api/actions", get(controllers::list_actions))
-        .route("/api/actions/{id}", get(controllers::show_action))
-        .route("/api/actions/{id}/approve", post(controllers::approve))
-        .route("/api/actions/{id}/reject", post(controllers::reject))
-        .route("/api/actions/{id}/lift", post(controllers::lift))
-        .route("/api/ledger/verify", get(controllers::verify_ledger))
         .route("/public/phone/advice", get(public::advice))
         .route("/public/phone/fraud-destinations", get(public::fraud_destinations_html))
         .route("/public/phone/fraud-destinations.json", get(public::fraud_destinations_json))
         .route("/s/{token}", get(notice::page).post(notice::submit))
+        .merge(controllers::routes(max_upload))
+        .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
 
@@ -150,7 +155,9 @@ pub async fn serve(
     let sched = tokio::spawn(scheduler.run(stop_rx));
     tracing::info!(%local, "mamori listening (console at http://{local}/, metrics at /metrics)");
     let app = router(gov, tokens);
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await;
     let _ = stop_tx.send(true);
     let _ = sched.await;
     if let Some(t) = notify_task {

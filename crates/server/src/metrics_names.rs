@@ -18,6 +18,14 @@ pub const WAITING: &str = "mamori_actions_waiting";
 pub const LEDGER_ENTRIES: &str = "mamori_ledger_entries";
 /// HTTP requests refused for lack of a valid token.
 pub const HTTP_UNAUTHORIZED: &str = "mamori_http_unauthorized_total";
+/// HTTP requests refused because the caller's role lacks the right.
+pub const HTTP_FORBIDDEN: &str = "mamori_http_forbidden_total";
+/// Form posts and API calls refused for a missing or wrong CSRF token or a foreign origin.
+pub const HTTP_CSRF_REFUSED: &str = "mamori_http_csrf_refused_total";
+/// HTTP requests refused as malformed (bad JSON or form, oversized body).
+pub const HTTP_BAD_REQUEST: &str = "mamori_http_bad_request_total";
+/// Console logins, by outcome (ok, failed, limited).
+pub const LOGINS: &str = "mamori_console_logins_total";
 
 /// Registers help text.
 pub fn describe() {
@@ -30,5 +38,12 @@ pub fn describe() {
     metrics::describe_gauge!(WAITING, "Actions awaiting consent or approval");
     metrics::describe_gauge!(LEDGER_ENTRIES, "Entries in the audit ledger");
     metrics::describe_counter!(HTTP_UNAUTHORIZED, "API requests refused for a missing or wrong token");
+    metrics::describe_counter!(HTTP_FORBIDDEN, "Requests refused because the role lacks the right");
+    metrics::describe_counter!(
+        HTTP_CSRF_REFUSED,
+        "Changes refused for a missing or wrong CSRF token or a foreign origin"
+    );
+    metrics::describe_counter!(HTTP_BAD_REQUEST, "Requests refused as malformed or oversized");
+    metrics::describe_counter!(LOGINS, "Console logins by outcome");
     mamori_notify::metrics_names::describe();
 }
