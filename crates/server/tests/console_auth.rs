@@ -29,7 +29,9 @@ struct App {
 fn app() -> App {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("m.sqlite"), StoreOptions::default()).unwrap();
-    let gov = Arc::new(Governance::new(Arc::new(store), Arc::new(WallClock), Arc::new(Config::default())).unwrap());
+    // Everything the service keeps (the notice page's link key too) stays in the test's directory.
+    let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+    let gov = Arc::new(Governance::new(Arc::new(store), Arc::new(WallClock), Arc::new(config)).unwrap());
     let accounts = Accounts::new(gov.clone(), jiff::SignedDuration::from_hours(1));
     let admin = Actor("setup".into());
     for (name, role) in [
