@@ -16,6 +16,7 @@ pub mod detect;
 pub mod dnstap;
 pub mod engine;
 pub mod filter;
+pub mod lists;
 pub mod names;
 pub mod reputation;
 pub mod rpz;

@@ -42,6 +42,7 @@ use mamori_core::subject::{Actor, Target};
 use mamori_dns::dnstap::{self, DnsEvent, IngestStats};
 use mamori_dns::engine::{DnsEngine, EngineConfig, SubscriberLookup};
 use mamori_dns::filter::{self, Filter, warn_page};
+use mamori_dns::lists::{keep_list, lists_dir, read_metas};
 use mamori_dns::names::{SuffixMap, normalize};
 use mamori_dns::reputation::{self, ListFormat, ReputationList};
 use mamori_dns::rpz::{self, PolicyZone, ServeOptions, Zone};
@@ -100,51 +101,12 @@ pub enum DnsCommand {
     },
 }
 
-fn kind_measure(kind: DnsListKind) -> MeasureId {
-    match kind {
-        DnsListKind::Cnc => MeasureId::BotsDetectCncQueries,
-        DnsListKind::Malware => MeasureId::ReputationWarnMalwareSite,
-        DnsListKind::Block => MeasureId::DnsBlockFqdnList,
-    }
-}
-
 fn format_of(f: Option<DnsListFormat>) -> Option<ListFormat> {
     f.map(|f| match f {
         DnsListFormat::Plain => ListFormat::Plain,
         DnsListFormat::Hosts => ListFormat::Hosts,
         DnsListFormat::Rpz => ListFormat::Rpz,
     })
-}
-
-fn lists_dir(config: &Config) -> PathBuf {
-    config.data_dir.join("dns-lists")
-}
-
-/// What `load-list` keeps beside the copied file.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct ListMeta {
-    kind: DnsListKind,
-    source: String,
-    format: ListFormat,
-    date: Option<String>,
-    names: usize,
-    loaded_at: String,
-    ledger_seq: u64,
-}
-
-fn file_stem(kind: DnsListKind, source: &str) -> String {
-    let safe: String =
-        source.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    format!("{}-{safe}-{}", kind.as_str(), fnv_tag(source))
-}
-
-fn fnv_tag(s: &str) -> String {
-    // A short stable tag so two sources differing only in punctuation don't collide.
-    let mut h: u32 = 2166136261;
-    for b in s.bytes() {
-        h = (h ^ u32::from(b)).wrapping_mul(16777619);
-    }
-    format!("{h:08x}")
 }
 
 /// Runs one `dns` subcommand.
@@ -161,37 +123,17 @@ pub fn dns_cmd(config: &Config, gov: &Governance, c: DnsCommand) -> anyhow::Resu
                 Some("rpz") => ListFormat::Rpz,
                 _ => ListFormat::guess(&file),
             };
-            let list = reputation::load(&file, Some(format), Some(&source))
-                .with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let date = std::fs::metadata(&file)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| jiff::Timestamp::try_from(t).ok())
+                .map(|t| t.to_string());
+            let (list, seq) = keep_list(config, gov, kind, &source, format, date, &bytes, by.as_deref())
+                .with_context(|| format!("{}", file.display()))?;
             for e in list.skipped.iter().take(20) {
                 eprintln!("{}:{}: skipped: {}", file.display(), e.line, e.reason);
             }
-            let seq = gov.record_finding(
-                kind_measure(kind),
-                &Target::Network,
-                "dns.list-loaded",
-                json!({"list_loaded": list.source, "kind": kind.as_str(), "date": list.date, "names": list.names.len(),
-                       "lines_skipped": list.skipped.len(), "loaded_by": by}),
-            )?;
-            let dir = lists_dir(config);
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let stem = file_stem(kind, &source);
-            let meta = ListMeta {
-                kind,
-                source: source.clone(),
-                format,
-                date: list.date.clone(),
-                names: list.names.len(),
-                loaded_at: jiff::Timestamp::now().to_string(),
-                ledger_seq: seq,
-            };
-            // The copy first, then the description: a reader sees a list only once both exist.
-            let tmp = dir.join(format!("{stem}.list.tmp"));
-            std::fs::copy(&file, &tmp).with_context(|| format!("copying {}", file.display()))?;
-            std::fs::rename(&tmp, dir.join(format!("{stem}.list")))?;
-            let tmp = dir.join(format!("{stem}.json.tmp"));
-            std::fs::write(&tmp, serde_json::to_vec_pretty(&meta)?)?;
-            std::fs::rename(&tmp, dir.join(format!("{stem}.json")))?;
             println!(
                 "{} list `{source}` loaded: {} names, {} lines skipped (ledger entry {seq})",
                 kind.as_str(),
@@ -301,23 +243,6 @@ fn valid_name(n: &str) -> bool {
         && n.split('.').all(|l| {
             !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
-}
-
-/// The lists `load-list` kept: (list file, description), by file name.
-fn read_metas(dir: &Path) -> Vec<(PathBuf, ListMeta)> {
-    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut out: Vec<(PathBuf, ListMeta)> = rd
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .filter_map(|p| {
-            let meta: ListMeta = serde_json::from_slice(&std::fs::read(&p).ok()?).ok()?;
-            let list = p.with_extension("list");
-            list.exists().then_some((list, meta))
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
 }
 
 /// Fingerprint of the kept lists (names and modification times), to notice changes.

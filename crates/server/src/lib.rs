@@ -8,6 +8,7 @@
 pub mod auth;
 mod console;
 mod controllers;
+mod imports;
 pub mod metrics_names;
 mod notice;
 mod openapi;

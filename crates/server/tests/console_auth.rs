@@ -356,3 +356,67 @@ async fn a_cdr_file_is_replayed_over_the_api_on_its_own_clock() {
     let (audrey, audrey_csrf) = login(&app, "audrey").await;
     assert_eq!(send(&app, post(&audrey, &audrey_csrf, fraud_night_cdr())).await.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn radius_detail_reports_and_lookups_over_the_api() {
+    let app = app();
+    let (op, csrf) = login(&app, "op").await;
+    let upload = |uri: &str, body: Vec<u8>| {
+        Request::post(uri)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .header(header::COOKIE, &op)
+            .header("x-csrf-token", &csrf)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    // Before any session is known, a lookup says so.
+    let r = send(&app, get("/api/attribution/lookup?addr=100.64.0.7&at=2026-11-24T13:20:00Z", &op)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let detail = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../attribution/testdata/detail/freeradius-3.2.1.detail"),
+    )
+    .unwrap();
+    let r = send(&app, upload("/api/attribution/import-detail", detail)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert!(v["written"].as_u64().unwrap() > 0, "{v}");
+    let r = send(&app, get("/api/attribution/lookup?addr=100.64.0.7&at=2026-11-24T13:20:00Z", &op)).await;
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["attribution"], "unique", "{v}");
+    assert_eq!(v["subscribers"][0], "alice@isp.example");
+    let r = send(&app, get("/api/attribution/lookup?addr=100.64.0.7&at=2026-11-20T00:00:00Z", &op)).await;
+    assert!(r.body.contains("\"unknown\""), "{}", r.body);
+    // An auditor may not link addresses to people.
+    let (audrey, _) = login(&app, "audrey").await;
+    let r = send(&app, get("/api/attribution/lookup?addr=100.64.0.7&at=2026-11-24T13:20:00Z", &audrey)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    app.gov.enable_measure(MeasureId::BotsAlertFromThirdParty, &Actor("setup".into())).unwrap();
+    let report = "timestamp,ip,port,infection\n2026-11-24 13:20:00,100.64.0.7,1500,mirai\n2026-11-24 13:20:00,192.0.2.99,80,mirai\n";
+    let uri = "/api/reports/import?kind=shadowserver-sinkhole&source=shadowserver";
+    let r = send(&app, upload(uri, report.as_bytes().to_vec())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["summary"]["attributed"], 1, "{v}");
+    assert_eq!(v["summary"]["unmatched"], 1, "{v}");
+    assert_eq!(v["unattributed"].as_array().unwrap().len(), 1);
+    // Again: duplicates, nothing new.
+    let v: serde_json::Value =
+        serde_json::from_str(&send(&app, upload(uri, report.as_bytes().to_vec())).await.body).unwrap();
+    assert_eq!(v["summary"]["findings"], 0, "{v}");
+    let r = send(&app, upload("/api/reports/import?kind=shadowserver-sinkhole&source=x", b"a,b\n1,2\n".to_vec())).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+
+    // A C&C list, kept for the DNS engine and recorded in the ledger.
+    let r =
+        send(&app, upload("/api/dns/lists?kind=cnc&source=abuse-feed", b"# feed\nc2.example\nnot a name\n".to_vec()))
+            .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!((v["names"].as_u64(), v["skipped"].as_u64()), (Some(1), Some(1)), "{v}");
+    let kept = mamori_dns::lists::read_metas(&mamori_dns::lists::lists_dir(app.gov.config()));
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].1.source, "abuse-feed");
+    let r = send(&app, upload("/api/dns/lists?kind=nonsense&source=x", b"a.example\n".to_vec())).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
