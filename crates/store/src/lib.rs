@@ -138,6 +138,8 @@ impl SqliteStore {
             return Err(StoreError::Database(format!("cannot switch {} to WAL (got {mode})", path.display())));
         }
         schema::migrate(&mut conn).map_err(|e| corrupt(path, e))?;
+        // The writer cycles through a few dozen statements; keep them all prepared.
+        conn.set_prepared_statement_cache_capacity(64);
         let reader =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
                 .map_err(|e| corrupt(path, e))?;

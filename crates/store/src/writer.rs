@@ -257,13 +257,13 @@ fn append(
                 .and_then(|mut st| st.execute(params![seq, id]))
                 .map_err(db_err)?;
             let rec: Option<String> = conn
-                .query_row("SELECT record FROM actions WHERE id = ?1", params![id], |r| r.get(0))
-                .optional()
+                .prepare_cached("SELECT record FROM actions WHERE id = ?1")
+                .and_then(|mut st| st.query_row(params![id], |r| r.get(0)).optional())
                 .map_err(db_err)?;
             if let Some(rec) = rec {
                 if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&rec) {
                     v["grant_seq"] = json!(seq);
-                    conn.execute("UPDATE actions SET record = ?1 WHERE id = ?2", params![v.to_string(), id])
+                    exec(conn, "UPDATE actions SET record = ?1 WHERE id = ?2", params![v.to_string(), id])
                         .map_err(db_err)?;
                 }
             }
@@ -351,31 +351,33 @@ fn apply_mutation(conn: &Connection, m: &Mutation) -> Result<(), StoreError> {
         Mutation::AddApproval { action_id, approval } => {
             let assessments =
                 serde_json::to_string(&approval.assessments).map_err(|e| StoreError::Database(e.to_string()))?;
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO approvals (action_id, approver, at, assessments) VALUES (?1, ?2, ?3, ?4)",
                 params![action_id, approval.approver.0, format_time(approval.at), assessments],
             )
             .map_err(db_err)?;
         }
         Mutation::Consent(ev) => {
-            conn.execute(
+            exec(conn,
                 "INSERT INTO consent_events (subscriber, measure, change, method, at, recorded_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![ev.subscriber.0, ev.measure.as_str(), ev.change.as_str(), ev.method, format_time(ev.at), ev.recorded_by.0],
             )
             .map_err(db_err)?;
-            conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'consent_generation'", []).map_err(db_err)?;
+            exec(conn, "UPDATE meta SET value = value + 1 WHERE key = 'consent_generation'", []).map_err(db_err)?;
         }
         Mutation::Notice(n) => {
-            conn.execute(
+            exec(conn,
                 "INSERT INTO notices (measure, url, version, clause, recorded_at, recorded_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![n.measure.as_str(), n.url, n.version, n.clause, format_time(n.recorded_at), n.recorded_by.0],
             )
             .map_err(db_err)?;
             // A terms clause changes who is covered by comprehensive consent.
-            conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'consent_generation'", []).map_err(db_err)?;
+            exec(conn, "UPDATE meta SET value = value + 1 WHERE key = 'consent_generation'", []).map_err(db_err)?;
         }
         Mutation::MeasureEnabled { measure, enabled, by } => {
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO measure_switches (measure, enabled, changed_by) VALUES (?1, ?2, ?3)
                  ON CONFLICT (measure) DO UPDATE SET enabled = excluded.enabled, changed_by = excluded.changed_by",
                 params![measure.as_str(), *enabled, by.0],
@@ -383,15 +385,16 @@ fn apply_mutation(conn: &Connection, m: &Mutation) -> Result<(), StoreError> {
             .map_err(db_err)?;
         }
         Mutation::Unlock(u) => {
-            conn.execute(
+            exec(conn,
                 "INSERT INTO stage_unlocks (measure, stage, subject, at, until, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![u.measure.as_str(), u.stage, u.subject.to_string(), nanos(u.at), nanos(u.until), u.reason],
             )
             .map_err(db_err)?;
-            conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'consent_generation'", []).map_err(db_err)?;
+            exec(conn, "UPDATE meta SET value = value + 1 WHERE key = 'consent_generation'", []).map_err(db_err)?;
         }
         Mutation::Queue(q) => {
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO outbox (action_id, measure, subscriber, purpose, at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![q.action_id, q.measure.as_str(), q.subscriber.0, q.purpose, nanos(q.at)],
             )
@@ -499,4 +502,10 @@ fn apply_mutation(conn: &Connection, m: &Mutation) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// `execute` through the statement cache: the writer runs the same few statements for every
+/// batch, and preparing them each time was a large share of a bulk import.
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
 }
