@@ -76,6 +76,18 @@ pub struct Settings {
     pub subscribers: SubscriberMap,
 }
 
+impl Settings {
+    /// From `[attribution]`: its subscriber map file (if any) and default interim interval.
+    pub fn from_config(a: &mamori_core::config::AttributionConfig) -> Result<Settings, MapError> {
+        let subscribers = match &a.subscribers_file {
+            Some(p) => SubscriberMap::load(p)?,
+            None => SubscriberMap::default(),
+        };
+        let default_interim = u32::try_from(a.interim_default.as_secs().max(1)).unwrap_or(u32::MAX);
+        Ok(Settings { default_interim, subscribers })
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings { default_interim: 600, subscribers: SubscriberMap::default() }
@@ -103,6 +115,23 @@ pub struct Attributor {
     settings: Settings,
 }
 
+/// The sessions of a store in a compacted index: all of them, or only those covering an instant
+/// (Unix seconds), which is all a single lookup needs.
+pub fn index_of(db: &SessionDb, covering: Option<u32>) -> Result<Index, DbError> {
+    let mut index = Index::new();
+    match covering {
+        Some(at) => db.for_each_covering(at, |row| index.insert(&row))?,
+        None => db.for_each(|row| index.insert(&row))?,
+    }
+    index.compact();
+    Ok(index)
+}
+
+/// [`index_of`] the store at `path`, opened read-only (beside a running server that writes it).
+pub fn load_index(path: &Path, covering: Option<u32>) -> Result<Index, DbError> {
+    index_of(&SessionDb::open_read_only(path)?, covering)
+}
+
 /// The store's file in a data directory.
 pub fn store_path(data_dir: &Path) -> PathBuf {
     data_dir.join("attribution.sqlite")
@@ -122,9 +151,7 @@ impl Attributor {
     /// Opens the store and loads every session into the index.
     pub fn open(path: &Path, settings: Settings) -> Result<Attributor, DbError> {
         let db = SessionDb::open(path)?;
-        let mut index = Index::new();
-        db.for_each(|row| index.insert(&row))?;
-        index.compact();
+        let index = index_of(&db, None)?;
         Ok(Attributor { db, index: Arc::new(RwLock::new(index)), settings })
     }
 

@@ -30,7 +30,7 @@ pub mod server;
 pub mod session;
 pub mod text;
 
-pub use attributor::{Applied, Attributor, Settings, SubscriberMap, read, store_path};
+pub use attributor::{Applied, Attributor, Settings, SubscriberMap, index_of, load_index, read, store_path};
 pub use index::{Attribution, Index, SubscriberNo};
 
 use std::io::BufRead;

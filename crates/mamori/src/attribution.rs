@@ -11,10 +11,9 @@ use std::thread::JoinHandle;
 use anyhow::Context;
 use clap::Subcommand;
 use jiff::SignedDuration;
-use mamori_attribution::db::SessionDb;
 use mamori_attribution::index::unix_secs;
 use mamori_attribution::server::{Clients, RadiusServer, Retention, Swept};
-use mamori_attribution::{Attribution, Attributor, Index, Settings, SubscriberMap, store_path};
+use mamori_attribution::{Attribution, Attributor, Index, Settings, load_index, store_path};
 use mamori_core::config::Config;
 use mamori_core::governance::Governance;
 use mamori_core::subject::Actor;
@@ -57,13 +56,7 @@ pub enum AttributionCommand {
 }
 
 fn settings(config: &Config) -> anyhow::Result<Settings> {
-    let a = &config.attribution;
-    let subscribers = match &a.subscribers_file {
-        Some(p) => SubscriberMap::load(p)?,
-        None => SubscriberMap::default(),
-    };
-    let default_interim = u32::try_from(a.interim_default.as_secs().max(1)).unwrap_or(u32::MAX);
-    Ok(Settings { default_interim, subscribers })
+    Ok(Settings::from_config(&config.attribution)?)
 }
 
 /// Runs one `attribution` subcommand.
@@ -124,9 +117,7 @@ fn lookup(
     if !path.exists() {
         anyhow::bail!("no attribution store at {} (nothing received or imported yet)", path.display());
     }
-    let db = SessionDb::open_read_only(path)?;
-    let mut index = Index::new();
-    db.for_each_covering(unix_secs(at), |row| index.insert(&row))?;
+    let index = load_index(path, Some(unix_secs(at)))?;
     Ok(index.resolve(&index.lookup(addr, port, at)))
 }
 
@@ -176,11 +167,7 @@ impl Listener {
         if a.clients.is_empty() {
             // No listener, but sessions imported before (`import-detail`) still answer lookups.
             let index = if path.exists() {
-                let db = SessionDb::open_read_only(&path)?;
-                let mut index = Index::new();
-                db.for_each(|row| index.insert(&row))?;
-                index.compact();
-                Some(Arc::new(RwLock::new(index)))
+                Some(Arc::new(RwLock::new(load_index(&path, None)?)))
             } else {
                 None
             };

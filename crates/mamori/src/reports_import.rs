@@ -13,8 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use mamori_attribution::db::SessionDb;
-use mamori_attribution::{Index, store_path};
+use mamori_attribution::{load_index, store_path};
 use mamori_core::config::Config;
 use mamori_reports_import::format::{Format, Kind};
 use mamori_reports_import::import::Report;
@@ -112,7 +111,7 @@ pub fn reports_cmd(config: &Config, c: ReportsCommand) -> anyhow::Result<ExitCod
         bar
     };
     bar.set_message("sessions");
-    let index = load_index(&sessions)?;
+    let index = load_index(&sessions, None)?;
     let mut seen = SeenDb::open(&seen_path(&config.data_dir))?;
     let report = Report { file: &name, bytes: &bytes, format: &format, source: &source, encoding };
     let outcome = mamori_reports_import::import(report, &index, &gov, &mut seen, &Bar(bar.clone()));
@@ -155,14 +154,6 @@ pub fn reports_cmd(config: &Config, c: ReportsCommand) -> anyhow::Result<ExitCod
         list_path.display(),
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn load_index(path: &Path) -> anyhow::Result<Index> {
-    let db = SessionDb::open_read_only(path)?;
-    let mut index = Index::new();
-    db.for_each(|row| index.insert(&row))?;
-    index.compact();
-    Ok(index)
 }
 
 fn write_files(dir: &Path, stem: &str, o: &Outcome) -> anyhow::Result<(PathBuf, PathBuf)> {

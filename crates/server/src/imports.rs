@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use mamori_attribution::index::unix_secs;
-use mamori_attribution::{Attribution, Attributor, Index, Settings, SubscriberMap, store_path};
+use mamori_attribution::{Attribution, Attributor, Index, Settings, store_path};
 use mamori_core::config::Config;
 use serde::Deserialize;
 use serde_json::json;
@@ -33,13 +33,7 @@ async fn run<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send +
 }
 
 fn settings(config: &Config) -> Result<Settings, ApiError> {
-    let a = &config.attribution;
-    let subscribers = match &a.subscribers_file {
-        Some(p) => SubscriberMap::load(p).map_err(unprocessable)?,
-        None => SubscriberMap::default(),
-    };
-    let default_interim = u32::try_from(a.interim_default.as_secs().max(1)).unwrap_or(u32::MAX);
-    Ok(Settings { default_interim, subscribers })
+    Settings::from_config(&config.attribution).map_err(unprocessable)
 }
 
 fn sessions_path(config: &Config) -> Result<std::path::PathBuf, ApiError> {
@@ -55,14 +49,7 @@ fn sessions_path(config: &Config) -> Result<std::path::PathBuf, ApiError> {
 }
 
 fn load_index(path: &Path, at: Option<u32>) -> Result<Index, ApiError> {
-    let db = mamori_attribution::db::SessionDb::open_read_only(path).map_err(internal)?;
-    let mut index = Index::new();
-    match at {
-        Some(at) => db.for_each_covering(at, |row| index.insert(&row)).map_err(internal)?,
-        None => db.for_each(|row| index.insert(&row)).map_err(internal)?,
-    }
-    index.compact();
-    Ok(index)
+    mamori_attribution::load_index(path, at).map_err(internal)
 }
 
 /// The text encoding of an uploaded file.

@@ -19,8 +19,9 @@ use std::collections::{HashMap, HashSet};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
+use super::lifecycle::{proposed_entry, proposed_record};
 use super::{Decision, Governance, GovernanceError, Proposal};
-use crate::action::{ActionRecord, ActionState, new_action_id};
+use crate::action::{ActionRecord, ActionState};
 use crate::authorization::Authorization;
 use crate::catalog::{self, ConsentModel, LegalBasis, MeasureId, NotificationDuty};
 use crate::ledger::{EventKind, LedgerDraft, format_time};
@@ -144,38 +145,10 @@ impl Governance {
     fn decide_into(&self, slot: usize, p: &Proposal, opted_out: bool, now: Timestamp, cur: &mut Chunk) {
         let m = catalog::measure(p.measure);
         let time_class = self.calendar.classify(now);
-        let id = new_action_id(now);
-        let mut rec = ActionRecord {
-            id: id.clone(),
-            measure: p.measure,
-            target: p.target.clone(),
-            subscriber: p.subscriber.clone(),
-            state: ActionState::Proposed,
-            legal_basis: m.primary_basis(),
-            emergency: false,
-            time_class: time_class.label(),
-            proposer: p.proposer.clone(),
-            proposed_at: now,
-            applied_at: None,
-            ended_at: None,
-            deadline: None,
-            lift_condition: m.lift_condition.to_owned(),
-            evidence: p.evidence.clone(),
-            end_reason: None,
-            grant_seq: None,
-            approvals: vec![],
-        };
+        let mut rec = proposed_record(p, now, time_class.label());
+        let id = rec.id.clone();
         let target = p.target.to_string();
-        cur.ledger.push(
-            LedgerDraft::new(
-                EventKind::Proposed,
-                p.proposer.clone(),
-                json!({"evidence": rec.evidence, "time_class": time_class.label()}),
-            )
-            .measure(p.measure)
-            .action(id.clone())
-            .subject(target.clone()),
-        );
+        cur.ledger.push(proposed_entry(&rec));
         if opted_out {
             let reason = "the subscriber opted out of this measure";
             rec.state = ActionState::Refused;

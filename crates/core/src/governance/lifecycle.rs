@@ -133,27 +133,8 @@ impl Governance {
             return Ok(Decision { action: open, authorization: None, existing: true });
         }
 
-        let id = new_action_id(now);
-        let mut rec = ActionRecord {
-            id: id.clone(),
-            measure: p.measure,
-            target: p.target.clone(),
-            subscriber: p.subscriber.clone(),
-            state: ActionState::Proposed,
-            legal_basis: m.primary_basis(),
-            emergency: false,
-            time_class: time_class.label(),
-            proposer: p.proposer.clone(),
-            proposed_at: now,
-            applied_at: None,
-            ended_at: None,
-            deadline: None,
-            lift_condition: m.lift_condition.to_owned(),
-            evidence: p.evidence.clone(),
-            end_reason: None,
-            grant_seq: None,
-            approvals: vec![],
-        };
+        let mut rec = proposed_record(&p, now, time_class.label());
+        let id = rec.id.clone();
         if let (Some(d), Some(max)) = (p.duration, self.config.max_duration(p.measure)) {
             if d <= SignedDuration::ZERO {
                 return Err(GovernanceError::BadRequest("duration must be positive".into()));
@@ -183,16 +164,7 @@ impl Governance {
                 .subject(Target::Subscriber(sub.0.clone()).to_string()),
             );
         }
-        ledger.push(
-            LedgerDraft::new(
-                EventKind::Proposed,
-                p.proposer.clone(),
-                json!({"evidence": rec.evidence, "time_class": time_class.label()}),
-            )
-            .measure(p.measure)
-            .action(id.clone())
-            .subject(p.target.to_string()),
-        );
+        ledger.push(proposed_entry(&rec));
 
         let consent = match &p.subscriber {
             Some(s) => self.consent_state(s, p.measure)?,
@@ -674,4 +646,41 @@ impl Governance {
             LedgerDraft::new(EventKind::Reconciled, Actor::system(), json!({"actuator": actuator, "summary": summary}));
         Ok(self.commit(vec![], vec![draft])?.first().copied().unwrap_or_default())
     }
+}
+
+/// A proposal's new action, in state `proposed`, before any legal ground is decided.
+pub(super) fn proposed_record(p: &Proposal, now: Timestamp, time_class: String) -> ActionRecord {
+    let m = catalog::measure(p.measure);
+    ActionRecord {
+        id: new_action_id(now),
+        measure: p.measure,
+        target: p.target.clone(),
+        subscriber: p.subscriber.clone(),
+        state: ActionState::Proposed,
+        legal_basis: m.primary_basis(),
+        emergency: false,
+        time_class,
+        proposer: p.proposer.clone(),
+        proposed_at: now,
+        applied_at: None,
+        ended_at: None,
+        deadline: None,
+        lift_condition: m.lift_condition.to_owned(),
+        evidence: p.evidence.clone(),
+        end_reason: None,
+        grant_seq: None,
+        approvals: vec![],
+    }
+}
+
+/// The `proposed` ledger entry of a new action (its evidence as finally recorded).
+pub(super) fn proposed_entry(rec: &ActionRecord) -> LedgerDraft {
+    LedgerDraft::new(
+        EventKind::Proposed,
+        rec.proposer.clone(),
+        json!({"evidence": rec.evidence, "time_class": rec.time_class}),
+    )
+    .measure(rec.measure)
+    .action(rec.id.clone())
+    .subject(rec.target.to_string())
 }
