@@ -114,12 +114,23 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
     }
 }
 
+/// Runs blocking work (SQLite, password hashing) on tokio's blocking pool; its error becomes the
+/// answer.
+pub(crate) async fn off_thread<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(|_| ApiError::internal())?.map_err(Into::into)
+}
+
+/// [`off_thread`] with the governance kernel.
 pub(crate) async fn blocking<T: Send + 'static>(
     gov: &Arc<Governance>,
     f: impl FnOnce(&Governance) -> Result<T, GovernanceError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let gov = gov.clone();
-    tokio::task::spawn_blocking(move || f(&gov)).await.map_err(|_| ApiError::internal())?.map_err(ApiError::from)
+    off_thread(move || f(&gov)).await
 }
 
 fn bad(e: impl std::fmt::Display) -> ApiError {
@@ -695,7 +706,7 @@ pub(crate) async fn list_accounts(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     p.require(Right::Administer)?;
     let accounts = s.accounts.clone();
-    let list = tokio::task::spawn_blocking(move || accounts.list()).await.map_err(|_| ApiError::internal())??;
+    let list = off_thread(move || accounts.list()).await?;
     Ok(Json(json!(
         list.iter()
             .map(|a| json!({"name": a.name, "role": a.role, "language": a.language, "disabled": a.disabled}))
@@ -736,9 +747,7 @@ pub(crate) async fn create_account(
         .map_err(|e: String| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     let accounts = s.accounts.clone();
     let who = p.actor();
-    let a = tokio::task::spawn_blocking(move || accounts.create(&body.name, role, &body.password, language, &who))
-        .await
-        .map_err(|_| ApiError::internal())??;
+    let a = off_thread(move || accounts.create(&body.name, role, &body.password, language, &who)).await?;
     Ok(Json(json!({"name": a.name, "role": a.role, "language": a.language})))
 }
 
@@ -776,7 +785,7 @@ pub(crate) async fn change_account(
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     let accounts = s.accounts.clone();
     let who = p.actor();
-    let a = tokio::task::spawn_blocking(move || {
+    let a = off_thread(move || {
         let mut a = accounts.get(&name)?.ok_or_else(|| AccountError::Unknown(name.clone()))?;
         if let Some(role) = role {
             a = accounts.set_role(&name, role, &who)?;
@@ -789,8 +798,7 @@ pub(crate) async fn change_account(
         }
         Ok::<_, AccountError>(a)
     })
-    .await
-    .map_err(|_| ApiError::internal())??;
+    .await?;
     Ok(Json(json!({"name": a.name, "role": a.role, "language": a.language, "disabled": a.disabled})))
 }
 
@@ -864,17 +872,15 @@ pub(crate) async fn victim_request(
         duration,
     };
     let gov = s.gov.clone();
-    let d = tokio::task::spawn_blocking(move || {
+    let d = off_thread(move || {
         // The scheduler of this service announces what governance applied at its next tick.
         let pending = mamori_core::actuator::RecordingActuator::default();
-        mamori_flow::detect::engine::propose_victim_request(&gov, &pending, report)
+        mamori_flow::detect::engine::propose_victim_request(&gov, &pending, report).map_err(|e| match e {
+            mamori_flow::detect::engine::EngineError::Governance(g) => ApiError::from(g),
+            other => ApiError(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
+        })
     })
-    .await
-    .map_err(|_| ApiError::internal())?
-    .map_err(|e| match e {
-        mamori_flow::detect::engine::EngineError::Governance(g) => ApiError::from(g),
-        other => ApiError(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
-    })?
+    .await?
     .0;
     Ok(Json(json!({"action": d.action, "existing": d.existing})))
 }
@@ -892,10 +898,11 @@ pub(crate) async fn import_subscribers(
     p.require(Right::Operate)?;
     let who = p.actor();
     let gov = s.gov.clone();
-    let r = tokio::task::spawn_blocking(move || mamori_notify::contacts::import(&gov, &body[..], "request body", &who))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let r = off_thread(move || {
+        mamori_notify::contacts::import(&gov, &body[..], "request body", &who)
+            .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+    })
+    .await?;
     let rejected: Vec<serde_json::Value> =
         r.rejected.iter().map(|e| json!({"line": e.line, "reason": e.reason})).collect();
     Ok(Json(json!({"imported": r.imported, "rejected": rejected})))
@@ -999,7 +1006,7 @@ pub(crate) async fn replay_cdr(
     p.require(Right::Operate)?;
     tracing::info!(person = %p.name, bytes = body.len(), append = q.append, "replaying a CDR file");
     let gov = s.gov.clone();
-    let out = tokio::task::spawn_blocking(move || {
+    let out = off_thread(move || {
         let config = gov.config().clone();
         let mut sink = Collected::default();
         let scratch;
@@ -1026,8 +1033,7 @@ pub(crate) async fn replay_cdr(
         )?;
         Ok::<_, ApiError>((summary, sink))
     })
-    .await
-    .map_err(|_| ApiError::internal())??;
+    .await?;
     let (summary, sink) = out;
     Ok(Json(json!({
         "summary": summary,

@@ -17,7 +17,7 @@ use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::auth::{ApiPerson, Right};
-use crate::controllers::{ApiError, instant};
+use crate::controllers::{ApiError, instant, off_thread};
 
 fn unprocessable(e: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
@@ -26,10 +26,6 @@ fn unprocessable(e: impl std::fmt::Display) -> ApiError {
 fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "import failed");
     ApiError::internal()
-}
-
-async fn run<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|_| ApiError::internal())?
 }
 
 fn settings(config: &Config) -> Result<Settings, ApiError> {
@@ -73,7 +69,7 @@ pub(crate) async fn import_detail(
     let encoding: mamori_attribution::text::Encoding =
         q.encoding.as_deref().unwrap_or("auto").parse().map_err(unprocessable)?;
     let config = s.gov.config().clone();
-    let report = run(move || {
+    let report = off_thread(move || {
         // Decoded whole before anything is stored: an undecodable file imports nothing.
         let text = mamori_attribution::text::decode(&body, encoding).map_err(unprocessable)?;
         let mut a = Attributor::open_for_writes(&store_path(&config.data_dir), settings(&config)?).map_err(internal)?;
@@ -111,9 +107,9 @@ pub(crate) async fn lookup(
     let at = instant(&q.at)?;
     let path = sessions_path(s.gov.config())?;
     let port = q.port;
-    let answer = run(move || {
+    let answer = off_thread(move || {
         let index = load_index(&path, Some(unix_secs(at)))?;
-        Ok(index.resolve(&index.lookup(addr, port, at)))
+        Ok::<_, ApiError>(index.resolve(&index.lookup(addr, port, at)))
     })
     .await?;
     let (kind, subs) = match &answer {
@@ -175,7 +171,7 @@ pub(crate) async fn import_report(
     let path = sessions_path(&config)?;
     let gov = s.gov.clone();
     let source = q.source.clone();
-    let outcome = run(move || {
+    let outcome = off_thread(move || {
         let index = load_index(&path, None)?;
         let mut seen = mamori_reports_import::SeenDb::open(&mamori_reports_import::seen_path(&config.data_dir))
             .map_err(internal)?;
@@ -234,7 +230,7 @@ pub(crate) async fn load_dns_list(
     };
     let gov = s.gov.clone();
     let (source, date, by) = (q.source, q.date, p.name.clone());
-    let (list, seq) = run(move || {
+    let (list, seq) = off_thread(move || {
         let config = gov.config().clone();
         mamori_dns::lists::keep_list(&config, &gov, kind, &source, format, date, &body, Some(&by)).map_err(
             |e| match e {

@@ -12,7 +12,7 @@ use mamori_core::subject::Actor;
 
 use super::same_secret;
 use crate::AppState;
-use crate::controllers::ApiError;
+use crate::controllers::{ApiError, off_thread};
 use crate::metrics_names as m;
 
 /// The session cookie's name.
@@ -114,14 +114,12 @@ async fn resolve(parts: &Parts, state: &AppState) -> Result<Option<Person>, ApiE
         let accounts = state.accounts.clone();
         let gov = state.gov.clone();
         let lookup = name.clone();
-        let found = tokio::task::spawn_blocking(move || {
+        let found = off_thread(move || {
             let account = accounts.get(&lookup)?;
             let approver = gov.is_approver(&Actor(lookup))?;
             Ok::<_, crate::auth::AccountError>((account, approver))
         })
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(ApiError::from)?;
+        .await?;
         // A token's person has their account's role; without an account, approvers listed in
         // the configuration approve and everyone else operates.
         let person = match found {
@@ -134,10 +132,7 @@ async fn resolve(parts: &Parts, state: &AppState) -> Result<Option<Person>, ApiE
     }
     let Some(secret) = session_cookie(&parts.headers) else { return Ok(None) };
     let accounts = state.accounts.clone();
-    let found = tokio::task::spawn_blocking(move || accounts.session(&secret))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(ApiError::from)?;
+    let found = off_thread(move || accounts.session(&secret)).await?;
     Ok(found.map(|(a, s)| Person { name: a.name, role: a.role, language: a.language, csrf: Some(s.csrf_token) }))
 }
 

@@ -13,7 +13,7 @@ use mamori_core::account::{Role, UiLanguage};
 use super::{error_box, esc, page, t};
 use crate::AppState;
 use crate::auth::{PagePerson, Person, Right, SESSION_COOKIE};
-use crate::controllers::{ApiError, ProposeBody, blocking, proposal_from};
+use crate::controllers::{ApiError, ProposeBody, blocking, off_thread, proposal_from};
 use crate::metrics_names as m;
 
 /// Form fields; malformed or oversized bodies are refused cleanly and counted.
@@ -213,14 +213,9 @@ pub(crate) async fn language(
         .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
         .and_then(|rest| rest.find('/').map(|i| rest[i..].to_owned()))
         .unwrap_or_else(|| "/".into());
-    match tokio::task::spawn_blocking(move || {
-        accounts.set_language(&name, lang, &mamori_core::subject::Actor(name.clone()))
-    })
-    .await
-    {
-        Ok(Ok(_)) => Redirect::to(local_path(&back)).into_response(),
-        Ok(Err(e)) => error_page(&p, e.into()),
-        Err(_) => error_page(&p, ApiError::internal()),
+    match off_thread(move || accounts.set_language(&name, lang, &mamori_core::subject::Actor(name.clone()))).await {
+        Ok(_) => Redirect::to(local_path(&back)).into_response(),
+        Err(e) => error_page(&p, e),
     }
 }
 
@@ -336,10 +331,9 @@ pub(crate) async fn create_account(
     let accounts = s.accounts.clone();
     let who = p.actor();
     let (name, password) = (f.get("name").to_owned(), f.get("password").to_owned());
-    match tokio::task::spawn_blocking(move || accounts.create(&name, role, &password, language, &who)).await {
-        Ok(Ok(_)) => Redirect::to("/accounts").into_response(),
-        Ok(Err(e)) => error_page(&p, e.into()),
-        Err(_) => error_page(&p, ApiError::internal()),
+    match off_thread(move || accounts.create(&name, role, &password, language, &who)).await {
+        Ok(_) => Redirect::to("/accounts").into_response(),
+        Err(e) => error_page(&p, e),
     }
 }
 
@@ -356,11 +350,16 @@ pub(crate) async fn change_account(
     }
     let accounts = s.accounts.clone();
     let who = p.actor();
-    let role = f.get("role").to_owned();
+    let role = match f.get("role") {
+        "" => None,
+        r => match r.parse::<Role>() {
+            Ok(r) => Some(r),
+            Err(e) => return error_page(&p, ApiError(StatusCode::UNPROCESSABLE_ENTITY, e)),
+        },
+    };
     let disabled = f.get("disabled").to_owned();
-    let r = tokio::task::spawn_blocking(move || {
-        if !role.is_empty() {
-            let role = role.parse::<Role>().map_err(|_| crate::auth::AccountError::BadName)?;
+    let r = off_thread(move || {
+        if let Some(role) = role {
             accounts.set_role(&name, role, &who)?;
         }
         if !disabled.is_empty() {
@@ -370,8 +369,7 @@ pub(crate) async fn change_account(
     })
     .await;
     match r {
-        Ok(Ok(())) => Redirect::to("/accounts").into_response(),
-        Ok(Err(e)) => error_page(&p, e.into()),
-        Err(_) => error_page(&p, ApiError::internal()),
+        Ok(()) => Redirect::to("/accounts").into_response(),
+        Err(e) => error_page(&p, e),
     }
 }

@@ -17,7 +17,7 @@ use mamori_core::subject::SubscriberId;
 use super::{csrf_field, error_box, esc, page, t};
 use crate::AppState;
 use crate::auth::{PagePerson, Person};
-use crate::controllers::{ApiError, action_entries, blocking, build_report, ledger_entries, verify};
+use crate::controllers::{ApiError, action_entries, blocking, build_report, ledger_entries, off_thread, verify};
 
 /// An error already rendered as a console page (boxed: responses are large).
 pub(crate) struct PageError(Box<Response>);
@@ -647,11 +647,7 @@ pub(crate) async fn catalog(State(s): State<AppState>, PagePerson(p): PagePerson
 pub(crate) async fn accounts(State(s): State<AppState>, PagePerson(p): PagePerson) -> PageResult {
     p.require(crate::auth::Right::Administer).map_err(fail(&p))?;
     let accounts = s.accounts.clone();
-    let list = tokio::task::spawn_blocking(move || accounts.list())
-        .await
-        .map_err(|_| ApiError::internal())
-        .and_then(|r| r.map_err(ApiError::from))
-        .map_err(fail(&p))?;
+    let list = off_thread(move || accounts.list()).await.map_err(fail(&p))?;
     let l = p.language;
     let mut h = format!(
         "<table id=accounts><tr><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
