@@ -397,15 +397,13 @@ impl Detector {
         let mut reported: Map<Prefix, u64> = Map::default();
         let hosts = std::mem::take(&mut self.hosts);
         for (&host, acc) in &hosts {
-            let (pps, bps, fps) = (acc.packets as f64 / secs, acc.bytes as f64 * 8.0 / secs, acc.flows as f64 / secs);
+            let (pps, bps, fps) = rates(acc.packets, acc.bytes, acc.flows, secs);
             let limits = (c.host_pps, c.host_bps, c.host_fps);
             let Some((reason, normal_pps)) = over_limits(c, (pps, bps, fps), limits, &mut self.normal, host) else {
                 continue;
             };
             let (attack, coverage) = characterise(Prefix::host(host), acc, c.dominance);
-            let mut top: Vec<_> = acc.by_src.iter().map(|(ip, p)| (*ip, *p)).collect();
-            top.sort_by_key(|x| std::cmp::Reverse(x.1));
-            top.truncate(5);
+            let top = top_counts(acc.by_src.iter().map(|(ip, p)| (*ip, *p)), 5);
             let customer_prefix = self.customer_prefix(host);
             if let Some(p) = customer_prefix {
                 *reported.entry(p).or_default() += acc.packets;
@@ -428,7 +426,7 @@ impl Detector {
             if acc.flows == 0 {
                 continue;
             }
-            let (pps, bps, fps) = (acc.packets as f64 / secs, acc.bytes as f64 * 8.0 / secs, acc.flows as f64 / secs);
+            let (pps, bps, fps) = rates(acc.packets, acc.bytes, acc.flows, secs);
             let limits = (c.prefix_pps, c.prefix_bps, c.prefix_fps);
             let Some((reason, normal_pps)) = over_limits(c, (pps, bps, fps), limits, &mut self.normal_prefix, prefix)
             else {
@@ -439,9 +437,7 @@ impl Detector {
                 continue;
             }
             let (attack, coverage) = characterise(prefix, &acc, c.dominance);
-            let mut top: Vec<_> = acc.by_src.iter().map(|(ip, p)| (*ip, *p)).collect();
-            top.sort_by_key(|x| std::cmp::Reverse(x.1));
-            top.truncate(5);
+            let top = top_counts(acc.by_src.iter().map(|(ip, p)| (*ip, *p)), 5);
             out.attacks.push(DestinationTraffic {
                 dst: prefix,
                 customer_prefix: Some(prefix),
@@ -458,9 +454,7 @@ impl Detector {
         for ((exporter, input_if), s) in std::mem::take(&mut self.spoof) {
             let spoofed: u64 = s.spoofed.values().sum();
             if spoofed >= c.spoof_min_packets {
-                let mut top: Vec<_> = s.spoofed.into_iter().collect();
-                top.sort_by_key(|x| std::cmp::Reverse(x.1));
-                top.truncate(5);
+                let top = top_counts(s.spoofed, 5);
                 let prefixes = c
                     .customer_interfaces
                     .iter()
@@ -477,15 +471,13 @@ impl Detector {
             }
         }
         for (host, acc) in std::mem::take(&mut self.sources) {
-            let (pps, bps, fps) = (acc.packets as f64 / secs, acc.bytes as f64 * 8.0 / secs, acc.flows as f64 / secs);
+            let (pps, bps, fps) = rates(acc.packets, acc.bytes, acc.flows, secs);
             let limits = (c.source_pps, c.source_bps, c.source_fps);
             let Some((reason, normal_pps)) = over_limits(c, (pps, bps, fps), limits, &mut self.normal_out, host) else {
                 continue;
             };
             let (attack, coverage) = characterise_outbound(host, &acc, c.dominance);
-            let mut top: Vec<_> = acc.by_dst.iter().map(|(ip, p)| (*ip, *p)).collect();
-            top.sort_by_key(|x| std::cmp::Reverse(x.1));
-            top.truncate(5);
+            let top = top_counts(acc.by_dst.iter().map(|(ip, p)| (*ip, *p)), 5);
             out.sources.push(SourceTraffic {
                 src: Prefix::host(host),
                 pps,
@@ -609,3 +601,16 @@ fn characterise_outbound(src: IpAddr, acc: &OutAcc, share: f64) -> (FlowMatch, f
 
 #[cfg(test)]
 mod tests;
+
+/// Packets, bits and flows per second over a window of `secs`.
+fn rates(packets: u64, bytes: u64, flows: u64, secs: f64) -> (f64, f64, f64) {
+    (packets as f64 / secs, bytes as f64 * 8.0 / secs, flows as f64 / secs)
+}
+
+/// The `n` largest counts, largest first (ties in the order given).
+fn top_counts<K>(counts: impl IntoIterator<Item = (K, u64)>, n: usize) -> Vec<(K, u64)> {
+    let mut top: Vec<_> = counts.into_iter().collect();
+    top.sort_by_key(|x| std::cmp::Reverse(x.1));
+    top.truncate(n);
+    top
+}
