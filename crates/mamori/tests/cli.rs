@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::free_tcp_port;
+
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mamori"))
 }
@@ -238,10 +241,6 @@ fn sigkill_during_a_burst_loses_nothing_acknowledged() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 const TOKEN: &str = "s3cr3t-token-for-suzuki-0001";
 
 fn http(port: u16, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> (u16, String) {
@@ -274,7 +273,7 @@ impl Drop for Server {
 fn serve_exposes_console_api_metrics_and_expires_on_time() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let port = free_port();
+    let port = free_tcp_port();
     let tokens = d.join("tokens");
     std::fs::write(&tokens, "# person token\nsuzuki s3cr3t-token-for-suzuki-0001\n").unwrap();
     let cfg = d.join("mamori.toml");

@@ -23,7 +23,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -35,7 +35,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 mod common;
-use common::{KillOnDrop, bin, ok};
+use common::{KillOnDrop, bin, free_tcp_port, ok};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -87,10 +87,6 @@ fn browser_available() -> bool {
         missing.join(", ")
     );
     false
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn wait_for_port(port: u16, what: &str) {
@@ -148,7 +144,7 @@ impl Site {
     fn start(people: &[(&str, &str)]) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let port = free_port();
+        let port = free_tcp_port();
         let tokens = dir.path().join("tokens");
         std::fs::write(&tokens, format!("op {OP_TOKEN}\n")).unwrap();
         let cfg = dir.path().join("mamori.toml");
@@ -238,7 +234,7 @@ struct Browser {
 impl Browser {
     async fn start(base: String, test: &'static str) -> Browser {
         let profile = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let port = free_tcp_port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

@@ -5,37 +5,19 @@
 //! samples. Hermetic: no BGP speaker, nothing announced.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mamori_flow::collector::sflow::wire::{Sample, datagram, ipv4_frame};
 
 mod common;
-use common::{KillOnDrop as Serve, bin, mamori, ok};
-
-fn free_udp() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn free_tcp() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn get(port: u16, path: &str) -> String {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
-}
+use common::{KillOnDrop as Serve, bin, free_tcp_port, free_udp_port, http_get, mamori, ok};
 
 #[test]
 fn serve_collects_sflow_and_proposes_a_flowspec_mitigation() {
     let dir = tempfile::tempdir().unwrap();
-    let (http, sf) = (free_tcp(), free_udp());
+    let (http, sf) = (free_tcp_port(), free_udp_port());
     let cfg = dir.path().join("mamori.toml");
     std::fs::write(
         &cfg,
@@ -93,7 +75,7 @@ fn serve_collects_sflow_and_proposes_a_flowspec_mitigation() {
 
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let m = get(http, "/metrics");
+        let m = http_get(http, "/metrics");
         if m.contains("mamori_flow_datagrams_total{exporter=\"192.0.2.9\",outcome=\"decoded\"}")
             && m.contains("mamori_flow_sflow_counter_samples_total{exporter=\"192.0.2.9\"}")
         {

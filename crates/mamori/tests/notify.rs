@@ -7,14 +7,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A Python with aiosmtpd: Debian's first (`python3-aiosmtpd` installs there), then `python3`.
 mod common;
-use common::{KillOnDrop as Killed, bin, mamori};
+use common::{KillOnDrop as Killed, bin, free_tcp_port, mamori};
 
 fn python_with_aiosmtpd() -> Option<PathBuf> {
     for p in ["/usr/bin/python3", "python3"] {
@@ -39,10 +39,6 @@ fn python_with_aiosmtpd() -> Option<PathBuf> {
          ################################################################################\n"
     );
     None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn ok(o: Output) -> String {
@@ -124,7 +120,7 @@ fn messages_go_out_over_smtp_retry_respect_opt_out_and_the_rate_limit() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let maildir = dir.path().join("mail");
-    let (smtp_port, http_port) = (free_port(), free_port());
+    let (smtp_port, http_port) = (free_tcp_port(), free_tcp_port());
     let cfg = dir.path().join("mamori.toml");
     std::fs::write(
         &cfg,
