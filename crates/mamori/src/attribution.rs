@@ -166,11 +166,7 @@ impl Listener {
         let path = store_path(&config.data_dir);
         if a.clients.is_empty() {
             // No listener, but sessions imported before (`import-detail`) still answer lookups.
-            let index = if path.exists() {
-                Some(Arc::new(RwLock::new(load_index(&path, None)?)))
-            } else {
-                None
-            };
+            let index = if path.exists() { Some(Arc::new(RwLock::new(load_index(&path, None)?))) } else { None };
             return Ok(Listener { stop, thread: None, index });
         }
         let clients = Clients::from_config(&a.clients).map_err(anyhow::Error::msg)?;
