@@ -8,14 +8,15 @@ FastNetMon with its netflow plugin, a ban threshold and a notify script, no BGP.
 1. Throughput: at increasing rates, each tool alone gets the stream for --secs; flows counted by
    the tool (mamori: the collector's per-exporter counters, less flows its engine had to drop;
    FastNetMon: fastnetmon_netflow_v9_total_flows on its Prometheus endpoint) are compared with
-   flows sent, and CPU seconds (utime+stime from /proc/PID/stat) per million flows are noted.
+   flows sent, and CPU seconds (utime+stime from /proc/PID/stat) per million flows are noted, with
+   the generator's own CPU (it runs on the same cores as the tool).
 2. Detection: background at --detect-fps plus an NTP reflection toward 203.0.113.77 at
    --attack-pps from 4 s on; time from the first attack datagram to mamori's finding and
    announcement, and to FastNetMon's ban (its notify script), each tool alone.
 
     bench/flow/run.sh            # builds the bins and runs this with the defaults
 """
-import argparse, json, os, shutil, socket, subprocess, sys, tempfile, threading, time, urllib.request
+import argparse, json, os, resource, shutil, socket, subprocess, sys, tempfile, threading, time, urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release")
@@ -187,11 +188,17 @@ def main():
     results = {"throughput": [], "detection": [], "args": vars(a)}
     tools = [Mamori(tmp, a.host_pps, a.window), FastNetMon(tmp, a.host_pps, a.window)]
     try:
-        print(f"{'flows/s sent':>12} | {'tool':<10} | {'accepted':>9} | {'share':>6} | {'CPU s/M flows':>13} | {'CPU %':>6}")
+        print(f"{'flows/s sent':>12} | {'tool':<10} | {'accepted':>9} | {'share':>6} | {'CPU s/M flows':>13} | {'CPU %':>6}"
+              f" | {'generator CPU %':>15}")
         for rate in [int(r) for r in a.rates.split(",")]:
             for t in tools:
                 before, c0, w0 = t.counted(), cpu(t.proc.pid), time.time()
+                # The generator's CPU (the only child reaped during the step): it shares the two
+                # cores with the tool, so a busy generator means the rates measure contention.
+                g0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 s = send(t.port, rate, a.secs)
+                g1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                gen = (g1.ru_utime + g1.ru_stime) - (g0.ru_utime + g0.ru_stime)
                 time.sleep(1.0)
                 after, c1, w1 = t.counted(), cpu(t.proc.pid), time.time()
                 got = after - before
@@ -199,10 +206,12 @@ def main():
                 r = {"tool": t.name, "target_fps": rate, "sent_flows": s["sent_flows"],
                      "sent_fps": s["sent_flows"] / s["secs"], "accepted": got, "share": share,
                      "cpu_s": c1 - c0, "cpu_s_per_mflow": (c1 - c0) / max(got, 1) * 1e6,
-                     "cpu_pct": (c1 - c0) / (w1 - w0) * 100}
+                     "cpu_pct": (c1 - c0) / (w1 - w0) * 100,
+                     "generator_cpu_pct": gen / max(s["secs"], 1e-9) * 100}
                 results["throughput"].append(r)
                 print(f"{r['sent_fps']:>12,.0f} | {t.name:<10} | {got:>9,} | {share:>6.1%} | "
-                      f"{r['cpu_s_per_mflow']:>13.2f} | {r['cpu_pct']:>6.1f}", flush=True)
+                      f"{r['cpu_s_per_mflow']:>13.2f} | {r['cpu_pct']:>6.1f} | {r['generator_cpu_pct']:>15.1f}",
+                      flush=True)
         for t in tools:
             for i in range(a.repeat):
                 ip = f"203.0.113.{70 + i}"

@@ -15,7 +15,7 @@ use mamori_core::subject::{SubscriberId, Target};
 use mamori_core::view::{MeasureView, ViewToken};
 
 use crate::collector::FlowRecord;
-use crate::prefix::Prefix;
+use crate::prefix::{Prefix, PrefixIndex};
 
 /// The longest IPv4 prefix an aggregate label may have.
 pub const AGGREGATE_MAX_LEN_V4: u8 = 24;
@@ -62,19 +62,27 @@ pub mod metric {
     }
 }
 
+/// The protocol labels, in [`protocol_index`] order.
+const PROTOCOL_LABELS: [&str; 9] = ["icmp", "tcp", "udp", "gre", "esp", "ah", "icmpv6", "sctp", "other"];
+
+/// The place of an IP protocol number's label in [`PROTOCOL_LABELS`].
+fn protocol_index(protocol: u8) -> usize {
+    match protocol {
+        1 => 0,
+        6 => 1,
+        17 => 2,
+        47 => 3,
+        50 => 4,
+        51 => 5,
+        58 => 6,
+        132 => 7,
+        _ => 8,
+    }
+}
+
 /// The label of an IP protocol number; anything unlisted is `other`, so the label set is bounded.
 pub fn protocol_label(protocol: u8) -> &'static str {
-    match protocol {
-        1 => "icmp",
-        6 => "tcp",
-        17 => "udp",
-        47 => "gre",
-        50 => "esp",
-        51 => "ah",
-        58 => "icmpv6",
-        132 => "sctp",
-        _ => "other",
-    }
+    PROTOCOL_LABELS.get(protocol_index(protocol)).copied().unwrap_or("other")
 }
 
 /// Packets and bytes.
@@ -90,6 +98,11 @@ impl Volume {
     fn add(&mut self, f: &FlowRecord) {
         self.packets = self.packets.saturating_add(f.packets);
         self.bytes = self.bytes.saturating_add(f.bytes);
+    }
+
+    fn merge(&mut self, v: Volume) {
+        self.packets = self.packets.saturating_add(v.packets);
+        self.bytes = self.bytes.saturating_add(v.bytes);
     }
 }
 
@@ -116,42 +129,76 @@ pub struct TrafficAggregate {
 }
 
 /// Accumulates flows into aggregates.
+///
+/// A window's volumes are kept in arrays — per protocol label, and per customer prefix (by its
+/// place in the list), each direction — and summed into a [`TrafficAggregate`]'s maps when the
+/// window closes: a flow costs two array additions, not two hash-map entries. The sums are
+/// saturating, like the per-flow additions, so they don't depend on the order.
 #[derive(Debug)]
 pub struct Overview {
-    customer_prefixes: Vec<Prefix>,
     top: usize,
-    current: TrafficAggregate,
+    index: PrefixIndex,
+    /// The aggregate prefix of each customer prefix.
+    aggregates: Vec<Prefix>,
+    /// Per protocol label (see [`protocol_index`]), `None` while no flow had it.
+    protocols: [Option<Volume>; PROTOCOL_LABELS.len()],
+    /// Per customer prefix, `None` while no flow had an end inside it.
+    prefixes: Vec<Option<PrefixVolume>>,
 }
 
-/// The aggregate prefix of `ip`: its customer prefix (longest match), widened to the aggregate
-/// floor, or `None` outside the customer prefixes.
-fn aggregate_of(customer_prefixes: &[Prefix], ip: std::net::IpAddr) -> Option<Prefix> {
-    let p = customer_prefixes.iter().filter(|p| p.contains(ip)).max_by_key(|p| p.len())?;
-    let max = if ip.is_ipv4() { AGGREGATE_MAX_LEN_V4 } else { AGGREGATE_MAX_LEN_V6 };
-    Some(if p.len() > max { Prefix::new(p.addr(), max) } else { *p })
+/// The aggregate prefix of a customer prefix: itself, widened to the aggregate floor.
+fn aggregate_of(p: Prefix) -> Prefix {
+    let max = if p.addr().is_ipv4() { AGGREGATE_MAX_LEN_V4 } else { AGGREGATE_MAX_LEN_V6 };
+    if p.len() > max { Prefix::new(p.addr(), max) } else { p }
 }
 
 impl Overview {
     /// An overview of `customer_prefixes`, reporting the `top` busiest aggregate prefixes.
     pub fn new(customer_prefixes: Vec<Prefix>, top: usize) -> Self {
-        Overview { customer_prefixes, top, current: TrafficAggregate { top, ..TrafficAggregate::default() } }
+        Overview {
+            top,
+            index: PrefixIndex::new(&customer_prefixes),
+            aggregates: customer_prefixes.iter().copied().map(aggregate_of).collect(),
+            protocols: [None; PROTOCOL_LABELS.len()],
+            prefixes: vec![None; customer_prefixes.len()],
+        }
     }
 
     /// Adds one flow.
     pub fn ingest(&mut self, f: &FlowRecord) {
-        self.current.by_protocol.entry(protocol_label(f.protocol)).or_default().add(f);
-        if let Some(p) = aggregate_of(&self.customer_prefixes, f.dst) {
-            self.current.by_prefix.entry(p).or_default().inbound.add(f);
+        let (dst, src) = (self.index.lookup(f.dst), self.index.lookup(f.src));
+        self.ingest_located(f, dst, src);
+    }
+
+    /// Adds one flow whose ends were already looked up among the customer prefixes (their
+    /// places in the list this overview was made with, longest match).
+    pub(crate) fn ingest_located(&mut self, f: &FlowRecord, dst: Option<usize>, src: Option<usize>) {
+        if let Some(v) = self.protocols.get_mut(protocol_index(f.protocol)) {
+            v.get_or_insert_default().add(f);
         }
-        if let Some(p) = aggregate_of(&self.customer_prefixes, f.src) {
-            self.current.by_prefix.entry(p).or_default().outbound.add(f);
+        if let Some(Some(v)) = dst.map(|i| self.prefixes.get_mut(i)) {
+            v.get_or_insert_default().inbound.add(f);
+        }
+        if let Some(Some(v)) = src.map(|i| self.prefixes.get_mut(i)) {
+            v.get_or_insert_default().outbound.add(f);
         }
     }
 
     /// Closes the window of `secs` seconds.
     pub fn close_window(&mut self, secs: f64) -> TrafficAggregate {
-        let mut out = std::mem::replace(&mut self.current, TrafficAggregate { top: self.top, ..Default::default() });
-        out.secs = secs.max(0.001);
+        let mut out = TrafficAggregate { secs: secs.max(0.001), top: self.top, ..Default::default() };
+        for (label, v) in PROTOCOL_LABELS.iter().zip(&mut self.protocols) {
+            if let Some(v) = v.take() {
+                out.by_protocol.insert(label, v);
+            }
+        }
+        for (p, v) in self.aggregates.iter().zip(&mut self.prefixes) {
+            if let Some(v) = v.take() {
+                let e = out.by_prefix.entry(*p).or_default();
+                e.inbound.merge(v.inbound);
+                e.outbound.merge(v.outbound);
+            }
+        }
         out
     }
 }

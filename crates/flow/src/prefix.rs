@@ -49,6 +49,53 @@ impl Prefix {
     }
 }
 
+/// The longest of a list of prefixes holding an address, found without a scan of
+/// [`Prefix::contains`] calls: the detector and the overview look up every flow's two ends.
+#[derive(Debug, Clone, Default)]
+pub struct PrefixIndex {
+    /// (network, mask, index in the list), longest first, and of equal lengths the last listed
+    /// first: the first match is what `max_by_key(len)` over the list gives.
+    v4: Vec<(u32, u32, usize)>,
+    v6: Vec<(u128, u128, usize)>,
+}
+
+impl PrefixIndex {
+    /// An index of `prefixes`.
+    pub fn new(prefixes: &[Prefix]) -> Self {
+        let mut order: Vec<(u8, usize)> = prefixes.iter().enumerate().map(|(i, p)| (p.len, i)).collect();
+        order.sort_by(|a, b| b.cmp(a));
+        let mut ix = PrefixIndex::default();
+        for (len, i) in order {
+            match prefixes[i].addr {
+                IpAddr::V4(a) => {
+                    let m = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+                    ix.v4.push((u32::from(a), m, i));
+                }
+                IpAddr::V6(a) => {
+                    let m = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+                    ix.v6.push((u128::from(a), m, i));
+                }
+            }
+        }
+        ix
+    }
+
+    /// The index (in the list given to [`PrefixIndex::new`]) of the longest prefix holding
+    /// `ip`, the last listed among equally long ones.
+    pub fn lookup(&self, ip: IpAddr) -> Option<usize> {
+        match ip {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.v4.iter().find(|(n, m, _)| a & m == *n).map(|x| x.2)
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.v6.iter().find(|(n, m, _)| a & m == *n).map(|x| x.2)
+            }
+        }
+    }
+}
+
 fn mask(addr: IpAddr, len: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
@@ -101,6 +148,48 @@ impl<'de> serde::Deserialize<'de> for Prefix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_finds_what_the_scan_finds() {
+        // Nested, duplicated and equally long prefixes of both families.
+        let list: Vec<Prefix> = [
+            "10.0.0.0/8",
+            "10.1.0.0/16",
+            "10.1.2.0/24",
+            "10.1.2.0/24",
+            "10.1.2.128/25",
+            "192.0.2.0/24",
+            "0.0.0.0/0",
+            "198.51.100.7/32",
+            "2001:db8::/32",
+            "2001:db8:1::/48",
+            "2001:db8:1::/48",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let scan = |ip: IpAddr| {
+            list.iter().enumerate().filter(|(_, p)| p.contains(ip)).max_by_key(|(_, p)| p.len()).map(|(i, _)| i)
+        };
+        let ix = PrefixIndex::new(&list);
+        let no_default = PrefixIndex::new(&list[..6]);
+        let mut x = 0x1234_5678_9abc_def0u64;
+        for n in 0..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ip: IpAddr = match n % 4 {
+                0 => std::net::Ipv4Addr::from(x as u32).into(),
+                1 => std::net::Ipv4Addr::from(0x0a01_0200 | (x as u32 & 0x1_03ff)).into(),
+                2 => std::net::Ipv6Addr::from(0x2001_0db8_0001_0000_0000_0000_0000_0000u128 | (x as u128 & 0x1_ffff))
+                    .into(),
+                _ => std::net::Ipv4Addr::from(0xc633_6407 ^ (x as u32 & 1)).into(),
+            };
+            assert_eq!(ix.lookup(ip), scan(ip), "{ip}");
+            let scan6 = list[..6].iter().enumerate().filter(|(_, p)| p.contains(ip)).max_by_key(|(_, p)| p.len());
+            assert_eq!(no_default.lookup(ip), scan6.map(|(i, _)| i), "{ip}");
+        }
+    }
 
     #[test]
     fn parse_contains_display() {

@@ -19,6 +19,7 @@ use netflow_parser::variable_versions::ipfix_lookup::{IANAIPFixField as I, IPFix
 use netflow_parser::variable_versions::v9::FlowSetBody as V9Body;
 
 use super::ExporterStats;
+use super::fast;
 
 /// One flow as the detectors need it, already scaled by the exporter's sampling rate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +60,8 @@ struct Scope {
     parser: NetflowParser,
     /// The last sampling rate the exporter announced (1 = unsampled).
     sampling: u32,
+    /// The data templates of `parser` compiled for the fast path.
+    compiled: fast::Templates,
 }
 
 /// Decodes datagrams from many exporters, each with its own template caches.
@@ -66,6 +69,8 @@ pub struct Decoder {
     scopes: HashMap<ScopeKey, Scope>,
     max_scopes: usize,
     default_sampling: u32,
+    fast: bool,
+    fast_decoded: u64,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -97,7 +102,26 @@ impl Decoder {
     /// A decoder keeping at most `max_scopes` (exporter, version, domain) template caches, and
     /// assuming `default_sampling` until an exporter announces its rate.
     pub fn new(max_scopes: usize, default_sampling: u32) -> Self {
-        Decoder { scopes: HashMap::new(), max_scopes: max_scopes.max(1), default_sampling: default_sampling.max(1) }
+        Decoder {
+            scopes: HashMap::new(),
+            max_scopes: max_scopes.max(1),
+            default_sampling: default_sampling.max(1),
+            fast: true,
+            fast_decoded: 0,
+        }
+    }
+
+    /// With (the default) or without the v9/IPFIX data-record fast path (data sets decoded
+    /// through templates compiled to field offsets); without it every datagram is decoded by `netflow_parser`. Both give
+    /// the same records and counters; turning it off is for tests and fuzzing that compare them.
+    pub fn with_fast_path(mut self, on: bool) -> Self {
+        self.fast = on;
+        self
+    }
+
+    /// Datagrams the fast path decoded so far (the others went through `netflow_parser`).
+    pub fn fast_decoded(&self) -> u64 {
+        self.fast_decoded
     }
 
     /// The sampling rate in force for an exporter's scope, if it is known.
@@ -127,10 +151,20 @@ impl Decoder {
             return out;
         }
         let default_sampling = self.default_sampling;
-        let scope = self
-            .scopes
-            .entry(key)
-            .or_insert_with(|| Scope { parser: NetflowParser::default(), sampling: default_sampling });
+        let scope = self.scopes.entry(key).or_insert_with(|| Scope {
+            parser: NetflowParser::default(),
+            sampling: default_sampling,
+            compiled: fast::Templates::default(),
+        });
+        if self.fast && (version == 9 || version == 10) {
+            if let Some(flows) =
+                fast::decode(version, &mut scope.parser, &mut scope.compiled, exporter, data, scope.sampling)
+            {
+                out.flows = flows;
+                self.fast_decoded += 1;
+                return out;
+            }
+        }
         let result = scope.parser.parse_bytes(data);
         out.malformed = result.error.is_some();
         for packet in &result.packets {
@@ -237,7 +271,7 @@ impl Decoder {
     }
 }
 
-fn iana_id(f: &IPFixField) -> Option<u16> {
+pub(super) fn iana_id(f: &IPFixField) -> Option<u16> {
     match f {
         IPFixField::IANA(x) => Some(match x {
             I::OctetDeltaCount => 1,
@@ -257,6 +291,23 @@ fn iana_id(f: &IPFixField) -> Option<u16> {
             _ => return None,
         }),
         _ => None,
+    }
+}
+
+/// A field value as [`flow_of`] reads it: a number or an address.
+pub(super) trait FieldRead {
+    /// The value as an unsigned number, when it is one that fits.
+    fn number(&self) -> Option<u64>;
+    /// The value as an address, when it is one.
+    fn ip(&self) -> Option<IpAddr>;
+}
+
+impl FieldRead for &FieldValue {
+    fn number(&self) -> Option<u64> {
+        number(self)
+    }
+    fn ip(&self) -> Option<IpAddr> {
+        ip(self)
     }
 }
 
@@ -296,27 +347,28 @@ fn sampling_of<'a>(fields: impl Iterator<Item = (u16, &'a FieldValue)>) -> Optio
     rate
 }
 
-/// Field ids are the same in v9 and IPFIX for everything used here.
-fn flow_of<'a>(
+/// Field ids are the same in v9 and IPFIX for everything used here. Both the crate path and
+/// the fast path read fields through this one function, so they interpret values alike.
+pub(super) fn flow_of<V: FieldRead>(
     exporter: SocketAddr,
     export_secs: u32,
     sampling: u32,
-    fields: impl Iterator<Item = (u16, &'a FieldValue)>,
+    fields: impl Iterator<Item = (u16, V)>,
 ) -> Option<FlowRecord> {
     let (mut src, mut dst) = (None, None);
     let (mut protocol, mut src_port, mut dst_port, mut flags, mut input_if, mut packets, mut bytes) =
         (0u8, 0u16, 0u16, 0u8, 0u32, 0u64, 0u64);
     for (id, v) in fields {
         match id {
-            1 => bytes = number(v).unwrap_or(0),
-            2 => packets = number(v).unwrap_or(0),
-            4 => protocol = number(v).and_then(|n| u8::try_from(n).ok()).unwrap_or(0),
-            6 => flags = number(v).map(|n| (n & 0xff) as u8).unwrap_or(0),
-            7 => src_port = number(v).and_then(|n| u16::try_from(n).ok()).unwrap_or(0),
-            11 => dst_port = number(v).and_then(|n| u16::try_from(n).ok()).unwrap_or(0),
-            10 => input_if = number(v).and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
-            8 | 27 => src = ip(v).or(src),
-            12 | 28 => dst = ip(v).or(dst),
+            1 => bytes = v.number().unwrap_or(0),
+            2 => packets = v.number().unwrap_or(0),
+            4 => protocol = v.number().and_then(|n| u8::try_from(n).ok()).unwrap_or(0),
+            6 => flags = v.number().map(|n| (n & 0xff) as u8).unwrap_or(0),
+            7 => src_port = v.number().and_then(|n| u16::try_from(n).ok()).unwrap_or(0),
+            11 => dst_port = v.number().and_then(|n| u16::try_from(n).ok()).unwrap_or(0),
+            10 => input_if = v.number().and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+            8 | 27 => src = v.ip().or(src),
+            12 | 28 => dst = v.ip().or(dst),
             _ => {}
         }
     }

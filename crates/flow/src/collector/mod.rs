@@ -6,6 +6,7 @@
 //! templates. sFlow is stateless (no templates): its counters are kept per agent address.
 
 pub mod decode;
+mod fast;
 pub mod sflow;
 pub mod wire;
 
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use decode::{Decoded, Decoder, FlowRecord};
 
@@ -109,8 +110,9 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Binds `addr` for NetFlow v5/v9 and IPFIX and sends decoded flows, one batch per datagram,
-    /// to `sink`; a full sink drops the batch and counts it against its exporter.
+    /// Binds `addr` for NetFlow v5/v9 and IPFIX and sends decoded flows to `sink` in batches
+    /// (the flows of the datagrams read until the socket is drained, at most about 1 024); a
+    /// full sink drops the batch and counts it against its exporters.
     pub fn spawn(addr: SocketAddr, sink: SyncSender<Vec<FlowRecord>>) -> Result<Self, CollectorError> {
         Self::spawn_protocol(addr, Protocol::Netflow, sink)
     }
@@ -168,6 +170,61 @@ impl Drop for Collector {
     }
 }
 
+/// One exporter's metric handles, registered on first use (so a series appears when it first
+/// counts, as with the macros) and kept: a datagram then costs additions, not a registry lookup
+/// and a label string per counter.
+#[derive(Default)]
+struct Counters {
+    datagrams: [Option<metrics::Counter>; 3],
+    flows: Option<metrics::Counter>,
+    dropped: Option<metrics::Counter>,
+    no_template: Option<metrics::Counter>,
+    counter_samples: Option<metrics::Counter>,
+}
+
+/// Exporters whose handles are kept at most (more are bounded by the decoder's scopes and
+/// [`MAX_AGENTS`]; past it the cache starts again).
+const MAX_COUNTERS: usize = 2 * MAX_AGENTS;
+
+impl Counters {
+    fn count_dropped(&mut self, who: IpAddr, s: &ExporterStats) {
+        if s.dropped > 0 {
+            self.dropped
+                .get_or_insert_with(|| metrics::counter!(metric::DROPPED, "exporter" => who.to_string()))
+                .increment(s.dropped);
+        }
+    }
+
+    fn count(&mut self, who: IpAddr, s: &ExporterStats) {
+        let exporter = || who.to_string();
+        let (outcome, i) = if s.refused > 0 {
+            ("refused", 0)
+        } else if s.malformed > 0 {
+            ("malformed", 1)
+        } else {
+            ("decoded", 2)
+        };
+        if let Some(c) = self.datagrams.get_mut(i) {
+            c.get_or_insert_with(
+                || metrics::counter!(metric::DATAGRAMS, "exporter" => exporter(), "outcome" => outcome),
+            )
+            .increment(1);
+        }
+        self.flows.get_or_insert_with(|| metrics::counter!(metric::FLOWS, "exporter" => exporter())).increment(s.flows);
+        self.count_dropped(who, s);
+        if s.no_template > 0 {
+            self.no_template
+                .get_or_insert_with(|| metrics::counter!(metric::NO_TEMPLATE, "exporter" => exporter()))
+                .increment(s.no_template);
+        }
+        if s.counter_samples > 0 {
+            self.counter_samples
+                .get_or_insert_with(|| metrics::counter!(metric::COUNTER_SAMPLES, "exporter" => exporter()))
+                .increment(s.counter_samples);
+        }
+    }
+}
+
 fn run(
     socket: UdpSocket,
     protocol: Protocol,
@@ -176,16 +233,36 @@ fn run(
     stats: SharedStats,
 ) {
     let mut decoder = Decoder::default();
+    let mut counters: HashMap<IpAddr, Counters> = HashMap::new();
     let mut buf = vec![0u8; 65_535];
+    let mut batch = Batch::default();
+    // When datagrams come back to back (less than BUSY apart), flows wait in `batch` and the
+    // socket is read without blocking: the batch goes to the engine once the socket is drained
+    // (or the batch is full), so a burst of datagrams is one hand-over and one wake-up of the
+    // engine instead of one per datagram, and no flow waits for a datagram that isn't there.
+    // Slower streams are handed over datagram by datagram, without switching the socket's mode.
+    let mut nonblocking = false;
+    let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let (n, from) = match socket.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                if nonblocking {
+                    if !batch.send(&sink, &stats, &mut counters) {
+                        return;
+                    }
+                    nonblocking = socket.set_nonblocking(false).is_err();
+                }
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "flow socket error");
                 continue;
             }
         };
+        let now = Instant::now();
+        let busy = now.duration_since(last) < BUSY;
+        last = now;
         let mut s = ExporterStats::default();
         let data = buf.get(..n).unwrap_or_default();
         let (who, flows) = match protocol {
@@ -213,33 +290,11 @@ fn run(
         if s.malformed > 0 && protocol == Protocol::Netflow {
             tracing::debug!(exporter = %from.ip(), len = n, "malformed flow datagram");
         }
-        if !flows.is_empty() {
-            let count = flows.len() as u64;
-            match sink.try_send(flows) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => s.dropped += count,
-                Err(TrySendError::Disconnected(_)) => return,
-            }
+        batch.add(who, flows);
+        if counters.len() >= MAX_COUNTERS && !counters.contains_key(&who) {
+            counters.clear();
         }
-        let exporter = who.to_string();
-        let outcome = if s.refused > 0 {
-            "refused"
-        } else if s.malformed > 0 {
-            "malformed"
-        } else {
-            "decoded"
-        };
-        metrics::counter!(metric::DATAGRAMS, "exporter" => exporter.clone(), "outcome" => outcome).increment(1);
-        metrics::counter!(metric::FLOWS, "exporter" => exporter.clone()).increment(s.flows);
-        if s.dropped > 0 {
-            metrics::counter!(metric::DROPPED, "exporter" => exporter.clone()).increment(s.dropped);
-        }
-        if s.no_template > 0 {
-            metrics::counter!(metric::NO_TEMPLATE, "exporter" => exporter.clone()).increment(s.no_template);
-        }
-        if s.counter_samples > 0 {
-            metrics::counter!(metric::COUNTER_SAMPLES, "exporter" => exporter).increment(s.counter_samples);
-        }
+        counters.entry(who).or_default().count(who, &s);
         if let Ok(mut m) = stats.lock() {
             let e = m.entry(who).or_default();
             e.datagrams += s.datagrams;
@@ -251,6 +306,78 @@ fn run(
             e.counter_samples += s.counter_samples;
             e.skipped += s.skipped;
         }
+        if batch.flows.len() >= BATCH_FLOWS {
+            if !batch.send(&sink, &stats, &mut counters) {
+                return;
+            }
+        } else if !batch.flows.is_empty() && !nonblocking {
+            nonblocking = busy && socket.set_nonblocking(true).is_ok();
+            if !nonblocking && !batch.send(&sink, &stats, &mut counters) {
+                return;
+            }
+        }
+    }
+    batch.send(&sink, &stats, &mut counters);
+}
+
+/// Datagrams closer than this are batched (see `run`).
+const BUSY: Duration = Duration::from_micros(100);
+
+/// Flows handed to the engine in one batch at most (about 20 NetFlow v9 datagrams).
+const BATCH_FLOWS: usize = 1024;
+
+/// Flows decoded and not yet handed to the engine, and how many came from each exporter (in
+/// runs, in order), so a batch the engine can't take is counted against its exporters.
+#[derive(Default)]
+struct Batch {
+    flows: Vec<FlowRecord>,
+    from: Vec<(IpAddr, u64)>,
+}
+
+impl Batch {
+    fn add(&mut self, who: IpAddr, flows: Vec<FlowRecord>) {
+        if flows.is_empty() {
+            return;
+        }
+        match self.from.last_mut() {
+            Some((w, n)) if *w == who => *n += flows.len() as u64,
+            _ => self.from.push((who, flows.len() as u64)),
+        }
+        if self.flows.is_empty() {
+            self.flows = flows;
+        } else {
+            self.flows.extend(flows);
+        }
+    }
+
+    /// Hands the batch to `sink`; a full sink drops it and counts the drop against its
+    /// exporters. `false` once the engine is gone.
+    fn send(
+        &mut self,
+        sink: &SyncSender<Vec<FlowRecord>>,
+        stats: &SharedStats,
+        counters: &mut HashMap<IpAddr, Counters>,
+    ) -> bool {
+        if self.flows.is_empty() {
+            return true;
+        }
+        let flows = std::mem::replace(&mut self.flows, Vec::with_capacity(BATCH_FLOWS + 64));
+        let ok = match sink.try_send(flows) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                for (who, n) in &self.from {
+                    let dropped = ExporterStats { dropped: *n, ..ExporterStats::default() };
+                    counters.entry(*who).or_default().count_dropped(*who, &dropped);
+                    if let Ok(mut m) = stats.lock() {
+                        m.entry(*who).or_default().dropped += n;
+                    }
+                }
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        };
+        self.from.clear();
+        ok
     }
 }
 

@@ -109,9 +109,13 @@ impl FlowEngine {
 
     /// Adds flows to the current window.
     pub fn ingest(&mut self, flows: &[FlowRecord]) {
+        // Each end is looked up among the customer prefixes once, for both (the overview was
+        // made from the detector's prefix list, so the places agree).
         for f in flows {
-            self.detector.ingest(f);
-            self.overview.ingest(f);
+            let index = self.detector.prefix_index();
+            let (dst, src) = (index.lookup(f.dst), index.lookup(f.src));
+            self.detector.ingest_located(f, dst, src);
+            self.overview.ingest_located(f, dst, src);
         }
     }
 

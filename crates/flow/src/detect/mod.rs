@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bgp::{FlowAction, FlowMatch};
 use crate::collector::FlowRecord;
-use crate::prefix::Prefix;
+use crate::prefix::{Prefix, PrefixIndex};
 pub use views::{AttackTraffic, DestinationTraffic, IngressSources, OutboundAttack, SourceTraffic, SpoofedSources};
 
 /// The multiplicative hash of rustc's `FxHasher` with Murmur3's finaliser: the detector's maps are keyed by addresses and
@@ -246,6 +246,90 @@ impl OutAcc {
     }
 }
 
+/// Customer prefixes of at least this length (IPv4) get a table of their hosts' places
+/// (65 536 slots, 256 KiB, for a /16); hosts of shorter ones, and IPv6 hosts, are found by hash.
+const TABLE_MIN_LEN_V4: u8 = 16;
+
+/// Slots of all the host tables together (64 MiB): past it, prefixes get no table.
+const TABLE_BUDGET: usize = 1 << 24;
+
+/// One window's per-destination accumulators, as FastNetMon keeps them: an array per customer
+/// prefix indexed by the host's offset in it, holding the host's place in `arena` (hosts in
+/// first-seen order), and a hash map only for hosts without a table. A flow toward a host costs
+/// a subtraction and two array reads instead of hashing its address.
+#[derive(Debug, Default)]
+struct Hosts {
+    /// Per customer prefix: its table (place in `arena` + 1, 0 for a host not seen this window),
+    /// made on the prefix's first flow.
+    tables: Vec<Option<Vec<u32>>>,
+    /// Slots in `tables`.
+    slots: usize,
+    /// Hosts without a table: their place in `arena`.
+    other: Map<IpAddr, u32>,
+    /// This window's hosts: address, customer prefix (its place in the list), accumulator.
+    arena: Vec<(IpAddr, usize, Acc)>,
+}
+
+impl Hosts {
+    /// The accumulator of `host`, inside `prefix`, the `index`th customer prefix.
+    fn get(&mut self, host: IpAddr, index: usize, prefix: Prefix) -> &mut Acc {
+        let next = self.arena.len();
+        let place = match (host, prefix.addr()) {
+            (IpAddr::V4(h), IpAddr::V4(net)) if prefix.len() >= TABLE_MIN_LEN_V4 => {
+                if self.tables.len() <= index {
+                    self.tables.resize_with(index + 1, || None);
+                }
+                let size = 1usize << (32 - u32::from(prefix.len()));
+                let table = match self.tables.get_mut(index) {
+                    Some(t @ None) if self.slots + size <= TABLE_BUDGET => {
+                        self.slots += size;
+                        t.insert(vec![0; size])
+                    }
+                    Some(Some(t)) => t,
+                    _ => return self.by_hash(host, index),
+                };
+                match table.get_mut(u32::from(h).wrapping_sub(u32::from(net)) as usize) {
+                    Some(p) if *p > 0 => *p as usize - 1,
+                    Some(p) if next < u32::MAX as usize => {
+                        *p = next as u32 + 1;
+                        next
+                    }
+                    _ => return self.by_hash(host, index),
+                }
+            }
+            _ => return self.by_hash(host, index),
+        };
+        if place == next {
+            self.arena.push((host, index, Acc::default()));
+        }
+        &mut self.arena[place].2
+    }
+
+    fn by_hash(&mut self, host: IpAddr, index: usize) -> &mut Acc {
+        let next = self.arena.len() as u32;
+        let place = *self.other.entry(host).or_insert(next) as usize;
+        if place == self.arena.len() {
+            self.arena.push((host, index, Acc::default()));
+        }
+        &mut self.arena[place].2
+    }
+
+    /// Takes the window's hosts and empties the tables for the next one.
+    fn take(&mut self, prefixes: &[Prefix]) -> Vec<(IpAddr, usize, Acc)> {
+        for (host, index, _) in &self.arena {
+            if let (IpAddr::V4(h), Some(Some(t)), Some(IpAddr::V4(net))) =
+                (host, self.tables.get_mut(*index), prefixes.get(*index).map(Prefix::addr))
+            {
+                if let Some(slot) = t.get_mut(u32::from(*h).wrapping_sub(u32::from(net)) as usize) {
+                    *slot = 0;
+                }
+            }
+        }
+        self.other.clear();
+        std::mem::take(&mut self.arena)
+    }
+}
+
 #[derive(Debug, Default)]
 struct Spoof {
     packets: u64,
@@ -256,7 +340,9 @@ struct Spoof {
 #[derive(Debug)]
 pub struct Detector {
     config: DetectConfig,
-    hosts: Map<IpAddr, Acc>,
+    /// The customer prefixes, for the longest match of a flow's ends.
+    index: PrefixIndex,
+    hosts: Hosts,
     /// Per customer prefix (index into the configuration's list), its hosts summed.
     prefixes: Vec<Acc>,
     normal_prefix: Map<Prefix, f64>,
@@ -270,7 +356,7 @@ pub struct Detector {
     /// A host not reported in the last window has spent a whole window's budget already.
     urgent: bool,
     /// Hosts reported in the last window (a sustained attack doesn't close every window early).
-    reported_last: std::collections::HashSet<IpAddr>,
+    reported_last: std::collections::HashSet<IpAddr, BuildHasherDefault<Fx>>,
 }
 
 /// What a window gave.
@@ -288,8 +374,9 @@ impl Detector {
     /// A detector with `config`.
     pub fn new(config: DetectConfig) -> Self {
         Detector {
+            index: PrefixIndex::new(&config.customer_prefixes),
             config,
-            hosts: Map::default(),
+            hosts: Hosts::default(),
             prefixes: Vec::new(),
             normal_prefix: Map::default(),
             spoof: Map::default(),
@@ -298,7 +385,7 @@ impl Detector {
             normal_out: Map::default(),
             budget: None,
             urgent: false,
-            reported_last: std::collections::HashSet::new(),
+            reported_last: std::collections::HashSet::default(),
         }
     }
 
@@ -322,19 +409,16 @@ impl Detector {
         self.normal_out.get(&host).copied()
     }
 
-    fn customer_prefix(&self, ip: IpAddr) -> Option<Prefix> {
-        self.customer_prefix_index(ip).and_then(|i| self.config.customer_prefixes.get(i)).copied()
+    /// The index of the longest customer prefix holding `ip` (the last listed of equally long
+    /// ones).
+    fn customer_prefix_index(&self, ip: IpAddr) -> Option<usize> {
+        self.index.lookup(ip)
     }
 
-    /// The index of the longest customer prefix holding `ip`.
-    fn customer_prefix_index(&self, ip: IpAddr) -> Option<usize> {
-        self.config
-            .customer_prefixes
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.contains(ip))
-            .max_by_key(|(_, p)| p.len())
-            .map(|(i, _)| i)
+    /// The index of the customer prefixes, as [`Detector::ingest_located`] wants the flows'
+    /// ends located.
+    pub(crate) fn prefix_index(&self) -> &PrefixIndex {
+        &self.index
     }
 
     /// Windows are expected to last `secs`: from then on [`Detector::urgent`] tells when a host
@@ -355,8 +439,16 @@ impl Detector {
 
     /// Adds one flow to the current window.
     pub fn ingest(&mut self, f: &FlowRecord) {
-        if let Some(i) = self.customer_prefix_index(f.dst) {
-            let acc = self.hosts.entry(f.dst).or_default();
+        let dst = self.customer_prefix_index(f.dst);
+        let src = if dst.is_none() { self.customer_prefix_index(f.src) } else { None };
+        self.ingest_located(f, dst, src);
+    }
+
+    /// Adds one flow whose destination and source were located among the customer prefixes
+    /// with [`Detector::prefix_index`] (`src` is read only when `dst` is `None`).
+    pub(crate) fn ingest_located(&mut self, f: &FlowRecord, dst: Option<usize>, src: Option<usize>) {
+        if let Some((i, prefix)) = dst.and_then(|i| Some((i, *self.config.customer_prefixes.get(i)?))) {
+            let acc = self.hosts.get(f.dst, i, prefix);
             acc.add(f, 1);
             if let Some((p, b, n)) = self.budget {
                 if !self.urgent
@@ -372,7 +464,7 @@ impl Detector {
             if let Some(p) = self.prefixes.get_mut(i) {
                 p.add(f, PREFIX_DETAIL_EVERY);
             }
-        } else if self.customer_prefix(f.src).is_some() {
+        } else if src.is_some() {
             self.sources.entry(f.src).or_default().add(f);
         }
         if let Some(ci) =
@@ -395,8 +487,9 @@ impl Detector {
         let mut out = WindowOutcome::default();
         // Packets of the hosts reported, per customer prefix.
         let mut reported: Map<Prefix, u64> = Map::default();
-        let hosts = std::mem::take(&mut self.hosts);
-        for (&host, acc) in &hosts {
+        let mut hosts = self.hosts.take(&c.customer_prefixes);
+        for (host, index, acc) in &hosts {
+            let host = *host;
             let (pps, bps, fps) = rates(acc.packets, acc.bytes, acc.flows, secs);
             let limits = (c.host_pps, c.host_bps, c.host_fps);
             let Some((reason, normal_pps)) = over_limits(c, (pps, bps, fps), limits, &mut self.normal, host) else {
@@ -404,7 +497,7 @@ impl Detector {
             };
             let (attack, coverage) = characterise(Prefix::host(host), acc, c.dominance);
             let top = top_counts(acc.by_src.iter().map(|(ip, p)| (*ip, *p)), 5);
-            let customer_prefix = self.customer_prefix(host);
+            let customer_prefix = c.customer_prefixes.get(*index).copied();
             if let Some(p) = customer_prefix {
                 *reported.entry(p).or_default() += acc.packets;
             }
@@ -421,6 +514,9 @@ impl Detector {
                 coverage,
             });
         }
+        // The arena's allocation serves the next window.
+        hosts.clear();
+        self.hosts.arena = hosts;
         let prefixes = std::mem::take(&mut self.prefixes);
         for (prefix, acc) in c.customer_prefixes.iter().copied().zip(prefixes) {
             if acc.flows == 0 {

@@ -417,3 +417,52 @@ fn a_window_is_urgent_once_a_host_spent_its_budget_and_not_again_while_reported(
     assert!(!d.urgent());
     assert_eq!(d.close_window(1.0).attacks.len(), 1);
 }
+
+#[test]
+fn hosts_in_tabled_and_hashed_prefixes_are_counted_alike_across_windows() {
+    // 203.0.113.0/24 and 10.1.0.0/16 get host tables, 10.0.0.0/8 (shorter) and IPv6 go by hash;
+    // a host in 10.1/16 is in both /8 and /16 and counts in the longer one.
+    let cfg = DetectConfig {
+        customer_prefixes: ["10.0.0.0/8", "203.0.113.0/24", "10.1.0.0/16", "2001:db8::/32"]
+            .iter()
+            .map(|p| p.parse().unwrap())
+            .collect(),
+        host_pps: 10_000.0,
+        normal_factor: 1e12,
+        ..DetectConfig::default()
+    };
+    let mut d = Detector::new(cfg);
+    let v6 = |packets| FlowRecord {
+        dst: "2001:db8::7".parse().unwrap(),
+        src: "2001:db8:ffff::1".parse().unwrap(),
+        ..rec([0; 4], [0; 4], 17, 123, 4000, 0, packets)
+    };
+    for window in 0..3u8 {
+        for i in 0..100u8 {
+            // Attacked: 12 000 packets each toward four hosts; quiet: one flow toward many.
+            for dst in [[203, 0, 113, 9], [10, 1, 2, 3], [10, 9, 9, 9]] {
+                d.ingest(&rec([198, 51, 100, i], dst, 17, 123, 4000, 0, 120));
+            }
+            d.ingest(&v6(120));
+            d.ingest(&rec([198, 51, 100, i], [203, 0, 113, 100 + i], 6, 1000, 443, 0x18, 1));
+            d.ingest(&rec([198, 51, 100, i], [10, 1, 10 + window, i], 6, 1000, 443, 0x18, 1));
+        }
+        let out = d.close_window(1.0);
+        let mut got: Vec<_> =
+            out.attacks.iter().map(|a| (a.dst.to_string(), a.customer_prefix.map(|p| p.to_string()), a.pps)).collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            got,
+            [
+                ("10.1.2.3/32".to_owned(), Some("10.1.0.0/16".to_owned()), 12_000.0),
+                ("10.9.9.9/32".to_owned(), Some("10.0.0.0/8".to_owned()), 12_000.0),
+                ("2001:db8::7/128".to_owned(), Some("2001:db8::/32".to_owned()), 12_000.0),
+                ("203.0.113.9/32".to_owned(), Some("203.0.113.0/24".to_owned()), 12_000.0),
+            ],
+            "window {window}"
+        );
+        for a in &out.attacks {
+            assert_eq!((a.attack.protocol, a.attack.src_ports.as_slice()), (Some(17), &[123][..]));
+        }
+    }
+}
