@@ -31,6 +31,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::cdr::Cdr;
+use crate::cdr::parser::CdrRef;
 use crate::detect::country::{self, CountrySettings};
 use crate::detect::{dormant, source, surge};
 use crate::learn::LaggedPeak;
@@ -532,9 +533,18 @@ impl Engine {
 
     /// Takes a domestic billing record out of order: it only teaches the line its own SIP client
     /// and calling number, so it neither waits in the reorder buffer nor moves the clock.
-    pub fn on_domestic_cdr(&mut self, cdr: &Cdr) {
+    pub fn on_domestic_cdr(&mut self, cdr: &CdrRef<'_>) {
         if !cdr.is_international() {
-            self.add_cdr(cdr, 0.0);
+            self.add_call(
+                0,
+                cdr.line_id,
+                cdr.calling_number,
+                cdr.destination,
+                cdr.source_ip,
+                cdr.start,
+                Some(cdr.end),
+                0.0,
+            );
         }
     }
 

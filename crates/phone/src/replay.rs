@@ -151,7 +151,7 @@ pub fn replay(
     let mut last_end: Timestamp = first.end;
     reorder.push(first, &mut |c| released.push(c));
     loop {
-        let row = match cdrs.next_row() {
+        let row = match cdrs.next_ref() {
             Ok(r) => r,
             Err(e) => {
                 sink.stopped(&e);
@@ -164,8 +164,8 @@ pub fn replay(
             Some(Ok(c)) => {
                 last_end = last_end.max(c.end);
                 if c.is_international() {
-                    reorder.push(c, &mut |c| released.push(c));
-                } else if reorder.first_time(&c) {
+                    reorder.push(c.to_cdr(), &mut |c| released.push(c));
+                } else if reorder.first_time(c.call_id, c.start) {
                     // Most rows: they teach a line its own addresses and numbers, in any order.
                     engine.on_domestic_cdr(&c);
                 }

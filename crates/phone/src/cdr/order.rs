@@ -88,13 +88,13 @@ impl Reorder {
     /// Counts a row once without holding it: `true` the first time its call id is seen. For rows
     /// whose order doesn't matter to the consumer (a line's domestic calls only teach it its own
     /// addresses and numbers), which then skip the buffer.
-    pub fn first_time(&mut self, cdr: &Cdr) -> bool {
-        if self.seen.insert(call_key(&cdr.call_id), cdr.start).is_some() {
+    pub fn first_time(&mut self, call_id: &str, start: Timestamp) -> bool {
+        if self.seen.insert(call_key(call_id), start).is_some() {
             self.duplicates += 1;
             return false;
         }
-        if self.newest_any.is_none_or(|n| cdr.start > n) {
-            self.newest_any = Some(cdr.start);
+        if self.newest_any.is_none_or(|n| start > n) {
+            self.newest_any = Some(start);
         }
         self.sweep_seen();
         true
@@ -219,11 +219,13 @@ mod tests {
         let mut r = Reorder::new(SignedDuration::from_mins(5));
         let mut firsts = 0;
         for i in 0..200_000i64 {
-            if r.first_time(&cdr(&format!("d{i}"), i / 100)) {
+            let c = cdr(&format!("d{i}"), i / 100);
+            if r.first_time(&c.call_id, c.start) {
                 firsts += 1;
             }
         }
-        assert!(!r.first_time(&cdr("d199999", 1999)));
+        let c = cdr("d199999", 1999);
+        assert!(!r.first_time(&c.call_id, c.start));
         assert_eq!((firsts, r.duplicates), (200_000, 1));
         assert!(r.seen.len() < 10_000, "{}", r.seen.len());
     }

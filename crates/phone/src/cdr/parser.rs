@@ -1,11 +1,12 @@
 //! One CSV row to one [`Cdr`]: a pure function, fuzzed (`fuzz/fuzz_targets/cdr_row.rs`).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use jiff::Timestamp;
+use smol_str::SmolStr;
 
 use super::Cdr;
-use crate::numbering::{NumberError, NumberingPlan};
+use crate::numbering::{Destination, NumberError, NumberingPlan};
 
 /// Why a row is not a CDR. The reader adds the line number.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,25 +48,89 @@ pub enum RowError {
 /// Longest value accepted in an identifier column; longer is an error, not a truncation.
 const MAX_FIELD: usize = 128;
 
-fn text<'a>(record: &'a csv::ByteRecord, i: usize, name: &'static str) -> Result<&'a str, RowError> {
-    let raw = record.get(i).ok_or(RowError::FieldCount(record.len()))?;
-    let s = std::str::from_utf8(raw).map_err(|_| RowError::NotUtf8(name))?.trim();
+/// `str::trim` without its Unicode scan for the usual field, which starts and ends with a visible
+/// ASCII character and so has nothing to trim.
+fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(a), Some(b)) if a.is_ascii_graphic() && b.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
+}
+
+/// A field as the reader found it: bytes, or text when the reader has already checked the
+/// whole line is UTF-8 (one check per line instead of one per field).
+pub trait Field<'a>: Copy {
+    /// The raw bytes.
+    fn bytes(self) -> &'a [u8];
+    /// The text, if it is UTF-8.
+    fn utf8(self) -> Option<&'a str>;
+    /// Known to be printable ASCII only (no control character to look for).
+    fn printable(self) -> bool {
+        false
+    }
+}
+
+/// A field of a line the reader found to be printable ASCII only.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Printable<'a>(pub &'a str);
+
+impl<'a> Field<'a> for Printable<'a> {
+    fn bytes(self) -> &'a [u8] {
+        self.0.as_bytes()
+    }
+    fn utf8(self) -> Option<&'a str> {
+        Some(self.0)
+    }
+    fn printable(self) -> bool {
+        true
+    }
+}
+
+impl<'a> Field<'a> for &'a [u8] {
+    fn bytes(self) -> &'a [u8] {
+        self
+    }
+    fn utf8(self) -> Option<&'a str> {
+        std::str::from_utf8(self).ok()
+    }
+}
+
+impl<'a> Field<'a> for &'a str {
+    fn bytes(self) -> &'a [u8] {
+        self.as_bytes()
+    }
+    fn utf8(self) -> Option<&'a str> {
+        Some(self)
+    }
+}
+
+fn text<'a>(raw: impl Field<'a>, name: &'static str) -> Result<&'a str, RowError> {
+    let s = trim(raw.utf8().ok_or(RowError::NotUtf8(name))?);
     if s.is_empty() {
         return Err(RowError::Empty(name));
     }
     Ok(s)
 }
 
-fn ident(record: &csv::ByteRecord, i: usize, name: &'static str) -> Result<smol_str::SmolStr, RowError> {
-    let s = text(record, i, name)?;
-    if s.len() > MAX_FIELD || s.chars().any(char::is_control) {
+fn ident<'a>(raw: impl Field<'a>, name: &'static str) -> Result<&'a str, RowError> {
+    let s = text(raw, name)?;
+    // ASCII's control characters are exactly its `char::is_control` ones; only other text needs
+    // the char walk (C1 controls).
+    let control = !raw.printable()
+        && if s.is_ascii() { s.bytes().any(|b| b.is_ascii_control()) } else { s.chars().any(char::is_control) };
+    if s.len() > MAX_FIELD || control {
         return Err(RowError::NotUtf8(name));
     }
-    Ok(smol_str::SmolStr::new(s))
+    Ok(s)
 }
 
-fn time(record: &csv::ByteRecord, i: usize, name: &'static str) -> Result<Timestamp, RowError> {
-    let s = text(record, i, name)?;
+fn time<'a>(raw: impl Field<'a>, name: &'static str, days: &mut DayCache) -> Result<Timestamp, RowError> {
+    // The usual shape has nothing to trim (it starts with a digit and ends with a digit or `Z`),
+    // so the fast parser can read the raw bytes; anything else takes the full path below.
+    if let Some(t) = days.parse(raw.bytes()) {
+        return Ok(t);
+    }
+    let s = text(raw, name)?;
     if let Some(t) = fast_rfc3339(s.as_bytes()) {
         return Ok(t);
     }
@@ -73,30 +138,117 @@ fn time(record: &csv::ByteRecord, i: usize, name: &'static str) -> Result<Timest
     s.parse::<Timestamp>().map_err(|_| RowError::Time { column: name, value: s.chars().take(40).collect() })
 }
 
+/// Whole yen: `str::parse::<u64>` semantics (which also take a leading `+`), with a loop for the
+/// usual plain digits that cannot overflow (at most 19).
+fn charge(s: &str) -> Result<u64, RowError> {
+    let b = s.as_bytes();
+    if !b.is_empty() && b.len() <= 19 && b.iter().all(u8::is_ascii_digit) {
+        return Ok(b.iter().fold(0u64, |v, d| v * 10 + u64::from(d - b'0')));
+    }
+    s.parse().map_err(|_| RowError::Charge)
+}
+
+/// The canonical dotted quad (`1`–`3` digits per octet, no leading zero, at most 255) without the
+/// general address parser; `None` for anything else, which then goes to `IpAddr::from_str`
+/// (the reference: it accepts exactly these quads as IPv4 too, and rejects leading zeros).
+fn fast_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let (mut i, mut value, mut digits) = (0usize, 0u32, 0u32);
+    for c in b {
+        if *c == b'.' {
+            if digits == 0 || i >= 3 {
+                return None;
+            }
+            *octets.get_mut(i)? = u8::try_from(value).ok()?;
+            (i, value, digits) = (i + 1, 0, 0);
+            continue;
+        }
+        let d = c.wrapping_sub(b'0');
+        // A digit, at most three per octet, and no leading zero ("01" is not accepted by std).
+        if d > 9 || digits >= 3 || (digits == 1 && value == 0) {
+            return None;
+        }
+        (value, digits) = (value * 10 + u32::from(d), digits + 1);
+    }
+    if digits == 0 || i != 3 {
+        return None;
+    }
+    octets[3] = u8::try_from(value).ok()?;
+    Some(Ipv4Addr::from(octets))
+}
+
+fn source_ip<'a>(raw: impl Field<'a>) -> Result<IpAddr, RowError> {
+    if let Some(ip) = fast_ipv4(raw.bytes()) {
+        return Ok(IpAddr::V4(ip));
+    }
+    text(raw, "source_ip")?.parse().map_err(|_| RowError::SourceIp)
+}
+
+/// Two digits at `i`: `None` unless both are ASCII digits.
+fn d2(b: &[u8], i: usize) -> Option<i64> {
+    let (hi, lo) = (b.get(i)?.wrapping_sub(b'0'), b.get(i + 1)?.wrapping_sub(b'0'));
+    if hi > 9 || lo > 9 {
+        return None;
+    }
+    Some(i64::from(hi * 10 + lo))
+}
+
+/// The last date and offset [`fast_rfc3339`] read in the `YYYY-MM-DDTHH:MM:SS+HH:MM` shape, and
+/// the second they start at: rows come roughly in time order, so nearly every time repeats them
+/// and only the clock time needs reading. The result is the same number `fast_rfc3339` computes
+/// (`days * 86400 - offset` plus the time of day, with the same checks of the time of day).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DayCache {
+    /// Bytes 0..10 (the date) and 19..25 (the offset) of the last time read.
+    key: [u8; 16],
+    /// Its date at 00:00:00 in its offset, in Unix seconds; `None` before the first time.
+    base: Option<i64>,
+}
+
+impl DayCache {
+    fn key(b: &[u8; 25]) -> [u8; 16] {
+        let mut key = [0u8; 16];
+        key[..10].copy_from_slice(&b[..10]);
+        key[10..].copy_from_slice(&b[19..]);
+        key
+    }
+
+    /// `fast_rfc3339(b)`, from the cache when the date and offset are the last ones.
+    fn parse(&mut self, b: &[u8]) -> Option<Timestamp> {
+        let Ok(b25) = <&[u8; 25]>::try_from(b) else { return fast_rfc3339(b) };
+        let key = Self::key(b25);
+        if let Some(base) = self.base.filter(|_| key == self.key) {
+            if b25[10] != b'T' || b25[13] != b':' || b25[16] != b':' {
+                return None;
+            }
+            let (h, mi, sec) = (d2(b, 11)?, d2(b, 14)?, d2(b, 17)?);
+            if h > 23 || mi > 59 || sec > 59 {
+                return None;
+            }
+            return Timestamp::from_second(base + h * 3600 + mi * 60 + sec).ok();
+        }
+        let t = fast_rfc3339(b)?;
+        let (h, mi, sec) = (d2(b, 11)?, d2(b, 14)?, d2(b, 17)?);
+        self.key = key;
+        self.base = Some(t.as_second() - (h * 3600 + mi * 60 + sec));
+        Some(t)
+    }
+}
+
 /// The one shape billing exports write, `YYYY-MM-DDTHH:MM:SS+HH:MM` (or `Z`), in a few dozen
 /// instructions instead of a general parser's several hundred: two of these per row are a third of
 /// a replay's parsing time. Anything else (fractions, lower-case `t`, leap seconds) returns `None`
 /// and goes to jiff, which stays the reference (a test checks both agree).
 fn fast_rfc3339(b: &[u8]) -> Option<Timestamp> {
-    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
-        let mut v = 0i64;
-        for c in b.get(r)? {
-            if !c.is_ascii_digit() {
-                return None;
-            }
-            v = v * 10 + i64::from(c - b'0');
-        }
-        Some(v)
-    };
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let (y, mo, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
-    let (h, mi, sec) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let (y, mo, d) = (d2(b, 0)? * 100 + d2(b, 2)?, d2(b, 5)?, d2(b, 8)?);
+    let (h, mi, sec) = (d2(b, 11)?, d2(b, 14)?, d2(b, 17)?);
     let offset = match (b.len(), b[19]) {
         (20, b'Z') => 0,
         (25, sign @ (b'+' | b'-')) if b[22] == b':' => {
-            let (oh, om) = (digits(20..22)?, digits(23..25)?);
+            let (oh, om) = (d2(b, 20)?, d2(b, 23)?);
             if oh > 23 || om > 59 {
                 return None;
             }
@@ -124,29 +276,86 @@ fn fast_rfc3339(b: &[u8]) -> Option<Timestamp> {
     Timestamp::from_second(days * 86_400 + h * 3600 + mi * 60 + sec - offset).ok()
 }
 
+/// A valid row whose text fields are borrowed from the reader's buffer: most rows (domestic
+/// calls) are used once and never need owned strings; [`CdrRef::to_cdr`] makes the owned [`Cdr`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CdrRef<'a> {
+    /// The switch's call id.
+    pub call_id: &'a str,
+    /// When the call was placed.
+    pub start: Timestamp,
+    /// When it ended (= `start` when unanswered).
+    pub end: Timestamp,
+    /// The subscriber line that is billed.
+    pub line_id: &'a str,
+    /// The calling number as presented.
+    pub calling_number: &'a str,
+    /// The number dialled, as dialled.
+    pub called_number: &'a str,
+    /// Where it goes.
+    pub destination: Destination,
+    /// The SIP client that placed the call.
+    pub source_ip: IpAddr,
+    /// The charge in yen.
+    pub charge_jpy: u64,
+}
+
+impl CdrRef<'_> {
+    /// Is it a call abroad?
+    pub fn is_international(&self) -> bool {
+        matches!(self.destination, Destination::International(_))
+    }
+
+    /// The owned record.
+    pub fn to_cdr(&self) -> Cdr {
+        Cdr {
+            call_id: SmolStr::new(self.call_id),
+            start: self.start,
+            end: self.end,
+            line_id: SmolStr::new(self.line_id),
+            calling_number: SmolStr::new(self.calling_number),
+            called_number: SmolStr::new(self.called_number),
+            destination: self.destination,
+            source_ip: self.source_ip,
+            charge_jpy: self.charge_jpy,
+        }
+    }
+}
+
 /// Parses one data row.
 pub fn parse_row(record: &csv::ByteRecord, plan: &NumberingPlan) -> Result<Cdr, RowError> {
     if record.len() != super::COLUMNS.len() {
         return Err(RowError::FieldCount(record.len()));
     }
-    let start = time(record, 1, "start_time")?;
-    let end = time(record, 2, "end_time")?;
+    let fields: [&[u8]; 8] = std::array::from_fn(|i| record.get(i).unwrap_or_default());
+    parse_fields(&fields, plan, &mut DayCache::default()).map(|c| c.to_cdr())
+}
+
+/// Parses the eight fields of one data row (the reader checks the count). The checks run in a
+/// fixed order, so a row with several faults always reports the same one.
+pub fn parse_fields<'a, F: Field<'a>>(
+    f: &[F; 8],
+    plan: &NumberingPlan,
+    days: &mut DayCache,
+) -> Result<CdrRef<'a>, RowError> {
+    let start = time(f[1], "start_time", days)?;
+    let end = time(f[2], "end_time", days)?;
     if end < start {
         return Err(RowError::EndsBeforeStart);
     }
-    let called_number = ident(record, 5, "called_number")?;
-    let destination = plan.classify(&called_number).map_err(RowError::CalledNumber)?;
-    let source_ip: IpAddr = text(record, 6, "source_ip")?.parse().map_err(|_| RowError::SourceIp)?;
-    let charge_jpy: u64 = text(record, 7, "charge_jpy")?.parse().map_err(|_| RowError::Charge)?;
+    let called_number = ident(f[5], "called_number")?;
+    let destination = plan.classify(called_number).map_err(RowError::CalledNumber)?;
+    let source_ip = source_ip(f[6])?;
+    let charge_jpy = charge(text(f[7], "charge_jpy")?)?;
     if end == start && charge_jpy > 0 {
         return Err(RowError::ChargedButUnanswered);
     }
-    Ok(Cdr {
-        call_id: ident(record, 0, "call_id")?,
+    Ok(CdrRef {
+        call_id: ident(f[0], "call_id")?,
         start,
         end,
-        line_id: ident(record, 3, "line_id")?,
-        calling_number: ident(record, 4, "calling_number")?,
+        line_id: ident(f[3], "line_id")?,
+        calling_number: ident(f[4], "calling_number")?,
         called_number,
         destination,
         source_ip,
@@ -203,6 +412,69 @@ mod tests {
             "2026-11-20T01:02:03+9:00",
         ] {
             assert_eq!(fast_rfc3339(s.as_bytes()), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn the_day_cache_gives_what_the_fast_parser_gives() {
+        let mut days = DayCache::default();
+        let times = [
+            "2026-11-20T01:02:03+09:00",
+            "2026-11-20T23:59:59+09:00",
+            "2026-11-20T24:00:00+09:00",
+            "2026-11-20T01:60:00+09:00",
+            "2026-11-20T1:02:03+09:00 ",
+            "2026-11-20 01:02:03+09:00",
+            "2026-11-20T01:02:03-09:00",
+            "2026-11-21T00:00:00+09:00",
+            "2026-11-21T00:00:00Z",
+            "2026-11-21T00:0a:00+09:00",
+            "2026-02-29T00:00:00+09:00",
+            "2026-02-28T12:00:00+09:00",
+            "2026-02-28T12:00:00+09:00",
+        ];
+        for s in times.iter().chain(times.iter().rev()) {
+            assert_eq!(days.parse(s.as_bytes()), fast_rfc3339(s.as_bytes()), "{s}");
+        }
+    }
+
+    #[test]
+    fn fast_ipv4_agrees_with_std() {
+        let cases = [
+            "192.0.2.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3.04",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.",
+            "1.2.3.4 ",
+            "1.2.3.1000",
+            "1.2.3.a",
+            "",
+            "::1",
+            "10.0.0.255",
+            "1.0.0.0",
+            "100.200.250.99",
+            "0.1.2.3",
+            "00.1.2.3",
+            "+1.2.3.4",
+        ];
+        for s in cases {
+            let std = s.parse::<Ipv4Addr>().ok();
+            let fast = fast_ipv4(s.as_bytes());
+            assert!(fast.is_none() || fast == std, "{s}: {fast:?} vs {std:?}");
+            if s.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+                assert_eq!(fast, std, "{s}");
+            }
+        }
+        for a in (0..=300u32).step_by(7) {
+            let s = format!("{a}.{}.{}.{}", 300 - a, a / 2, a % 256);
+            assert_eq!(fast_ipv4(s.as_bytes()), s.parse::<Ipv4Addr>().ok(), "{s}");
         }
     }
 
