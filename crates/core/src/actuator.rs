@@ -36,6 +36,11 @@ pub trait Actuator: Send + Sync {
     fn remove(&self, action: &ActionRecord) -> Result<(), ActuatorError>;
     /// Makes the peer hold exactly the given authorized actions of the measures it handles.
     fn reconcile(&self, in_force: &[&Authorization]) -> Result<(), ActuatorError>;
+    /// [`Actuator::reconcile`], returning what it changed at the peer for the ledger's
+    /// `reconciled` entry (`None`: the actuator doesn't say).
+    fn reconcile_summary(&self, in_force: &[&Authorization]) -> Result<Option<serde_json::Value>, ActuatorError> {
+        self.reconcile(in_force).map(|()| None)
+    }
 }
 
 /// One recorded call.

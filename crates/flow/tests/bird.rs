@@ -67,7 +67,7 @@ impl Lab {
         std::fs::write(
             &bird_conf,
             format!(
-                "router id 10.255.0.2;\nprotocol device {{}}\nflow4 table flowtab;\n\
+                "router id 10.255.0.2;\ntimeformat route iso long ms;\nprotocol device {{}}\nflow4 table flowtab;\n\
                  protocol bgp mamori {{\n  local 127.0.0.1 port {bird_port} as 65001;\n  \
                  neighbor 127.0.0.1 port {gobgp_port} as 65000;\n  passive on;\n  multihop;\n  \
                  ipv4 {{ import all; export none; gateway recursive; igp table master4; }};\n  \
@@ -135,6 +135,26 @@ impl Lab {
 
     fn unicast(&self) -> String {
         self.birdc(&["show", "route", "table", "master4", "all"])
+    }
+
+    /// BIRD's `[mamori <since>]` of the route whose line contains `needle` in the FlowSpec table:
+    /// it changes whenever the route is withdrawn and announced again.
+    fn flow_since(&self, needle: &str) -> String {
+        let flows = self.flows();
+        let line = flows.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle} not in {flows}"));
+        let start = line.find("[mamori ").unwrap_or_else(|| panic!("no since in {line}"));
+        line[start..].split(']').next().unwrap().to_owned()
+    }
+
+    /// The (updates, withdraws) BIRD received on its FlowSpec channel from GoBGP.
+    fn flow_changes(&self) -> (u64, u64) {
+        let out = self.birdc(&["show", "protocols", "all", "mamori"]);
+        let chan = out.split("Channel ").find(|c| c.starts_with("flow4")).unwrap_or_else(|| panic!("{out}"));
+        let received = |what: &str| -> u64 {
+            let line = chan.lines().find(|l| l.trim_start().starts_with(what)).unwrap_or_else(|| panic!("{chan}"));
+            line.split_whitespace().nth(2).unwrap().parse().unwrap()
+        };
+        (received("Import updates:"), received("Import withdraws:"))
     }
 
     fn wait_for(&self, mut f: impl FnMut() -> bool, what: &str) {
@@ -211,8 +231,11 @@ fn flowspec_and_rtbh_announced_lifted_expired_and_reconciled() {
     }
     lab.wait_for(|| !lab.flows().contains("203.0.113.5/32"), "flowspec withdrawal on expiry");
 
-    // Reconcile after a restart: a stray route is withdrawn, what is in force re-announced.
+    // Reconcile after a restart of mamori's side: one rule still in force, one that expired while
+    // mamori was down (the store says so, the speaker still has it), and a route mamori didn't make.
     let (d, err) = propose_victim_request(&g, &act, report("203.0.113.7/32", false, 2)).unwrap();
+    assert!(d.authorization.is_some() && err.is_none(), "{err:?}");
+    let (d, err) = propose_victim_request(&g, &act, report("203.0.113.8/32", false, 1)).unwrap();
     assert!(d.authorization.is_some() && err.is_none(), "{err:?}");
     let stray = Command::new(&lab.speaker.gobgp)
         .args(["-u", "127.0.0.1", "-p", &lab.speaker.api_port.to_string()])
@@ -231,12 +254,60 @@ fn flowspec_and_rtbh_announced_lifted_expired_and_reconciled() {
         .status()
         .unwrap();
     assert!(stray.success());
-    lab.wait_for(|| lab.flows().contains("192.0.2.99/32") && lab.flows().contains("203.0.113.7/32"), "stray and kept");
+    lab.wait_for(
+        || ["192.0.2.99/32", "203.0.113.7/32", "203.0.113.8/32"].iter().all(|p| lab.flows().contains(p)),
+        "stray, kept and expiring",
+    );
+    let kept_since = lab.flow_since("203.0.113.7/32");
+    let (updates, withdraws) = lab.flow_changes();
+    drop(act);
+    drop(g);
+    // BIRD's route times have millisecond precision: a withdrawal and re-announcement would move it.
+    std::thread::sleep(Duration::from_millis(20));
+    clock.advance(SignedDuration::from_mins(61));
+    let store: Arc<dyn mamori_core::store::Store> = Arc::new(
+        mamori_store::SqliteStore::open(&dir.path().join("m.sqlite"), mamori_store::StoreOptions::default()).unwrap(),
+    );
+    let g = Governance::new(store.clone(), clock.clone(), Arc::new(mamori_core::config::Config::default())).unwrap();
+    let act = BgpActuator::new(lab.speaker.clone(), store);
+    assert_eq!(g.tick().unwrap().expired.len(), 1, "203.0.113.8 expired while mamori was down");
     let in_force = g.reauthorize_applied().unwrap();
     let auths: Vec<_> = in_force.iter().map(|(_, a)| a).collect();
     assert_eq!(auths.len(), 1);
-    act.reconcile(&auths).unwrap();
-    lab.wait_for(|| !lab.flows().contains("192.0.2.99/32") && lab.flows().contains("203.0.113.7/32"), "reconciled");
+    let r = act.reconcile_report(&auths).unwrap();
+    assert!(r.added.is_empty() && r.updated.is_empty(), "{r:?}");
+    assert_eq!(r.unchanged, 1, "{r:?}");
+    assert_eq!(r.foreign, 1, "the stray route is not mamori's: {r:?}");
+    assert_eq!(r.removed.len(), 1, "{r:?}");
+    assert!(r.removed[0].route.contains("destination 203.0.113.8/32"), "{r:?}");
+    lab.wait_for(|| !lab.flows().contains("203.0.113.8/32"), "the expired rule withdrawn");
+    // Give any (wrong) re-announcement time to arrive before looking.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(lab.flows().contains("192.0.2.99/32"), "a route mamori did not make is left alone");
+    assert_eq!(lab.flow_since("203.0.113.7/32"), kept_since, "the kept rule was never withdrawn nor re-announced");
+    assert_eq!(lab.flow_changes(), (updates, withdraws + 1), "BIRD saw exactly one withdrawal and no update");
+
+    // A second reconciliation finds everything in line and touches nothing; what the server's
+    // `reconciled` ledger entry gets as `changes` says so.
+    let j = act.reconcile_summary(&auths).unwrap().unwrap();
+    assert_eq!(j["unchanged"], 1, "{j}");
+    assert_eq!(j["foreign"], 1, "{j}");
+    for k in ["added", "updated", "removed"] {
+        assert_eq!(j[k], serde_json::json!([]), "{j}");
+    }
+
+    // The speaker restarts empty (here: its RIB is cleared): the rule in force is announced again.
+    let cleared = Command::new(&lab.speaker.gobgp)
+        .args(["-u", "127.0.0.1", "-p", &lab.speaker.api_port.to_string()])
+        .args(["global", "rib", "-a", "ipv4-flowspec", "del", "all"])
+        .status()
+        .unwrap();
+    assert!(cleared.success());
+    lab.wait_for(|| !lab.flows().contains("203.0.113.7/32"), "speaker's RIB cleared");
+    let r = act.reconcile_report(&auths).unwrap();
+    assert_eq!(r.added.len(), 1, "{r:?}");
+    assert_eq!(r.added[0].actions, vec![auths[0].action_id().to_owned()]);
+    lab.wait_for(|| lab.flows().contains("203.0.113.7/32"), "re-announced after the speaker's restart");
 }
 
 #[test]

@@ -108,17 +108,16 @@ impl Scheduler {
                 Some(last) => {
                     let auths: Vec<_> = mine.iter().map(|(_, auth)| auth).collect();
                     let (added, removed) = (ids.difference(last).count(), last.difference(&ids).count());
-                    let result = a.reconcile(&auths);
+                    let result = a.reconcile_summary(&auths);
                     if let Err(e) = &result {
                         metrics::counter!(m::ACTUATOR_ERRORS).increment(1);
                         tracing::warn!(actuator = a.name(), error = %e, "sync with the store failed; retrying at the next tick");
                     } else {
                         *slot = Some(ids);
                     }
-                    self.gov.record_reconciled(
-                        a.name(),
-                        json!({"in_force": auths.len(), "added": added, "removed": removed, "ok": result.is_ok(), "why": "changed in the store"}),
-                    )?;
+                    let mut summary = json!({"in_force": auths.len(), "added": added, "removed": removed, "ok": result.is_ok(), "why": "changed in the store"});
+                    with_changes(&mut summary, result);
+                    self.gov.record_reconciled(a.name(), summary)?;
                 }
             }
         }
@@ -147,17 +146,27 @@ pub fn reconcile(gov: &Governance, actuators: &[Arc<dyn Actuator>]) -> Result<()
     let in_force = gov.reauthorize_applied()?;
     for a in actuators {
         let mine: Vec<_> = in_force.iter().filter(|(r, _)| a.handles(r.measure)).map(|(_, auth)| auth).collect();
-        let result = a.reconcile(&mine);
+        let result = a.reconcile_summary(&mine);
         if let Err(e) = &result {
             metrics::counter!(m::ACTUATOR_ERRORS).increment(1);
             tracing::warn!(actuator = a.name(), error = %e, "reconciliation failed; the scheduler keeps the store's state");
         }
-        gov.record_reconciled(
-            a.name(),
-            json!({"in_force": mine.len(), "expired_while_stopped": out.expired.len(), "ok": result.is_ok()}),
-        )?;
+        let mut summary =
+            json!({"in_force": mine.len(), "expired_while_stopped": out.expired.len(), "ok": result.is_ok()});
+        with_changes(&mut summary, result);
+        gov.record_reconciled(a.name(), summary)?;
     }
     Ok(())
+}
+
+/// Adds what the actuator changed at the peer (e.g. the BGP routes added and removed), when it says.
+fn with_changes(
+    summary: &mut serde_json::Value,
+    result: Result<Option<serde_json::Value>, mamori_core::actuator::ActuatorError>,
+) {
+    if let (Ok(Some(changes)), Some(obj)) = (result, summary.as_object_mut()) {
+        obj.insert("changes".to_owned(), changes);
+    }
 }
 
 /// Runs the notification sender every `poll` until `stop` turns true: queues again what a

@@ -1,10 +1,17 @@
 //! [`BgpActuator`]: announces RTBH and FlowSpec routes through GoBGP (`gobgpd`, driven with its
 //! `gobgp` client over gRPC), which passes them to the routers it peers with.
 //!
-//! The speaker is mamori's own: reconciliation makes its global RIB hold exactly the actions in
-//! force (it clears the address families mamori uses and re-announces; routers see a withdrawal
-//! and re-announcement within one BGP update round).
+//! Reconciliation (after a restart of mamori or of the speaker) reads the speaker's global RIB
+//! back (`gobgp global rib -a <family> -j`), and announces only the routes in force that are
+//! missing, withdraws only mamori's routes that nothing in force wants, and leaves the matching
+//! ones untouched, so routers never see a rule that stays in force withdrawn. Routes mamori did not
+//! make are left alone: see [`super::rib`] for how mamori recognises its own (its owner
+//! community on every route it announces).
+//!
+//! Metrics: `mamori_flow_bgp_reconciled_routes_total{change}` counts the routes each
+//! reconciliation announced, updated, withdrew, kept, and left alone as foreign or unrecognised.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -16,7 +23,18 @@ use mamori_core::catalog::MeasureId;
 use mamori_core::store::Store;
 use mamori_core::subject::Target;
 
+use serde::Serialize;
+
+use super::rib::{self, RibRoute, RouteKey, RouteShape};
 use super::{Mitigation, flowspec_words};
+
+/// The community marking the routes mamori announces, unless [`BgpActuator::with_owner_community`]
+/// sets another: AS 64512 is the first private AS number (RFC 6996), so it clashes with no
+/// public AS's communities.
+pub const DEFAULT_OWNER_COMMUNITY: &str = "64512:7";
+
+/// The metric counting routes by what reconciliation did with them.
+pub const RECONCILED_ROUTES: &str = "mamori_flow_bgp_reconciled_routes_total";
 
 /// Where the speaker is and how RTBH routes are marked.
 #[derive(Debug, Clone)]
@@ -48,7 +66,35 @@ impl Default for BgpSpeaker {
 /// Enforces `ddos.*` and `net.drop-spoofed-source` actions as BGP announcements.
 pub struct BgpActuator {
     speaker: BgpSpeaker,
+    owner_community: String,
     store: Arc<dyn Store>,
+}
+
+/// One route reconciliation announced or kept, with the actions in force wanting it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteChange {
+    /// The actions in force wanting the route (empty for a withdrawn one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+    /// The route in `gobgp global rib` words (family and NLRI).
+    pub route: String,
+}
+
+/// What a reconciliation did at the speaker: the ledger entry's `changes`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    /// Routes in force that were missing, announced.
+    pub added: Vec<RouteChange>,
+    /// mamori's routes whose attributes differed (e.g. another rate), announced again in place.
+    pub updated: Vec<RouteChange>,
+    /// mamori's routes nothing in force wanted, withdrawn.
+    pub removed: Vec<RouteChange>,
+    /// Routes in force already announced as they should be: not touched.
+    pub unchanged: usize,
+    /// Routes without mamori's owner community, left alone.
+    pub foreign: usize,
+    /// Routes with mamori's owner community but of a shape it doesn't announce, left alone.
+    pub unrecognised: Vec<String>,
 }
 
 impl std::fmt::Debug for BgpActuator {
@@ -68,7 +114,30 @@ pub const BGP_MEASURES: [MeasureId; 4] = [
 impl BgpActuator {
     /// An actuator talking to `speaker`, reading each action's mitigation from `store`.
     pub fn new(speaker: BgpSpeaker, store: Arc<dyn Store>) -> Self {
-        BgpActuator { speaker, store }
+        BgpActuator { speaker, owner_community: DEFAULT_OWNER_COMMUNITY.to_owned(), store }
+    }
+
+    /// Marks mamori's routes with `community` (`ASN:VALUE`) instead of [`DEFAULT_OWNER_COMMUNITY`].
+    #[must_use]
+    pub fn with_owner_community(mut self, community: impl Into<String>) -> Self {
+        self.owner_community = community.into();
+        self
+    }
+
+    /// How mamori's routes look, from the speaker's settings.
+    fn shape(&self) -> Result<RouteShape, ActuatorError> {
+        let bad = |what: &str, v: &str| ActuatorError::Refused(format!("BGP speaker settings: bad {what} `{v}`"));
+        Ok(RouteShape {
+            rtbh_next_hop_v4: self
+                .speaker
+                .rtbh_next_hop
+                .parse::<IpAddr>()
+                .map_err(|_| bad("RTBH next hop", &self.speaker.rtbh_next_hop))?,
+            rtbh_community: rib::community_value(&self.speaker.rtbh_community)
+                .ok_or_else(|| bad("RTBH community", &self.speaker.rtbh_community))?,
+            owner_community: rib::community_value(&self.owner_community)
+                .ok_or_else(|| bad("owner community", &self.owner_community))?,
+        })
     }
 
     fn run(&self, args: &[String]) -> Result<String, ActuatorError> {
@@ -94,24 +163,113 @@ impl BgpActuator {
     }
 
     /// The route arguments (after `global rib add|del`) of a mitigation.
+    /// Every route carries the owner community, which is how reconciliation tells mamori's routes
+    /// from others'.
     pub fn route_args(&self, m: &Mitigation) -> Vec<String> {
         let v6 = m.dst().addr().is_ipv6();
+        let family = rib::family_of(m).to_owned();
         match m {
             Mitigation::Rtbh { dst } => vec![
                 dst.to_string(),
                 "-a".into(),
-                if v6 { "ipv6" } else { "ipv4" }.into(),
+                family,
                 "nexthop".into(),
-                if v6 { "100::1".to_owned() } else { self.speaker.rtbh_next_hop.clone() },
+                if v6 { rib::RTBH_NEXT_HOP_V6.to_owned() } else { self.speaker.rtbh_next_hop.clone() },
                 "community".into(),
-                self.speaker.rtbh_community.clone(),
+                format!("{},{}", self.speaker.rtbh_community, self.owner_community),
             ],
             Mitigation::Flowspec(f) => {
-                let mut a = vec!["-a".to_owned(), if v6 { "ipv6-flowspec" } else { "ipv4-flowspec" }.to_owned()];
+                let mut a = vec!["-a".to_owned(), family];
                 a.extend(flowspec_words(f));
+                a.extend(["community".to_owned(), self.owner_community.clone()]);
                 a
             }
         }
+    }
+
+    /// The routes of one family in the speaker's global RIB.
+    pub fn read_rib(&self, family: &str) -> Result<Vec<RibRoute>, ActuatorError> {
+        let shape = self.shape()?;
+        let out = self.run(&["global".into(), "rib".into(), "-a".into(), family.into(), "-j".into()])?;
+        rib::parse_rib(&out, family, &shape).map_err(|e| ActuatorError::Refused(e.to_string()))
+    }
+
+    /// Makes the speaker's RIB hold exactly the routes of `in_force` by difference, and says what
+    /// it did. Every route is attempted; the first failure is returned at the end.
+    pub fn reconcile_report(&self, in_force: &[&Authorization]) -> Result<ReconcileReport, ActuatorError> {
+        let shape = self.shape()?;
+        // Everything that could fail before touching the speaker is done first: an action whose
+        // mitigation can't be read aborts with the RIB as it was (its route must not be withdrawn
+        // as unwanted).
+        let mut want = Vec::new();
+        for auth in in_force.iter().filter(|a| self.handles(a.measure())) {
+            want.push((auth.action_id().to_owned(), Self::mitigation_of(&self.record_of(auth)?)?));
+        }
+        let mut have = Vec::new();
+        for family in rib::FAMILIES {
+            have.extend(self.read_rib(family)?);
+        }
+        let plan = rib::plan(&want, &have, &shape);
+        let mut report = ReconcileReport {
+            unchanged: plan.keep.len(),
+            foreign: plan.foreign,
+            unrecognised: plan.unrecognised.clone(),
+            ..ReconcileReport::default()
+        };
+        let mut first_err = None;
+        // Announce before withdrawing, so a changed rule is never briefly missing. Announcing a
+        // route GoBGP already holds replaces its attributes in place (one UPDATE, no withdrawal).
+        for (routes, done) in [(&plan.announce, &mut report.added), (&plan.update, &mut report.updated)] {
+            for (key, m, ids) in routes {
+                match self.announce(m) {
+                    Ok(()) => done.push(RouteChange { actions: ids.clone(), route: key.text() }),
+                    Err(e) => {
+                        tracing::warn!(route = %key.text(), error = %e, "reconciliation: announcement failed");
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        for key in &plan.withdraw {
+            match self.withdraw(key) {
+                Ok(()) => report.removed.push(RouteChange { actions: Vec::new(), route: key.text() }),
+                Err(e) => {
+                    tracing::warn!(route = %key.text(), error = %e, "reconciliation: withdrawal failed");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        for (change, n) in [
+            ("added", report.added.len()),
+            ("updated", report.updated.len()),
+            ("removed", report.removed.len()),
+            ("unchanged", report.unchanged),
+            ("foreign", report.foreign),
+            ("unrecognised", report.unrecognised.len()),
+        ] {
+            metrics::counter!(RECONCILED_ROUTES, "change" => change).increment(n as u64);
+        }
+        if !report.unrecognised.is_empty() {
+            tracing::warn!(routes = ?report.unrecognised, "routes with mamori's owner community but of an unknown shape: left alone");
+        }
+        tracing::info!(
+            added = report.added.len(),
+            updated = report.updated.len(),
+            removed = report.removed.len(),
+            unchanged = report.unchanged,
+            foreign = report.foreign,
+            "BGP speaker reconciled by difference"
+        );
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    fn withdraw(&self, key: &RouteKey) -> Result<(), ActuatorError> {
+        let mut a = vec!["global".to_owned(), "rib".to_owned(), "del".to_owned()];
+        a.extend(key.nlri.iter().cloned());
+        self.run(&a).map(|_| ())
     }
 
     fn mitigation_of(action: &ActionRecord) -> Result<Mitigation, ActuatorError> {
@@ -178,14 +336,12 @@ impl Actuator for BgpActuator {
     }
 
     fn reconcile(&self, in_force: &[&Authorization]) -> Result<(), ActuatorError> {
-        for family in ["ipv4", "ipv6", "ipv4-flowspec", "ipv6-flowspec"] {
-            self.run(&["global".into(), "rib".into(), "-a".into(), family.into(), "del".into(), "all".into()])?;
-        }
-        for auth in in_force.iter().filter(|a| self.handles(a.measure())) {
-            let m = Self::mitigation_of(&self.record_of(auth)?)?;
-            self.announce(&m)?;
-        }
-        Ok(())
+        self.reconcile_report(in_force).map(|_| ())
+    }
+
+    fn reconcile_summary(&self, in_force: &[&Authorization]) -> Result<Option<serde_json::Value>, ActuatorError> {
+        let report = self.reconcile_report(in_force)?;
+        serde_json::to_value(&report).map(Some).map_err(|e| ActuatorError::Refused(e.to_string()))
     }
 }
 

@@ -7,6 +7,7 @@
 //! governance authorized and nothing broader.
 
 pub mod gobgp;
+pub mod rib;
 
 use mamori_core::catalog::MeasureId;
 use serde::{Deserialize, Serialize};
