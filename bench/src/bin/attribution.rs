@@ -41,15 +41,16 @@ static ALLOC: Cap<System> = Cap::new(System, usize::MAX);
 
 const USAGE: &str = "attribution: session index lookups/s and bytes/session beside a HashMap
 
-usage: attribution [--sessions N] [--subscribers N] [--lookups N] [--queries N] [--seed N]
+usage: attribution [--sessions N] [--subscribers N] [--lookups N] [--queries N] [--sorted-batch N] [--seed N]
 
   --sessions N     sessions in both structures (default 10000000)
   --subscribers N  distinct subscribers (default 1000000)
   --lookups N      timed lookups per structure (default 10000000)
   --queries N      distinct queries, cycled (default 2000000)
+  --sorted-batch N queries per call of the sorted batches (default 1000000: a report)
   --seed N         generator seed (default 5)";
 
-const KNOWN: &[&str] = &["sessions", "subscribers", "lookups", "queries", "seed"];
+const KNOWN: &[&str] = &["sessions", "subscribers", "lookups", "queries", "sorted-batch", "seed"];
 
 /// 2026-08-26T00:00:00Z: 90 days before the end of the data.
 const T_BASE: u32 = 1_787_702_400;
@@ -210,6 +211,41 @@ impl Baseline {
         }
     }
 
+    /// The key whose bucket a query reads first for its data: the CGNAT block holding the
+    /// port, else the address (or the /56).
+    fn data_key(q: &Query) -> (IpAddr, u16) {
+        match *q {
+            Query::V4 { addr, port: Some(p), .. } if u32::from(p) >= 1024 => {
+                (IpAddr::V4(Ipv4Addr::from(addr)), (1024 + (u32::from(p) - 1024) / BLOCK * BLOCK) as u16)
+            }
+            Query::V4 { addr, .. } => (IpAddr::V4(Ipv4Addr::from(addr)), 0),
+            Query::V6 { addr, .. } => (IpAddr::V6(Ipv6Addr::from(addr & (u128::MAX << 72))), 0),
+        }
+    }
+
+    /// [`Baseline::lookup`] of a batch, in the order of the hash table's buckets (std's
+    /// `HashMap` puts a key in bucket `hash & (buckets - 1)`), answers in the caller's order.
+    fn lookup_sorted(&self, qs: &[Query], out: &mut Vec<Attribution>) {
+        use std::hash::BuildHasher;
+        // `capacity()` is 7/8 of the (power-of-two) bucket count.
+        let buckets = (self.map.capacity() / 7 * 8).next_power_of_two().max(1) as u64;
+        let mut order: Vec<u64> = qs
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                let bucket = self.map.hasher().hash_one(Self::data_key(q)) & (buckets - 1);
+                ((bucket & 0xffff_ffff) << 32) | i as u64
+            })
+            .collect();
+        index::radix_sort_high32(&mut order);
+        let base = out.len();
+        out.resize(base + qs.len(), Attribution::Unknown);
+        for k in order {
+            let i = (k as u32) as usize;
+            out[base + i] = self.lookup(&qs[i]);
+        }
+    }
+
     fn lookup(&self, q: &Query) -> Attribution {
         let (mut first, mut more) = (None, Vec::new());
         match *q {
@@ -314,6 +350,35 @@ fn timed(lookups: u64, qs: &[Query], mut f: impl FnMut(&Query) -> Attribution) -
     (started.elapsed(), kinds)
 }
 
+/// `lookups` lookups of `qs` (cycled), `batch` queries per call of `f`, counting answer kinds.
+fn timed_batches<Q>(
+    lookups: u64,
+    qs: &[Q],
+    batch: usize,
+    out: &mut Vec<Attribution>,
+    mut f: impl FnMut(&[Q], &mut Vec<Attribution>),
+) -> (Duration, [u64; 3]) {
+    let mut kinds = [0u64; 3];
+    let started = Instant::now();
+    let mut done = 0u64;
+    while done < lookups {
+        let from = (done as usize) % qs.len();
+        let n = (lookups - done).min(batch as u64).min((qs.len() - from) as u64) as usize;
+        out.clear();
+        f(&qs[from..from + n], out);
+        for a in out.iter() {
+            kinds[match a {
+                Attribution::Unique(_) => 0,
+                Attribution::Ambiguous(_) => 1,
+                Attribution::Unknown => 2,
+            }] += 1;
+        }
+        black_box(&*out);
+        done += n as u64;
+    }
+    (started.elapsed(), kinds)
+}
+
 fn main() -> Result<()> {
     let args = Args::from_env(KNOWN, USAGE)?;
     let sessions: u64 = args.get("sessions", 10_000_000)?;
@@ -321,7 +386,14 @@ fn main() -> Result<()> {
     let lookups: u64 = args.get("lookups", 10_000_000)?;
     let nq: usize = args.get("queries", 2_000_000)?;
     let seed: u64 = args.get("seed", 5)?;
-    if sessions == 0 || subscribers == 0 || lookups == 0 || nq == 0 || subscribers > u64::from(u32::MAX) {
+    let sorted_batch: usize = args.get("sorted-batch", 1_000_000)?;
+    if sorted_batch == 0
+        || sessions == 0
+        || subscribers == 0
+        || lookups == 0
+        || nq == 0
+        || subscribers > u64::from(u32::MAX)
+    {
         bail!("--sessions, --subscribers, --lookups and --queries must be positive");
     }
     let machine = machine_description(&std::env::temp_dir());
@@ -387,6 +459,28 @@ fn main() -> Result<()> {
     if batch_kinds != index_kinds {
         bail!("batch answer kinds differ: {batch_kinds:?} vs {index_kinds:?}");
     }
+    // The same query stream through `lookup_sorted`, `--sorted-batch` at a time (the way a
+    // report's rows are attributed): sorting, lookups in index order and the answers put back
+    // in the caller's order are all timed. First, every distinct query's answer must be the
+    // one-by-one answer.
+    let mut sorted_out = Vec::with_capacity(sorted_batch.min(lookups as usize));
+    for (c, chunk) in batch_qs.chunks(sorted_batch).enumerate() {
+        sorted_out.clear();
+        index.lookup_sorted(chunk, &mut sorted_out);
+        let from = c * sorted_batch;
+        for (i, a) in sorted_out.iter().enumerate() {
+            if *a != index_lookup(&index, &qs[from + i]) {
+                bail!("lookup_sorted answers query {} differently", from + i);
+            }
+        }
+    }
+    let (sorted_time, sorted_kinds) =
+        timed_batches(lookups, &batch_qs, sorted_batch, &mut sorted_out, |qs, out| index.lookup_sorted(qs, out));
+    eprintln!("index (sorted batch): {} lookups in {:.2} s", thousands(lookups), sorted_time.as_secs_f64());
+    if sorted_kinds != index_kinds {
+        bail!("sorted batch answer kinds differ: {sorted_kinds:?} vs {index_kinds:?}");
+    }
+    drop(sorted_out);
     drop(batch_qs);
     drop(index);
 
@@ -417,6 +511,16 @@ fn main() -> Result<()> {
     if base_kinds != index_kinds {
         bail!("answer kinds differ: index {index_kinds:?}, baseline {base_kinds:?}");
     }
+    // The baseline given the same lever: each batch sorted by its queries' bucket in the hash
+    // table (the same radix sort), looked up in that order, answers put back in order.
+    let mut base_out = Vec::with_capacity(sorted_batch.min(lookups as usize));
+    let (base_sorted_time, base_sorted_kinds) =
+        timed_batches(lookups, &qs, sorted_batch, &mut base_out, |qs, out| base.lookup_sorted(qs, out));
+    eprintln!("baseline (sorted batch): {} lookups in {:.2} s", thousands(lookups), base_sorted_time.as_secs_f64());
+    if base_sorted_kinds != index_kinds {
+        bail!("answer kinds differ: index {index_kinds:?}, baseline sorted {base_sorted_kinds:?}");
+    }
+    drop(base_out);
 
     let rate = |d: Duration| lookups as f64 / d.as_secs_f64();
     println!("Command: `{}`\n", command_line());
@@ -434,10 +538,15 @@ fn main() -> Result<()> {
     );
     println!("| structure | lookups/s (1 core) | ns/lookup | heap bytes | bytes/session | build |");
     println!("|---|---:|---:|---:|---:|---:|");
+    let sorted_name = format!("mamori index, `lookup_sorted` ({} per call, sorted)", thousands(sorted_batch as u64));
+    let base_sorted_name =
+        format!("`HashMap<(IpAddr, u16), Vec<…>>` ({} per call, sorted by bucket)", thousands(sorted_batch as u64));
     for (name, d, bytes, build) in [
-        ("mamori index, `lookup_batch`", batch_time, index_bytes, build_index_time),
-        ("mamori index, `lookup_v4`/`lookup_v6`", index_time, index_bytes, build_index_time),
-        ("`HashMap<(IpAddr, u16), Vec<…>>`", base_time, base_bytes, build_base_time),
+        (sorted_name.as_str(), sorted_time, index_bytes, build_index_time),
+        ("mamori index, `lookup_batch` (4,096 per call, random order)", batch_time, index_bytes, build_index_time),
+        ("mamori index, `lookup_v4`/`lookup_v6` (one by one, random order)", index_time, index_bytes, build_index_time),
+        (base_sorted_name.as_str(), base_sorted_time, base_bytes, build_base_time),
+        ("`HashMap<(IpAddr, u16), Vec<…>>` (one by one, random order)", base_time, base_bytes, build_base_time),
     ] {
         println!(
             "| {name} | {} | {:.0} | {} | {:.1} | {:.1} s |",
@@ -449,7 +558,8 @@ fn main() -> Result<()> {
         );
     }
     println!(
-        "\nmamori / baseline: lookups/s ×{:.2} (batch), ×{:.2} (one by one); bytes/session ×{:.2}",
+        "\nmamori / baseline: lookups/s ×{:.2} (sorted batches, each sorted), ×{:.2} (batch vs one by one), ×{:.2} (one by one); bytes/session ×{:.2}",
+        rate(sorted_time) / rate(base_sorted_time),
         rate(batch_time) / rate(base_time),
         rate(index_time) / rate(base_time),
         index_bytes as f64 / base_bytes as f64

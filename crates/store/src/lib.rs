@@ -29,6 +29,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 pub use writer::Receipt;
 
+/// The writer connection's page cache, in KiB (SQLite's default is 2 MiB).
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+
 /// Tuning of the store.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreOptions {
@@ -140,6 +143,14 @@ impl SqliteStore {
         schema::migrate(&mut conn).map_err(|e| corrupt(path, e))?;
         // The writer cycles through a few dozen statements; keep them all prepared.
         conn.set_prepared_statement_cache_capacity(64);
+        // A bulk batch (thousands of proposals) touches pages all over the actions' and ledger's
+        // indexes (action ids are random); with SQLite's default 2 MB cache, those pages are
+        // evicted and read back within the same transaction. Pages are allocated as used, so a
+        // small database doesn't pay for the limit.
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(db_err)?;
+        // The statement journal of a group's per-batch savepoints in memory, not in a temporary
+        // file: it only lives until the group commits.
+        conn.pragma_update(None, "temp_store", "MEMORY").map_err(db_err)?;
         let reader =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
                 .map_err(|e| corrupt(path, e))?;

@@ -90,12 +90,27 @@ impl WriterLoop {
         }
     }
 
-    fn commit_group(&mut self, jobs: Vec<(Batch, SyncSender<Result<Committed, StoreError>>)>) {
+    fn commit_group(&mut self, mut jobs: Vec<(Batch, SyncSender<Result<Committed, StoreError>>)>) {
         let result = (|| -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
             let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db_err)?;
             let mut tip = read_tip(&tx)?;
             let mut results = Vec::with_capacity(jobs.len());
-            for (batch, _) in &jobs {
+            if let [(batch, _)] = jobs.as_mut_slice() {
+                // One batch (a bulk caller's): the transaction is its savepoint. A savepoint
+                // would have SQLite copy every page the batch touches into a statement journal,
+                // for a rollback that rolling back the transaction does as well.
+                return match apply_batch(&tx, batch, &mut tip, self.checkpoint_every) {
+                    Ok(c) => {
+                        tx.commit().map_err(db_err)?;
+                        Ok(vec![Ok(c)])
+                    }
+                    Err(e) => {
+                        tx.rollback().map_err(db_err)?;
+                        Ok(vec![Err(e)])
+                    }
+                };
+            }
+            for (batch, _) in jobs.iter_mut() {
                 let sp_tip = Tip { seq: tip.seq, hash: tip.hash };
                 tx.execute_batch("SAVEPOINT batch").map_err(db_err)?;
                 match apply_batch(&tx, batch, &mut tip, self.checkpoint_every) {
@@ -136,6 +151,7 @@ impl WriterLoop {
     ) -> Result<Vec<SweepOutcome>, StoreError> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db_err)?;
         let mut tip = read_tip(&tx)?;
+        let at_s = format_time(at);
         let mut outcomes = Vec::new();
         for (measure, before) in cutoffs {
             let m = measure.as_str();
@@ -180,7 +196,7 @@ impl WriterLoop {
                            "newest": outcome.newest, "before": outcome.before}),
                 )
                 .measure(*measure);
-                append(&tx, &draft, at, &mut tip, self.checkpoint_every)?;
+                append(&tx, &draft, &at_s, &mut tip, self.checkpoint_every, &Grants::new())?;
                 outcomes.push(outcome);
             }
         }
@@ -207,17 +223,17 @@ fn read_tip(conn: &Connection) -> Result<Tip, StoreError> {
 fn append(
     conn: &Connection,
     d: &LedgerDraft,
-    at: Timestamp,
+    at_s: &str,
     tip: &mut Tip,
     checkpoint_every: i64,
+    granted: &Grants,
 ) -> Result<u64, StoreError> {
     let seq = tip.seq + 1;
-    let at_s = format_time(at);
     let body = serde_json::to_string(&d.body).map_err(|e| StoreError::Database(e.to_string()))?;
     let measure = d.measure.map(|m| m.as_str());
     let input = HashInput {
         seq,
-        at: &at_s,
+        at: at_s,
         kind: d.kind.as_str(),
         measure,
         action_id: d.action_id.as_deref(),
@@ -251,7 +267,8 @@ fn append(
             .map_err(db_err)?;
     }
     if d.kind == EventKind::Applied {
-        if let Some(id) = &d.action_id {
+        // An action written in this same batch already carries this grant (see `Grants`).
+        if let Some(id) = d.action_id.as_ref().filter(|id| !granted.contains_key(id.as_str())) {
             // The entry that granted the authorization, kept on the action for reconciliation.
             conn.prepare_cached("UPDATE actions SET grant_seq = ?1 WHERE id = ?2")
                 .and_then(|mut st| st.execute(params![seq, id]))
@@ -274,18 +291,65 @@ fn append(
     u64::try_from(seq).map_err(|_| StoreError::Database("negative sequence".into()))
 }
 
+/// Per action, the sequence number of the `applied` entry that grants it, for the actions a batch
+/// both writes and applies.
+///
+/// A batch's mutations are written before its ledger entries, and an `applied` entry's sequence
+/// number (the grant) is kept on its action, in the `grant_seq` column and in the record's JSON.
+/// The numbers are known before anything is written (the tip plus the entry's place in the
+/// batch), so such an action's row is written once, grant included, instead of being written,
+/// then read back, parsed, and written again when the entry is appended.
+type Grants = std::collections::HashMap<String, i64>;
+
+fn batch_grants(batch: &Batch, tip: &Tip) -> Grants {
+    // Only actions whose record the batch writes: their last write (every write carries the
+    // grant) is the row that stays.
+    let written: std::collections::HashSet<&str> = batch
+        .mutations
+        .iter()
+        .filter_map(|m| match m {
+            Mutation::InsertAction(r) => Some(r.id.as_str()),
+            Mutation::UpdateAction { record, .. } => Some(record.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut grants = Grants::new();
+    for (i, d) in batch.ledger.iter().enumerate() {
+        if d.kind != EventKind::Applied {
+            continue;
+        }
+        let Some(id) = d.action_id.as_deref().filter(|id| written.contains(id)) else { continue };
+        // The last `applied` entry of an action wins, as when each entry updated the row in turn.
+        let seq = i64::try_from(i).ok().and_then(|i| tip.seq.checked_add(1 + i)).unwrap_or(i64::MAX);
+        grants.insert(id.to_owned(), seq);
+    }
+    grants
+}
+
 fn apply_batch(
     conn: &Connection,
-    batch: &Batch,
+    batch: &mut Batch,
     tip: &mut Tip,
     checkpoint_every: i64,
 ) -> Result<Committed, StoreError> {
-    for m in &batch.mutations {
-        apply_mutation(conn, m)?;
+    let grants = if batch.ledger.iter().any(|d| d.kind == EventKind::Applied) {
+        batch_grants(batch, tip)
+    } else {
+        Grants::new()
+    };
+    for m in &mut batch.mutations {
+        if let Mutation::InsertAction(r) | Mutation::UpdateAction { record: r, .. } = m {
+            if let Some(&g) = grants.get(r.id.as_str()) {
+                r.grant_seq = u64::try_from(g).ok();
+            }
+        }
+        apply_mutation(conn, m, &grants)?;
     }
     let mut seqs = Vec::with_capacity(batch.ledger.len());
+    // Every entry of a batch has the batch's time: formatted once.
+    let at_s = format_time(batch.at);
     for d in &batch.ledger {
-        seqs.push(append(conn, d, batch.at, tip, checkpoint_every)?);
+        seqs.push(append(conn, d, &at_s, tip, checkpoint_every, &grants)?);
     }
     Ok(Committed { seqs })
 }
@@ -294,7 +358,7 @@ fn record_json(r: &mamori_core::action::ActionRecord) -> Result<String, StoreErr
     serde_json::to_string(r).map_err(|e| StoreError::Database(e.to_string()))
 }
 
-fn apply_mutation(conn: &Connection, m: &Mutation) -> Result<(), StoreError> {
+fn apply_mutation(conn: &Connection, m: &Mutation, grants: &Grants) -> Result<(), StoreError> {
     match m {
         Mutation::InsertAction(r) => {
             let json = record_json(r)?;
@@ -333,20 +397,42 @@ fn apply_mutation(conn: &Connection, m: &Mutation) -> Result<(), StoreError> {
                 }
                 Some(_) => {}
             }
-            let json = record_json(r)?;
-            conn.prepare_cached(
-                "UPDATE actions SET state = ?2, deadline = ?3, subscriber = ?4, record = ?5 WHERE id = ?1",
-            )
-            .and_then(|mut st| {
-                st.execute(params![
-                    r.id,
-                    r.state.as_str(),
-                    r.deadline.map(nanos),
-                    r.subscriber.as_ref().map(|s| s.0.as_str()),
-                    json,
-                ])
-            })
-            .map_err(db_err)?;
+            match grants.get(r.id.as_str()) {
+                None => {
+                    let json = record_json(r)?;
+                    conn.prepare_cached(
+                        "UPDATE actions SET state = ?2, deadline = ?3, subscriber = ?4, record = ?5 WHERE id = ?1",
+                    )
+                    .and_then(|mut st| {
+                        st.execute(params![
+                            r.id,
+                            r.state.as_str(),
+                            r.deadline.map(nanos),
+                            r.subscriber.as_ref().map(|s| s.0.as_str()),
+                            json,
+                        ])
+                    })
+                    .map_err(db_err)?;
+                }
+                Some(&g) => {
+                    let json = record_json(r)?;
+                    conn.prepare_cached(
+                        "UPDATE actions SET state = ?2, deadline = ?3, subscriber = ?4, record = ?5, grant_seq = ?6
+                         WHERE id = ?1",
+                    )
+                    .and_then(|mut st| {
+                        st.execute(params![
+                            r.id,
+                            r.state.as_str(),
+                            r.deadline.map(nanos),
+                            r.subscriber.as_ref().map(|s| s.0.as_str()),
+                            json,
+                            g,
+                        ])
+                    })
+                    .map_err(db_err)?;
+                }
+            }
         }
         Mutation::AddApproval { action_id, approval } => {
             let assessments =
