@@ -10,6 +10,13 @@
 # its core with dnsperf and Unbound has one to itself, so the filter's cost per query decides the
 # total. Only one filter runs at a time; rounds alternate mamori, dnsdist, mamori, dnsdist…
 #
+# Answer caches (CACHE_ENTRIES=N, default 0: none): mamori's `[dns.filter] cache_entries = N` and
+# dnsdist's `newPacketCache(N)` on its default pool (default options: TTLs honoured and aged, at
+# most 86400 s), so both answer repeated queries without Unbound and the proxies themselves are
+# measured. UDP batching: mamori uses recvmmsg/sendmmsg; dnsdist is given the same with
+# `setUDPMultipleMessagesVectorSize(DNSDIST_VECTOR)` (default 32, mamori's batch; 1 = dnsdist's
+# own default, recvmsg one query at a time).
+#
 # Per run: (1) saturation: dnsperf with 8 clients and 500 queries outstanding, no rate limit →
 # queries/s; (2) latency: dnsperf -v at a fixed rate both sustain (LAT_QPS, default 20000) →
 # p50/p99 from every query's latency.
@@ -20,9 +27,15 @@ LAT_QPS=${LAT_QPS:-20000}
 SUT_CPU=${SUT_CPU:-1}
 UNBOUND_CPU=${UNBOUND_CPU:-0}
 PERF_CPU=${PERF_CPU:-0}
+CACHE_ENTRIES=${CACHE_ENTRIES:-0}
+DNSDIST_VECTOR=${DNSDIST_VECTOR:-32}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 W=${DNS_BENCH_DIR:-/tmp/mamori-dns-bench}
 mkdir -p "$W"
+# The peers come from Debian (dnsdist 1.7.3 and dnsperf 2.10 on bookworm); installed when missing.
+if ! command -v dnsdist > /dev/null || ! command -v dnsperf > /dev/null; then
+  apt-get update -q > /dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dnsdist dnsperf > /dev/null
+fi
 [ -f "$W/block.txt" ] || python3 "$ROOT/bench/dns/gen.py" "$W" 1000000 200000
 [ -n "${SKIP_BUILD:-}" ] || (cd "$ROOT" && cargo build --release -q -p mamori)
 MAMORI="$ROOT/target/release/mamori"
@@ -73,6 +86,7 @@ level = "warn"
 [dns.filter]
 listen = "127.0.0.1:$PM"
 upstream = "127.0.0.1:$PU"
+cache_entries = $CACHE_ENTRIES
 [[dns.lists]]
 path = "$W/block.txt"
 kind = "block"
@@ -81,6 +95,7 @@ format = "plain"
 CONF
 
 cat > "$W/dnsdist.conf" <<CONF
+setUDPMultipleMessagesVectorSize($DNSDIST_VECTOR)
 setLocal("127.0.0.1:$PD")
 setSecurityPollSuffix("")
 newServer({address="127.0.0.1:$PU", checkName="h1.bench.test.", checkInterval=5})
@@ -92,6 +107,10 @@ end
 addAction(SuffixMatchNodeRule(smn, true), RCodeAction(DNSRCode.NXDOMAIN))
 infolog("block list loaded: " .. n .. " names")
 CONF
+if [ "$CACHE_ENTRIES" -gt 0 ]; then
+  echo "getPool(\"\"):setCache(newPacketCache($CACHE_ENTRIES))" >> "$W/dnsdist.conf"
+fi
+echo "caches: $CACHE_ENTRIES entries each; dnsdist UDP vector size $DNSDIST_VECTOR"
 
 wait_answer() { # PORT: until h1.bench.test answers
   for _ in $(seq 1 600); do

@@ -1,12 +1,15 @@
 //! The inline filter in front of a real Unbound: FQDN list, C&C blocking with an opted-out
-//! subscriber's exception, the malware-site warning with "continue anyway", over UDP and TCP.
+//! subscriber's exception, the malware-site warning with "continue anyway", over UDP and TCP;
+//! and with the answer cache: TTLs honoured, and no subscriber's exception leaking to another.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
@@ -128,5 +131,104 @@ fn filter_blocks_lists_honours_opt_out_and_warns_with_continue() {
         t.abort();
     }
     page_task.abort();
+    drop(unbound);
+}
+
+/// 127.0.0.1 is subscriber S-1, 127.0.0.2 is S-2.
+struct TwoSubscribers;
+impl SubscriberLookup for TwoSubscribers {
+    fn subscriber_at(&self, ip: IpAddr, _: Timestamp) -> Option<SubscriberId> {
+        let n = match ip {
+            IpAddr::V4(v4) => v4.octets()[3],
+            IpAddr::V6(_) => return None,
+        };
+        Some(SubscriberId(format!("S-{n}")))
+    }
+}
+
+/// One UDP query from `from` (a loopback address).
+fn query_from(from: &str, server: SocketAddr, name: &str) -> Message {
+    let sock = UdpSocket::bind((from, 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut m = Message::new();
+    m.set_id(4321).set_recursion_desired(true).add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    sock.send_to(&m.to_vec().unwrap(), server).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let r = Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(r.id(), 4321);
+    r
+}
+
+#[test]
+fn answer_cache_honours_ttls_and_never_leaks_an_exception_to_another_subscriber() {
+    let Some(bin) = support::unbound_binary() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let text = "$ORIGIN example.test.\n$TTL 60\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n\
+                www A 192.0.2.1\nshort 1 A 192.0.2.9\nc2 A 192.0.2.3\nmalware A 192.0.2.4\n";
+    let opts = UnboundOptions {
+        port: None,
+        dnstap: None,
+        rpz: None,
+        local_zones: vec![],
+        local_data: vec![],
+        auth_zones: vec![("example.test.".into(), text.into())],
+    };
+    let unbound = Unbound::start(&bin, dir.path(), opts);
+    let store = Arc::new(SqliteStore::open(&dir.path().join("m.sqlite"), StoreOptions::default()).unwrap());
+    let gov = Arc::new(Governance::new(store, Arc::new(WallClock), Arc::new(Config::default())).unwrap());
+    let f = Arc::new(
+        Filter::new(&gov, Arc::new(WallClock), None, Arc::new(TwoSubscribers), "127.0.0.1".parse().unwrap()).unwrap(),
+    );
+    f.enable_cache(1000);
+    let mut c = SuffixMap::new();
+    c.insert("c2.example.test", Match::Subtree, ());
+    f.set_cnc(c);
+    let mut m = SuffixMap::new();
+    m.insert("malware.example.test", Match::Exact, ());
+    f.set_malware(m);
+    let (addr, tasks) = rt.block_on(filter::serve(f.clone(), "127.0.0.1:0".parse().unwrap(), unbound.addr)).unwrap();
+    let cached = || f.stats.cached.load(Ordering::Relaxed);
+
+    // A forwarded answer is kept, served again with its TTL aged, and not past its TTL.
+    let first = query_from("127.0.0.1", addr, "www.example.test.");
+    assert_eq!(first_a(&first), Some("192.0.2.1".parse().unwrap()));
+    assert_eq!(cached(), 0);
+    std::thread::sleep(Duration::from_millis(1100));
+    let again = query_from("127.0.0.1", addr, "www.example.test.");
+    assert_eq!(cached(), 1);
+    assert_eq!(first_a(&again), Some("192.0.2.1".parse().unwrap()));
+    assert!(again.answers()[0].ttl() < first.answers()[0].ttl(), "{again:?}");
+    query_from("127.0.0.1", addr, "short.example.test.");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(first_a(&query_from("127.0.0.1", addr, "short.example.test.")), Some("192.0.2.9".parse().unwrap()));
+    assert_eq!(cached(), 1, "a 1 s answer is not served after 1 s");
+
+    // C&C: S-1 opts out, so its query is forwarded and the answer cached; S-2 is still blocked,
+    // first after S-1's answer was cached, and S-2's block is not served to S-1 either.
+    let s1 = SubscriberId("S-1".into());
+    let by = Actor::subscriber(&s1);
+    gov.record_notice(MeasureId::ReputationBlockCnc, "https://carrier.example/terms", "2026-04", None, &by).ok();
+    gov.opt_out(&s1, MeasureId::ReputationBlockCnc, "web", &by).unwrap();
+    assert_eq!(first_a(&query_from("127.0.0.1", addr, "c2.example.test.")), Some("192.0.2.3".parse().unwrap()));
+    let r = query_from("127.0.0.2", addr, "c2.example.test.");
+    assert_eq!(r.response_code(), ResponseCode::NXDomain, "{r:?}");
+    assert!(r.answers().is_empty());
+    let r = query_from("127.0.0.1", addr, "c2.example.test.");
+    assert_eq!(first_a(&r), Some("192.0.2.3".parse().unwrap()), "{r:?}");
+    assert_eq!(cached(), 2, "S-1's second query came from the cache");
+
+    // Malware site: S-1 continues anyway (forwarded, cached); S-2 still gets the warning.
+    f.continue_anyway("127.0.0.1".parse().unwrap(), "malware.example.test");
+    assert_eq!(first_a(&query_from("127.0.0.1", addr, "malware.example.test.")), Some("192.0.2.4".parse().unwrap()));
+    assert_eq!(first_a(&query_from("127.0.0.2", addr, "malware.example.test.")), Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(first_a(&query_from("127.0.0.1", addr, "malware.example.test.")), Some("192.0.2.4".parse().unwrap()));
+    assert_eq!(first_a(&query_from("127.0.0.2", addr, "malware.example.test.")), Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(cached(), 3);
+    for t in tasks {
+        t.abort();
+    }
     drop(unbound);
 }

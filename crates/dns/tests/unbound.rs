@@ -1,5 +1,7 @@
 //! With a real Unbound on loopback: dnstap in (unix socket and TCP), and the policy zone out
-//! (AXFR + NOTIFY), driven end to end by a random-subdomain attack.
+//! (AXFR + NOTIFY), driven end to end by a random-subdomain attack; then IXFR: Unbound fetches
+//! each change incrementally, and a hickory-built client checks the exact difference sequences and
+//! the fall-back to the whole zone after a restart.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
@@ -8,19 +10,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::RecordType;
+use std::io::{Read, Write};
+
+use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::rr::{Name, Record, RecordType};
 use jiff::{SignedDuration, Timestamp};
 use mamori_core::actuator::Actuator;
 use mamori_core::catalog::MeasureId;
 use mamori_core::clock::WallClock;
 use mamori_core::config::Config;
-use mamori_core::governance::Governance;
-use mamori_core::subject::Actor;
+use mamori_core::governance::{Governance, Proposal};
+use mamori_core::subject::{Actor, Target};
 use mamori_dns::detect::water_torture::WaterTortureConfig;
 use mamori_dns::dnstap::{self, DnsEvent, IngestStats, Role};
 use mamori_dns::engine::{DnsEngine, EngineConfig, NoLookup};
-use mamori_dns::rpz::{self, PolicyZone, ServeOptions, Zone};
+use mamori_dns::rpz::{self, PolicyZone, ServeOptions, TransferStats, Zone};
 use mamori_store::{SqliteStore, StoreOptions};
 use support::{Dnstap, Unbound, UnboundOptions, query, wait_for};
 use tokio::sync::mpsc;
@@ -209,6 +213,217 @@ fn random_subdomain_attack_is_listed_in_rpz_refused_by_unbound_then_answered_aft
     assert!(gov.store().verify_ledger(None).is_ok());
     drop(unbound);
     h.abort();
+    for t in tasks {
+        t.abort();
+    }
+}
+
+fn governance(dir: &std::path::Path) -> Arc<Governance> {
+    let store = Arc::new(SqliteStore::open(&dir.join("mamori.sqlite"), StoreOptions::default()).unwrap());
+    let gov = Arc::new(Governance::new(store, Arc::new(WallClock), Arc::new(Config::default())).unwrap());
+    gov.enable_measure(MeasureId::DnsBlockFqdnList, &Actor("sato".into())).unwrap();
+    gov
+}
+
+/// Lists `name` through governance and the zone's actuator; returns the action id.
+fn block(gov: &Governance, zone: &PolicyZone, name: &str) -> String {
+    let p = Proposal::new(
+        MeasureId::DnsBlockFqdnList,
+        Target::Fqdn(name.into()),
+        Actor("sato".into()),
+        serde_json::json!({"test": "ixfr"}),
+    );
+    let d = gov.propose(p).unwrap();
+    zone.apply(&d.authorization.expect("applied without approval")).unwrap();
+    d.action.id
+}
+
+/// An IXFR over TCP from `serial`, as a secondary asks it (hickory builds and reads the messages):
+/// every answer record up to the closing SOA.
+fn ixfr_over_tcp(addr: SocketAddr, origin: &str, serial: u32) -> Vec<Record> {
+    let origin = Name::from_ascii(origin).unwrap();
+    let mut q = Message::new();
+    q.set_id(77).add_query(Query::query(origin.clone(), RecordType::IXFR));
+    let soa = hickory_proto::rr::rdata::SOA::new(
+        Name::from_ascii("localhost.").unwrap(),
+        Name::from_ascii("hostmaster.localhost.").unwrap(),
+        serial,
+        60,
+        30,
+        86400,
+        60,
+    );
+    q.add_name_server(Record::from_rdata(origin, 60, hickory_proto::rr::RData::SOA(soa)));
+    let wire = q.to_vec().unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&u16::try_from(wire.len()).unwrap().to_be_bytes()).unwrap();
+    s.write_all(&wire).unwrap();
+    let mut out: Vec<Record> = Vec::new();
+    loop {
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut buf).unwrap();
+        let m = Message::from_vec(&buf).unwrap();
+        assert_eq!(m.id(), 77);
+        assert_eq!(m.response_code(), ResponseCode::NoError);
+        out.extend(m.answers().iter().cloned());
+        let first = out[0].data().as_soa().unwrap().serial();
+        // Done when a message ends on the current SOA (the closing one: these transfers are small
+        // enough that no message boundary falls elsewhere on it), or on a lone SOA ("current").
+        let last = out.last().and_then(|r| r.data().as_soa()).map(|x| x.serial());
+        if (out.len() > 1 && last == Some(first)) || (out.len() == 1 && first == serial) {
+            return out;
+        }
+    }
+}
+
+/// Records as `SOA serial` or `owner type rdata`, to compare with the expected sequence.
+fn show(rs: &[Record]) -> Vec<String> {
+    rs.iter()
+        .map(|r| match r.data().as_soa() {
+            Some(soa) => format!("SOA {}", soa.serial()),
+            None => format!("{} {} {}", r.name(), r.record_type(), r.data()),
+        })
+        .collect()
+}
+
+#[test]
+fn ixfr_with_an_old_serial_gets_the_exact_differences_and_the_whole_zone_after_a_restart() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let gov = governance(dir.path());
+    let serial_file = dir.path().join("rpz-serial");
+    let zone =
+        PolicyZone::with_serial_file(Zone::new("rpz.mamori.", false, Timestamp::now()).unwrap(), serial_file.clone());
+    let opts = ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        allow_transfer: vec!["127.0.0.1".parse().unwrap()],
+        notify: vec![],
+    };
+    let (addr, tasks) = rt.block_on(rpz::serve(zone.clone(), opts.clone())).unwrap();
+
+    let a = block(&gov, &zone, "a.example.test");
+    let s1 = zone.with(Zone::serial);
+    block(&gov, &zone, "b.example.test");
+    let rec = gov.lift(&a, &Actor("sato".into()), "test: delisted").unwrap();
+    zone.remove(&rec).unwrap();
+    let s3 = zone.with(Zone::serial);
+    assert_eq!(s3, s1 + 2);
+
+    let got = show(&ixfr_over_tcp(addr, "rpz.mamori.", s1));
+    let want = [
+        format!("SOA {s3}"),
+        format!("SOA {s1}"),
+        format!("SOA {}", s1 + 1),
+        "b.example.test.rpz.mamori. CNAME .".into(),
+        "*.b.example.test.rpz.mamori. CNAME .".into(),
+        format!("SOA {}", s1 + 1),
+        "a.example.test.rpz.mamori. CNAME .".into(),
+        "*.a.example.test.rpz.mamori. CNAME .".into(),
+        format!("SOA {s3}"),
+        format!("SOA {s3}"),
+    ];
+    assert_eq!(got, want);
+    assert_eq!(TransferStats::get(&zone.transfers.ixfr_incremental), 1);
+    // From the current serial: the SOA alone.
+    assert_eq!(show(&ixfr_over_tcp(addr, "rpz.mamori.", s3)), [format!("SOA {s3}")]);
+    assert_eq!(TransferStats::get(&zone.transfers.ixfr_current), 1);
+    for t in tasks {
+        t.abort();
+    }
+
+    // A restart within the same second: the journal is gone, and the clock-based start serial
+    // would be behind s3 (three changes in under a second); the serial file moves it past s3. An
+    // IXFR from s1 gets the whole zone: SOA, NS, b's records (as `mamori serve` does at start, the
+    // zone is rebuilt from the actions in force), SOA.
+    let again =
+        PolicyZone::with_serial_file(Zone::new("rpz.mamori.", false, Timestamp::now()).unwrap(), serial_file.clone());
+    let in_force = gov.reauthorize_applied().unwrap();
+    again.reconcile(&in_force.iter().map(|(_, a)| a).collect::<Vec<_>>()).unwrap();
+    let (addr, tasks) = rt.block_on(rpz::serve(again.clone(), opts)).unwrap();
+    let s_new = again.with(Zone::serial);
+    assert!(s_new > s3, "{s_new} {s3}");
+    let got = show(&ixfr_over_tcp(addr, "rpz.mamori.", s1));
+    assert_eq!(
+        got,
+        [
+            format!("SOA {s_new}"),
+            "rpz.mamori. NS localhost.".into(),
+            "b.example.test.rpz.mamori. CNAME .".into(),
+            "*.b.example.test.rpz.mamori. CNAME .".into(),
+            format!("SOA {s_new}"),
+        ]
+    );
+    assert_eq!(TransferStats::get(&again.transfers.ixfr_full), 1);
+    assert_eq!(std::fs::read_to_string(&serial_file).unwrap().trim(), s_new.to_string());
+    assert_eq!(TransferStats::get(&again.transfers.ixfr_incremental), 0);
+    for t in tasks {
+        t.abort();
+    }
+}
+
+#[test]
+fn unbound_follows_changes_by_ixfr() {
+    let Some(bin) = support::unbound_binary() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let gov = governance(dir.path());
+
+    let unbound_port = support::free_port();
+    let zone = PolicyZone::new(Zone::new("rpz.mamori.", false, Timestamp::now()).unwrap());
+    let bad = block(&gov, &zone, "bad.example.test");
+    let (rpz_addr, tasks) = rt
+        .block_on(rpz::serve(
+            zone.clone(),
+            ServeOptions {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                allow_transfer: vec!["127.0.0.1".parse().unwrap()],
+                notify: vec![([127, 0, 0, 1], unbound_port).into()],
+            },
+        ))
+        .unwrap();
+    let opts = UnboundOptions {
+        port: Some(unbound_port),
+        dnstap: None,
+        rpz: Some(("rpz.mamori.".into(), rpz_addr)),
+        local_zones: vec![],
+        local_data: vec![],
+        auth_zones: auth_zones(),
+    };
+    let unbound = Unbound::start(&bin, dir.path(), opts);
+    let rcode = |name: &str| query(unbound.addr, name, RecordType::A).map(|r| r.response_code());
+    let refused =
+        wait_for(Duration::from_secs(8), || (rcode("bad.example.test.")? == ResponseCode::NXDomain).then_some(()));
+    assert!(refused.is_some(), "first load\n{}", unbound.log());
+    let t = &zone.transfers;
+    let full_at_start = TransferStats::get(&t.axfr) + TransferStats::get(&t.ixfr_full);
+    assert!(full_at_start >= 1, "{t:?}");
+    assert_eq!(rcode("www.victim.test."), Some(ResponseCode::NoError));
+
+    // A new entry: NOTIFY → IXFR with Unbound's serial → the name is refused.
+    block(&gov, &zone, "victim.test");
+    let refused =
+        wait_for(Duration::from_secs(8), || (rcode("www.victim.test.")? == ResponseCode::NXDomain).then_some(()));
+    assert!(refused.is_some(), "not refused after the change\n{t:?}\n{}", unbound.log());
+    assert!(TransferStats::get(&t.ixfr_incremental) >= 1, "{t:?}\n{}", unbound.log());
+
+    // Delisted: the next IXFR removes it, and Unbound answers the name again.
+    let rec = gov.lift(&bad, &Actor("sato".into()), "test: delisted").unwrap();
+    zone.remove(&rec).unwrap();
+    let answered = wait_for(Duration::from_secs(8), || {
+        let r = query(unbound.addr, "bad.example.test.", RecordType::A)?;
+        (r.response_code() == ResponseCode::NoError && !r.answers().is_empty()).then_some(())
+    });
+    assert!(answered.is_some(), "still refused after delisting\n{t:?}\n{}", unbound.log());
+    assert_eq!(rcode("www.victim.test."), Some(ResponseCode::NXDomain));
+    assert!(TransferStats::get(&t.ixfr_incremental) >= 2, "{t:?}");
+    // No whole-zone transfer after the first load: both changes went incrementally.
+    assert_eq!(TransferStats::get(&t.axfr) + TransferStats::get(&t.ixfr_full), full_at_start, "{t:?}");
+    drop(unbound);
     for t in tasks {
         t.abort();
     }

@@ -375,7 +375,11 @@ impl Dns {
             .context("starting the DNS runtime")?;
         let zone = if d.rpz.is_some() || d.filter.is_some() {
             let (origin, dry) = d.rpz.as_ref().map_or(("rpz.mamori.", false), |r| (r.zone.as_str(), r.dry_run));
-            Some(PolicyZone::new(Zone::new(origin, dry, jiff::Timestamp::now()).context("[dns.rpz] zone")?))
+            // The serial file keeps the zone's serial moving forward across restarts.
+            Some(PolicyZone::with_serial_file(
+                Zone::new(origin, dry, jiff::Timestamp::now()).context("[dns.rpz] zone")?,
+                config.data_dir.join("rpz-serial"),
+            ))
         } else {
             None
         };
@@ -384,6 +388,8 @@ impl Dns {
         let mut threads = Vec::new();
 
         if let (Some(r), Some(z)) = (&d.rpz, &zone) {
+            let _ = mamori_server::metrics_handle();
+            rpz::metric::describe();
             let opts =
                 ServeOptions { listen: r.listen, allow_transfer: r.allow_transfer.clone(), notify: r.notify.clone() };
             let (addr, _tasks) = rt
@@ -399,6 +405,7 @@ impl Dns {
                         .context("opening the inline filter's views")?,
                 );
                 set_filter_lists(&flt, &lists);
+                flt.enable_cache(f.cache_entries);
                 let (addr, _tasks) = rt
                     .block_on(filter::serve(flt.clone(), f.listen, f.upstream))
                     .with_context(|| format!("cannot listen for DNS on {}", f.listen))?;

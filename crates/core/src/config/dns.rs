@@ -97,6 +97,8 @@ pub struct FilterConfig {
     pub warn_address: Ipv4Addr,
     /// Where the warning page is served over HTTP (absent: not served).
     pub warn_page_listen: Option<SocketAddr>,
+    /// Answers of the resolver kept for UDP queries (0: no answer cache), each for its TTL.
+    pub cache_entries: usize,
 }
 
 impl Default for FilterConfig {
@@ -106,6 +108,7 @@ impl Default for FilterConfig {
             upstream: SocketAddr::from(([127, 0, 0, 1], 53)),
             warn_address: Ipv4Addr::LOCALHOST,
             warn_page_listen: None,
+            cache_entries: 0,
         }
     }
 }

@@ -221,19 +221,39 @@ fn ip_from(a: &[u8]) -> Result<IpAddr, DecodeError> {
 
 /// The header and first question of a DNS message: name (normalized), type.
 pub fn dns_question(bytes: &[u8]) -> Result<(Header, String, u16), DecodeError> {
+    let mut key = String::new();
+    let (header, qtype, _) = dns_question_into(bytes, &mut key)?;
+    Ok((header, key, qtype))
+}
+
+/// [`dns_question`] writing the name's key into `key` (cleared first; no allocation once it has
+/// grown to the longest name), and returning where the question ends in `bytes` if its name is
+/// written out in full there (no compression pointer), so the question can be copied as is.
+pub fn dns_question_into(bytes: &[u8], key: &mut String) -> Result<(Header, u16, Option<usize>), DecodeError> {
     let mut d = BinDecoder::new(bytes);
     let header = Header::read(&mut d).map_err(|e| DecodeError::Dns(e.to_string()))?;
     if header.query_count() == 0 {
         return Err(DecodeError::NoQuestion);
     }
     let q = Query::read(&mut d).map_err(|e| DecodeError::Dns(e.to_string()))?;
-    Ok((header, name_key(q.name()), u16::from(q.query_type())))
+    name_key_into(q.name(), key);
+    let name_wire: usize = q.name().iter().map(|l| l.len() + 1).sum::<usize>() + 1;
+    let end = d.index();
+    let plain = end.checked_sub(12 + 4) == Some(name_wire);
+    Ok((header, u16::from(q.query_type()), plain.then_some(end)))
 }
 
 /// A name as mamori keys it: lowercase, labels joined by dots, no trailing dot, `.` for the root;
 /// bytes outside letters, digits, `-`, `_` and `*` escaped as `\DDD`.
 pub fn name_key(name: &Name) -> String {
     let mut out = String::with_capacity(64);
+    name_key_into(name, &mut out);
+    out
+}
+
+/// [`name_key`] into `out` (cleared first).
+pub fn name_key_into(name: &Name, out: &mut String) {
+    out.clear();
     for (i, label) in name.iter().enumerate() {
         if i > 0 {
             out.push('.');
@@ -244,7 +264,10 @@ pub fn name_key(name: &Name) -> String {
                 b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'*' => out.push(char::from(b)),
                 _ => {
                     out.push('\\');
-                    out.push_str(&format!("{b:03}"));
+                    // Three decimal digits, as `format!("{b:03}")` wrote them, without its String.
+                    out.push(char::from(b'0' + b / 100));
+                    out.push(char::from(b'0' + b / 10 % 10));
+                    out.push(char::from(b'0' + b % 10));
                 }
             }
         }
@@ -252,7 +275,6 @@ pub fn name_key(name: &Name) -> String {
     if out.is_empty() {
         out.push('.');
     }
-    out
 }
 
 /// Encodes an event as a dnstap payload (tests, the benchmark's generator, the fuzz seed corpus).

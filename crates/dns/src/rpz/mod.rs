@@ -2,14 +2,20 @@
 //! `dns.block-fqdn-list`.
 //!
 //! Governance authorizes each entry ([`PolicyZone`] implements [`Actuator`]); the zone is served by
-//! AXFR over TCP, IXFR answered with the whole zone (RFC 1995 §4) or "up to date", SOA over UDP
-//! and TCP, and every change is announced by NOTIFY to the configured resolvers. Entries carry the
-//! action's expiry: the zone drops them itself when it passes, even before the scheduler lifts the
-//! action, and resolvers are notified.
+//! AXFR over TCP, IXFR over TCP (the difference sequences from the client's serial, out of the
+//! zone's journal, or the whole zone when the journal doesn't reach back that far or was lost in
+//! a restart: RFC 1995 §4), SOA over UDP and TCP, and every change is announced by NOTIFY to the
+//! configured resolvers. An IXFR over UDP is answered with the current SOA alone, which tells the
+//! client to ask again over TCP (RFC 1995 §2). Entries carry the action's expiry: the zone drops
+//! them itself when it passes, even before the scheduler lifts the action, and resolvers are
+//! notified. Transfers are counted by kind ([`TransferStats`], and the Prometheus counter
+//! [`metric::TRANSFERS`]).
 
 pub mod zone;
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -27,7 +33,77 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::names::{Match, SuffixMap};
-pub use zone::{Entry, Zone};
+pub use zone::{Delta, Entry, Zone};
+
+/// Prometheus metric names of the zone server.
+pub mod metric {
+    /// Counter: zone transfers answered, by `kind` ([`super::Transfer::as_str`]).
+    pub const TRANSFERS: &str = "mamori_dns_rpz_transfers_total";
+
+    /// Registers the help text (call once, after the recorder is installed).
+    pub fn describe() {
+        metrics::describe_counter!(
+            TRANSFERS,
+            "RPZ zone transfers answered, by kind (axfr, ixfr-incremental, ixfr-full, ixfr-current)"
+        );
+    }
+}
+
+/// What kind of transfer a query got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    /// AXFR: the whole zone.
+    Axfr,
+    /// IXFR answered with the differences since the client's serial.
+    IxfrIncremental,
+    /// IXFR answered with the whole zone (serial unknown to the journal).
+    IxfrFull,
+    /// IXFR from the current serial: the SOA alone.
+    IxfrCurrent,
+}
+
+impl Transfer {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transfer::Axfr => "axfr",
+            Transfer::IxfrIncremental => "ixfr-incremental",
+            Transfer::IxfrFull => "ixfr-full",
+            Transfer::IxfrCurrent => "ixfr-current",
+        }
+    }
+}
+
+/// Transfers answered over TCP, by kind.
+#[derive(Debug, Default)]
+pub struct TransferStats {
+    /// AXFR.
+    pub axfr: AtomicU64,
+    /// IXFR answered incrementally.
+    pub ixfr_incremental: AtomicU64,
+    /// IXFR answered with the whole zone.
+    pub ixfr_full: AtomicU64,
+    /// IXFR from the current serial.
+    pub ixfr_current: AtomicU64,
+}
+
+impl TransferStats {
+    fn count(&self, t: Transfer) {
+        let c = match t {
+            Transfer::Axfr => &self.axfr,
+            Transfer::IxfrIncremental => &self.ixfr_incremental,
+            Transfer::IxfrFull => &self.ixfr_full,
+            Transfer::IxfrCurrent => &self.ixfr_current,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(metric::TRANSFERS, "kind" => t.as_str()).increment(1);
+    }
+
+    /// A counter's value.
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
 
 /// The zone shared by the actuator, the servers and the inline filter.
 #[derive(Debug)]
@@ -35,15 +111,51 @@ pub struct PolicyZone {
     zone: Mutex<Zone>,
     changed: watch::Sender<u32>,
     names: RwLock<Arc<SuffixMap<()>>>,
+    serial_file: Option<PathBuf>,
+    /// Transfers served, by kind.
+    pub transfers: TransferStats,
 }
 
 impl PolicyZone {
     /// Wraps a zone.
     pub fn new(zone: Zone) -> Arc<Self> {
+        Self::build(zone, None)
+    }
+
+    /// Wraps a zone whose serial is kept in `path` across restarts: the zone starts past the
+    /// serial found there ([`Zone::resume_after`]), and every change writes the new one. The
+    /// journal itself is not kept: after a restart an IXFR gets the whole zone.
+    pub fn with_serial_file(mut zone: Zone, path: PathBuf) -> Arc<Self> {
+        let last = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
+        if let Some(last) = last {
+            zone.resume_after(last);
+        }
+        let pz = Self::build(zone, Some(path));
+        pz.save_serial(pz.with(Zone::serial));
+        pz
+    }
+
+    fn build(zone: Zone, serial_file: Option<PathBuf>) -> Arc<Self> {
         let (changed, _) = watch::channel(zone.serial());
-        let pz = Arc::new(PolicyZone { zone: Mutex::new(zone), changed, names: RwLock::new(Arc::default()) });
+        let pz = Arc::new(PolicyZone {
+            zone: Mutex::new(zone),
+            changed,
+            names: RwLock::new(Arc::default()),
+            serial_file,
+            transfers: TransferStats::default(),
+        });
         pz.rebuild_names();
         pz
+    }
+
+    fn save_serial(&self, serial: u32) {
+        let Some(path) = &self.serial_file else { return };
+        // Written aside then renamed, so a crash leaves the old serial or the new one.
+        let tmp = path.with_extension("tmp");
+        let res = std::fs::write(&tmp, format!("{serial}\n")).and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = res {
+            tracing::warn!(path = %path.display(), error = %e, "rpz serial not kept");
+        }
     }
 
     /// Runs `f` on the zone.
@@ -63,6 +175,7 @@ impl PolicyZone {
             }
         };
         if changed {
+            self.save_serial(serial);
             self.rebuild_names();
             self.changed.send_replace(serial);
         }
@@ -169,59 +282,88 @@ pub struct ServeOptions {
 /// Answers one query about the zone: SOA, AXFR or IXFR. Transfers only over TCP (`tcp`). Several
 /// messages for a large transfer.
 pub fn answer(zone: &Zone, query: &Message, tcp: bool, allowed: bool) -> Vec<Message> {
+    answer_transfer(zone, query, tcp, allowed).0
+}
+
+/// Records per message of a transfer (well under 64 KiB with RPZ's short records).
+const RECORDS_PER_MESSAGE: usize = 400;
+
+/// [`answer`], and the kind of transfer it was, if one.
+pub fn answer_transfer(zone: &Zone, query: &Message, tcp: bool, allowed: bool) -> (Vec<Message>, Option<Transfer>) {
     let mut resp = Message::new();
     resp.set_id(query.id()).set_message_type(MessageType::Response).set_op_code(query.op_code());
     let Some(q) = query.queries().first().cloned() else {
         resp.set_response_code(ResponseCode::FormErr);
-        return vec![resp];
+        return (vec![resp], None);
     };
     resp.add_query(q.clone());
     if query.op_code() == OpCode::Notify {
         // Mamori is the primary: a NOTIFY to it is acknowledged and ignored.
         resp.set_authoritative(true);
-        return vec![resp];
+        return (vec![resp], None);
     }
     if query.op_code() != OpCode::Query {
         resp.set_response_code(ResponseCode::NotImp);
-        return vec![resp];
+        return (vec![resp], None);
     }
     let mut qname = q.name().clone();
     qname.set_fqdn(true);
     if !qname.eq_case(zone.origin()) && !zone.origin().zone_of(&qname) {
         resp.set_response_code(ResponseCode::Refused);
-        return vec![resp];
+        return (vec![resp], None);
     }
     resp.set_authoritative(true);
     match q.query_type() {
         RecordType::SOA if qname == *zone.origin() => {
             resp.add_answer(zone.soa());
-            vec![resp]
+            (vec![resp], None)
         }
-        RecordType::AXFR | RecordType::IXFR if !tcp || !allowed => {
+        RecordType::AXFR | RecordType::IXFR if !allowed => {
             resp.set_response_code(ResponseCode::Refused);
-            vec![resp]
+            (vec![resp], None)
+        }
+        RecordType::AXFR if !tcp => {
+            resp.set_response_code(ResponseCode::Refused);
+            (vec![resp], None)
+        }
+        RecordType::IXFR if !tcp => {
+            // RFC 1995 §2: the current SOA alone tells the client to retry over TCP.
+            resp.add_answer(zone.soa());
+            (vec![resp], None)
         }
         RecordType::IXFR if ixfr_serial(query) == Some(zone.serial()) => {
             resp.add_answer(zone.soa());
-            vec![resp]
+            (vec![resp], Some(Transfer::IxfrCurrent))
         }
         RecordType::AXFR | RecordType::IXFR => {
-            let mut records = zone.records();
-            records.push(zone.soa());
-            records
-                .chunks(400)
+            let incremental = if q.query_type() == RecordType::IXFR {
+                ixfr_serial(query).and_then(|s| zone.ixfr_records(s))
+            } else {
+                None
+            };
+            let (records, kind) = match incremental {
+                Some(r) => (r, Transfer::IxfrIncremental),
+                None => {
+                    let mut r = zone.records();
+                    r.push(zone.soa());
+                    (r, if q.query_type() == RecordType::IXFR { Transfer::IxfrFull } else { Transfer::Axfr })
+                }
+            };
+            let msgs = records
+                .chunks(RECORDS_PER_MESSAGE)
                 .map(|chunk| {
                     let mut m = resp.clone();
                     m.add_answers(chunk.iter().cloned());
                     m
                 })
-                .collect()
+                .collect();
+            (msgs, Some(kind))
         }
         _ => {
             // Names inside the zone are not looked up directly; answer with the SOA only.
             resp.set_response_code(ResponseCode::NXDomain);
             resp.add_name_server(zone.soa());
-            vec![resp]
+            (vec![resp], None)
         }
     }
 }
@@ -269,9 +411,13 @@ pub async fn serve(zone: Arc<PolicyZone>, opts: ServeOptions) -> std::io::Result
                         return;
                     }
                     let Ok(q) = Message::from_vec(&buf) else { return };
-                    let out = z.with(|zone| encode(&answer(zone, &q, true, allowed)));
-                    if q.query().is_some_and(|q| matches!(q.query_type(), RecordType::AXFR | RecordType::IXFR)) {
-                        tracing::info!(serial = z.with(Zone::serial), "rpz zone transferred");
+                    let (out, kind, serial) = z.with(|zone| {
+                        let (msgs, kind) = answer_transfer(zone, &q, true, allowed);
+                        (encode(&msgs), kind, zone.serial())
+                    });
+                    if let Some(kind) = kind {
+                        z.transfers.count(kind);
+                        tracing::info!(%peer, kind = kind.as_str(), from = ?ixfr_serial(&q), serial, "rpz zone transferred");
                     }
                     for m in out {
                         let Ok(l) = u16::try_from(m.len()) else { return };
@@ -284,7 +430,7 @@ pub async fn serve(zone: Arc<PolicyZone>, opts: ServeOptions) -> std::io::Result
         }
     }));
 
-    let (z, u) = (zone.clone(), udp.clone());
+    let (z, u, al) = (zone.clone(), udp.clone(), allow.clone());
     tasks.push(tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
         loop {
@@ -293,7 +439,8 @@ pub async fn serve(zone: Arc<PolicyZone>, opts: ServeOptions) -> std::io::Result
             if q.message_type() == MessageType::Response {
                 continue; // NOTIFY acknowledgements
             }
-            for m in z.with(|zone| encode(&answer(zone, &q, false, false))) {
+            let allowed = al.contains(&peer.ip());
+            for m in z.with(|zone| encode(&answer(zone, &q, false, allowed))) {
                 let _ = u.send_to(&m, peer).await;
             }
         }
@@ -388,5 +535,49 @@ mod tests {
         let r = answer(&z, &m, true, true);
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].answers().len(), 1);
+    }
+
+    fn ixfr(serial: u32) -> Message {
+        let mut m = q(RecordType::IXFR);
+        let mut z = Zone::new("rpz.mamori.", false, Timestamp::from_second(1).unwrap()).unwrap();
+        while z.serial() < serial {
+            z.insert(Entry {
+                name: format!("s{}.test", z.serial()),
+                subtree: false,
+                expires: None,
+                action_id: "x".into(),
+            })
+            .unwrap();
+        }
+        m.add_name_server(z.soa_at(serial));
+        m
+    }
+
+    #[test]
+    fn ixfr_from_a_journaled_serial_is_incremental_else_the_whole_zone() {
+        let mut z = zone();
+        let s0 = z.serial();
+        z.insert(Entry { name: "late.test".into(), subtree: true, expires: None, action_id: "B".into() }).unwrap();
+        let (msgs, kind) = answer_transfer(&z, &ixfr(s0), true, true);
+        assert_eq!(kind, Some(Transfer::IxfrIncremental));
+        let all: Vec<&Record> = msgs.iter().flat_map(|m| m.answers()).collect();
+        let serials: Vec<Option<u32>> = all.iter().map(|r| r.data().as_soa().map(|s| s.serial())).collect();
+        assert_eq!(serials, [Some(s0 + 1), Some(s0), Some(s0 + 1), None, None, Some(s0 + 1)]);
+        assert_eq!(all[3].name().to_string(), "late.test.rpz.mamori.");
+        assert_eq!(all[4].name().to_string(), "*.late.test.rpz.mamori.");
+
+        // Older than the journal (the 1000 first inserts are in it, serial 99 is not): the whole zone.
+        let (msgs, kind) = answer_transfer(&z, &ixfr(99), true, true);
+        assert_eq!(kind, Some(Transfer::IxfrFull));
+        assert_eq!(msgs.iter().map(|m| m.answers().len()).sum::<usize>(), 2 + 2002 + 1);
+        // From the current serial: one SOA.
+        let (msgs, kind) = answer_transfer(&z, &ixfr(s0 + 1), true, true);
+        assert_eq!(kind, Some(Transfer::IxfrCurrent));
+        assert_eq!(msgs[0].answers().len(), 1);
+        // Over UDP: the current SOA alone, so the client retries over TCP; strangers are refused.
+        let (msgs, kind) = answer_transfer(&z, &ixfr(s0), false, true);
+        assert_eq!(kind, None);
+        assert_eq!(msgs[0].answers()[0].data().as_soa().unwrap().serial(), s0 + 1);
+        assert_eq!(answer(&z, &ixfr(s0), true, false)[0].response_code(), ResponseCode::Refused);
     }
 }
