@@ -690,6 +690,7 @@ block_for = "1h"
 # upstream = "127.0.0.1:53"
 # warn_address = "127.0.0.1"
 # warn_page_listen = "127.0.0.1:8080"
+# cache_entries = 0               # the resolver's answers kept, each for its TTL (0: no cache)
 # List files loaded at start (kind: cnc, malware or block; format: plain, hosts or rpz, else
 # guessed from the name). `mamori dns load-list` adds lists without editing this file.
 # [[dns.lists]]
@@ -746,6 +747,8 @@ top_talkers = 10
 # api = "127.0.0.1:50051"
 # rtbh_next_hop = "192.0.2.1"
 # rtbh_community = "65535:666"
+# Marks every route mamori announces; reconciliation withdraws only routes that carry it.
+# owner_community = "64512:7"
 
 # Per-measure settings may only narrow the catalog:
 # [measures."phone.suspend-line-on-surge"]

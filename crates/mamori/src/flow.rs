@@ -70,7 +70,7 @@ fn actuator(config: &Config, gov: &Governance) -> Option<Arc<BgpActuator>> {
         rtbh_next_hop: b.rtbh_next_hop.to_string(),
         rtbh_community: b.rtbh_community.clone(),
     };
-    Some(Arc::new(BgpActuator::new(speaker, gov.store().clone())))
+    Some(Arc::new(BgpActuator::new(speaker, gov.store().clone()).with_owner_community(b.owner_community.clone())))
 }
 
 /// Runs `mamori flow …`.

@@ -70,6 +70,10 @@ pub struct FlowBgpConfig {
     /// The blackhole community (RFC 7999).
     #[serde(default = "default_community")]
     pub rtbh_community: String,
+    /// The community every route mamori announces carries, so that reconciliation withdraws only
+    /// mamori's own routes and leaves the operator's and peers' alone.
+    #[serde(default = "default_owner_community")]
+    pub owner_community: String,
 }
 
 fn default_gobgp() -> PathBuf {
@@ -82,6 +86,11 @@ fn default_next_hop() -> IpAddr {
 
 fn default_community() -> String {
     "65535:666".to_owned()
+}
+
+fn default_owner_community() -> String {
+    // AS 64512 is the first private AS number (RFC 6996): it clashes with no public AS's communities.
+    "64512:7".to_owned()
 }
 
 impl Default for FlowConfig {
@@ -156,12 +165,18 @@ impl FlowConfig {
             out.push(("max_exporters".to_owned(), "must be positive".to_owned()));
         }
         if let Some(b) = &self.bgp {
-            let ok = b
-                .rtbh_community
-                .split_once(':')
-                .is_some_and(|(a, c)| a.parse::<u16>().is_ok() && c.parse::<u16>().is_ok());
-            if !ok {
+            let community =
+                |v: &str| v.split_once(':').is_some_and(|(a, c)| a.parse::<u16>().is_ok() && c.parse::<u16>().is_ok());
+            if !community(&b.rtbh_community) {
                 out.push(("bgp.rtbh_community".to_owned(), "must be ASN:VALUE (16-bit each)".to_owned()));
+            }
+            if !community(&b.owner_community) {
+                out.push(("bgp.owner_community".to_owned(), "must be ASN:VALUE (16-bit each)".to_owned()));
+            } else if b.owner_community == b.rtbh_community {
+                out.push((
+                    "bgp.owner_community".to_owned(),
+                    "must differ from rtbh_community (it marks mamori's routes, not blackholes)".to_owned(),
+                ));
             }
         }
         out
@@ -183,5 +198,19 @@ mod tests {
         let keys: Vec<_> = c.problems().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["window", "customer_prefixes[0]"]);
         assert!(FlowConfig::default().problems().is_empty());
+    }
+
+    #[test]
+    fn the_owner_community_is_checked() {
+        let bgp: FlowBgpConfig = toml::from_str(r#"api = "127.0.0.1:50051""#).expect("minimal [flow.bgp]");
+        assert_eq!(bgp.owner_community, "64512:7");
+        let with = |owner: &str| FlowConfig {
+            bgp: Some(FlowBgpConfig { owner_community: owner.to_owned(), ..bgp.clone() }),
+            ..FlowConfig::default()
+        };
+        assert!(with("64512:7").problems().is_empty());
+        let keys = |c: FlowConfig| c.problems().into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(keys(with("64512")), ["bgp.owner_community"]);
+        assert_eq!(keys(with("65535:666")), ["bgp.owner_community"]);
     }
 }
