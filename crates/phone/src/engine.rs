@@ -208,6 +208,8 @@ const PARALLEL_CALLS: u32 = surge::PARALLEL_CALLS;
 const NOT_HELD: u32 = u32::MAX;
 /// How long countries are watched before their normal volume is trusted.
 const COUNTRY_WARMUP: SignedDuration = SignedDuration::from_hours(24);
+/// An idle country whose normal calls in progress fell to this is forgotten.
+const FORGET_COUNTRY_BELOW: f64 = 0.01;
 /// History sizes per line.
 const HISTORY_COUNTRIES: usize = 16;
 const HISTORY_SOURCES: usize = 8;
@@ -332,6 +334,10 @@ struct CountryState {
     normal: LaggedPeak,
     flagged: Option<String>,
     calm_since: Option<Timestamp>,
+    /// (the normal's `peak_at`, a time before which its normal is surely above the level at
+    /// which an idle country is forgotten): spares the exponential per idle country and
+    /// evaluation (hundreds of countries, every 10 s of data time).
+    kept_until: Option<(Option<Timestamp>, Timestamp)>,
 }
 
 #[derive(Debug)]
@@ -371,10 +377,15 @@ pub struct Engine {
     lines: Vec<LineState>,
     line_index: FxHashMap<Box<str>, u32>,
     hot: Vec<u32>,
+    /// Spare buffer for [`Engine::evaluate_lines`]'s list of lines still hot.
+    still_hot: Vec<u32>,
     /// Live calls in progress: key → (line slot or NOT_HELD, start in ms).
     live_calls: FxHashMap<u64, (u32, i64)>,
     ends: BinaryHeap<Reverse<PendingEnd>>,
     countries: FxHashMap<u16, CountryState>,
+    /// No idle country can be forgotten before this (see [`Engine::forget_idle_countries`]);
+    /// `None` when a country became idle since the last sweep.
+    countries_kept_until: Option<Timestamp>,
     blocked_sources: FxHashMap<IpAddr, BlockedSource>,
     fraud_sources: FxHashMap<IpAddr, (u32, Timestamp)>,
     enabled: Vec<MeasureId>,
@@ -463,9 +474,11 @@ impl Engine {
             lines: Vec::new(),
             line_index: FxHashMap::default(),
             hot: Vec::new(),
+            still_hot: Vec::new(),
             live_calls: FxHashMap::default(),
             ends: BinaryHeap::new(),
             countries: FxHashMap::default(),
+            countries_kept_until: None,
             blocked_sources: FxHashMap::default(),
             fraud_sources: FxHashMap::default(),
             enabled: Vec::new(),
@@ -768,6 +781,9 @@ impl Engine {
     fn release_country(&mut self, line: u32, cc: u16, ip: IpAddr) {
         if let Some(c) = self.countries.get_mut(&cc) {
             c.in_progress = c.in_progress.saturating_sub(1);
+            if c.in_progress == 0 {
+                self.countries_kept_until = None;
+            }
             if let Some(n) = c.lines.get_mut(&line) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
@@ -787,9 +803,15 @@ impl Engine {
         let window_start = t.checked_sub(self.settings.window).unwrap_or(t);
         let surge_on = self.enabled(MeasureId::PhoneSuspendLineOnSurge);
         let hot = std::mem::take(&mut self.hot);
-        let mut still_hot = Vec::with_capacity(hot.len());
+        // The list of the previous evaluation, reused: no allocation per evaluation.
+        let mut still_hot = std::mem::take(&mut self.still_hot);
+        still_hot.clear();
+        still_hot.reserve(hot.len());
         let mut stale = Vec::new();
-        for li in hot {
+        // Most hot lines were evaluated 10 s ago, so their decay factors are the same number:
+        // computed once (the same expression on the same input, so the same bits).
+        let mut decay_for: Option<(i64, f64)> = None;
+        for &li in &hot {
             let Some(line) = self.lines.get_mut(li as usize) else { continue };
             // Drop calls that left the window; a calm line learns from them.
             let unsettled = line.verdict != Verdict::Calm
@@ -834,7 +856,14 @@ impl Engine {
             // The moving sum decays from its last update and takes what accrued since.
             let since = line.sustained_at.min(t_ms);
             let accrued: f64 = line.calls.iter().map(|c| c.accrued_between(since, t_ms)).sum();
-            let decay = (-((t_ms - since) as f64) / SUSTAINED_TAU_MS).exp();
+            let decay = match decay_for {
+                Some((dt, d)) if dt == t_ms - since => d,
+                _ => {
+                    let d = (-((t_ms - since) as f64) / SUSTAINED_TAU_MS).exp();
+                    decay_for = Some((t_ms - since, d));
+                    d
+                }
+            };
             line.sustained_jpy = line.sustained_jpy * decay + accrued;
             line.sustained_at = t_ms;
             let sustained_jpy = line.sustained_jpy;
@@ -882,6 +911,7 @@ impl Engine {
         }
         still_hot.append(&mut self.hot);
         self.hot = still_hot;
+        self.still_hot = hot;
         for (li, cc, ip) in stale {
             self.release_country(li, cc, ip);
         }
@@ -1258,6 +1288,7 @@ impl Engine {
                     }
                     if let Some(c) = self.countries.get_mut(&code) {
                         c.flagged = None;
+                        self.countries_kept_until = None;
                     }
                     let state = self.gov.store().action(&id).map_err(GovernanceError::from)?.map(|a| a.state);
                     if state == Some(ActionState::Applied) {
@@ -1271,9 +1302,50 @@ impl Engine {
                 _ => {}
             }
         }
-        let half_life = self.settings.normal_half_life;
-        self.countries.retain(|_, c| c.in_progress > 0 || c.flagged.is_some() || c.normal.normal(t, half_life) > 0.01);
+        self.forget_idle_countries(t);
         Ok(())
+    }
+
+    /// Forgets the idle countries whose normal volume has decayed away. An idle country's normal
+    /// only decays (it is observed only while it has calls in progress or is flagged), so the
+    /// sweep over all countries is skipped until the earliest time one of them could fall below
+    /// the level, or until a country becomes idle; the result is the same as sweeping at every
+    /// evaluation.
+    fn forget_idle_countries(&mut self, t: Timestamp) {
+        if self.countries_kept_until.is_some_and(|u| t < u) {
+            return;
+        }
+        let half_life = self.settings.normal_half_life;
+        let mut kept_until: Option<Timestamp> = None;
+        let mut sweep_next_time = false;
+        self.countries.retain(|_, c| {
+            if c.in_progress > 0 || c.flagged.is_some() {
+                // Becomes idle only through `release_country` or a flag's end, which reset the
+                // bound.
+                return true;
+            }
+            let peak_at = c.normal.peak_at();
+            let until = match c.kept_until {
+                Some((at, until)) if at == peak_at => Some(until),
+                _ => {
+                    let until = c.normal.surely_above_until(FORGET_COUNTRY_BELOW, half_life);
+                    c.kept_until = until.map(|u| (peak_at, u));
+                    until
+                }
+            };
+            match until {
+                Some(u) if t < u => {
+                    kept_until = Some(kept_until.map_or(u, |k| k.min(u)));
+                    true
+                }
+                _ => {
+                    let keep = c.normal.normal(t, half_life) > FORGET_COUNTRY_BELOW;
+                    sweep_next_time |= keep;
+                    keep
+                }
+            }
+        });
+        self.countries_kept_until = if sweep_next_time { None } else { Some(kept_until.unwrap_or(Timestamp::MAX)) };
     }
 
     fn dormant_until(&mut self, t: Timestamp) -> Result<(), EngineError> {
@@ -1377,6 +1449,7 @@ impl Engine {
                 if let Some(c) = code.parse::<u16>().ok().and_then(|c| self.countries.get_mut(&c)) {
                     if c.flagged.as_deref() == Some(rec.id.as_str()) {
                         c.flagged = None;
+                        self.countries_kept_until = None;
                     }
                 }
             }

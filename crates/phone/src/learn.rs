@@ -45,6 +45,32 @@ impl LaggedPeak {
         self.peak_at.map_or(0.0, |at| decay(self.peak, at, t, half_life))
     }
 
+    /// A time before which [`normal`](Self::normal) is surely above `level` (until the next
+    /// [`observe`](Self::observe)), or `None` if there is none worth having. The bound is 1 %
+    /// short of the exact crossing and a second earlier, a margin far beyond floating-point
+    /// rounding, so a caller may skip computing the normal before it and get the same answers.
+    pub fn surely_above_until(&self, level: f64, half_life: SignedDuration) -> Option<Timestamp> {
+        let at = self.peak_at?;
+        // (Also false for NaN.)
+        let worth_it = level > 0.0 && self.peak > 2.0 * level;
+        if !worth_it {
+            return None;
+        }
+        let half = half_life.as_secs_f64().max(1.0);
+        let secs = half * (self.peak / level).log2() * 0.99 - 1.0;
+        let sane = secs > 0.0 && secs < 1e12;
+        if !sane {
+            return None;
+        }
+        at.checked_add(SignedDuration::from_secs_f64(secs)).ok()
+    }
+
+    /// When the learned peak was last committed (what [`surely_above_until`](Self::surely_above_until)
+    /// depends on).
+    pub fn peak_at(&self) -> Option<Timestamp> {
+        self.peak_at
+    }
+
     /// Records a value seen at `t`; `spoiled` keeps its hour (and what else it saw) out of the
     /// learned level.
     pub fn observe(&mut self, t: Timestamp, value: f64, spoiled: bool, half_life: SignedDuration) {
@@ -110,6 +136,22 @@ mod tests {
             p.observe(at(m), 100.0 * (i as f64 + 1.0), false, HALF);
             assert!(p.normal(at(m), HALF) < 101.0);
         }
+    }
+
+    #[test]
+    fn surely_above_until_is_a_lower_bound() {
+        let mut p = LaggedPeak::default();
+        for m in [0, 60, 120, 180] {
+            p.observe(at(m), 3.0, false, HALF);
+        }
+        let until = p.surely_above_until(0.01, HALF).unwrap();
+        assert!(p.normal(until, HALF) > 0.01);
+        let exact = p.peak_at().unwrap().checked_add(SignedDuration::from_secs_f64(
+            HALF.as_secs_f64() * (p.normal(p.peak_at().unwrap(), HALF) / 0.01).log2(),
+        ));
+        let exact = exact.unwrap();
+        assert!(until < exact && p.normal(exact.checked_add(SignedDuration::from_hours(1)).unwrap(), HALF) < 0.01);
+        assert_eq!(LaggedPeak::default().surely_above_until(0.01, HALF), None);
     }
 
     #[test]
