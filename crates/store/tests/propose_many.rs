@@ -141,3 +141,33 @@ fn propose_many_decides_and_records_exactly_as_propose() {
         }
     }
 }
+
+/// With every chunk size, including those where a chunk is still being committed when the next
+/// proposal names one of its targets (`propose_many` decides the next chunk meanwhile): the same
+/// decisions, ledger and outbox as `propose` one by one.
+#[test]
+fn every_chunk_size_decides_as_propose() {
+    let mut list = proposals();
+    // Targets repeated across chunk boundaries, restrictive and not.
+    list.extend(proposals());
+    let expected_dir = tempfile::tempdir().unwrap();
+    let one = open(&expected_dir, "one.sqlite");
+    let expected: Vec<String> = list.clone().into_iter().map(|p| summary(&one.propose(p))).collect();
+    for chunk in [1, 2, 4, 5, 7] {
+        let dir = tempfile::tempdir().unwrap();
+        let many = open(&dir, "many.sqlite");
+        let got: Vec<String> = many.propose_many(list.clone(), chunk).unwrap().iter().map(summary).collect();
+        assert_eq!(got, expected, "chunk {chunk}");
+        assert_eq!(ledger(&one), ledger(&many), "chunk {chunk}");
+        let outbox = |g: &Governance| {
+            g.store()
+                .outbox(100)
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.subscriber.0, m.measure, m.purpose))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(outbox(&one), outbox(&many), "chunk {chunk}");
+        many.store().verify_ledger(None).unwrap();
+    }
+}

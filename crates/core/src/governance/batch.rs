@@ -57,6 +57,15 @@ struct Chunk {
     ledger: Vec<LedgerDraft>,
 }
 
+/// A chunk being committed on its own thread.
+struct InFlight<'scope> {
+    handle: std::thread::ScopedJoinHandle<'scope, Result<Vec<u64>, GovernanceError>>,
+    pending: Vec<Pending>,
+    proposals: Vec<Proposal>,
+    /// Its targets: a proposal for one of them waits for the commit.
+    keys: HashSet<(MeasureId, String)>,
+}
+
 impl Governance {
     /// Decides many proposals: the same decisions and ledger entries as calling
     /// [`Governance::propose`] on each in order, committed `chunk` proposals per transaction where
@@ -73,43 +82,58 @@ impl Governance {
         let mut checks: HashMap<MeasureId, MeasureCheck> = HashMap::new();
         let mut out: Vec<Option<Result<Decision, GovernanceError>>> = Vec::with_capacity(proposals.len());
         out.resize_with(proposals.len(), || None);
-        let mut cur = Chunk::default();
-        let mut now = self.now();
-        for (slot, p) in proposals.into_iter().enumerate() {
-            if let std::collections::hash_map::Entry::Vacant(v) = checks.entry(p.measure) {
-                v.insert(self.measure_check(p.measure)?);
+        // A full chunk is committed on a scoped thread while the next one is decided, and
+        // finished (its decisions filled in, or retried one by one after a conflict) before
+        // anything else is committed: the commits, and so the ledger's entries, keep the
+        // caller's order, and a proposal whose target is in the chunk being committed waits for
+        // it (its decision must see that chunk's action).
+        std::thread::scope(|scope| {
+            let mut inflight: Option<InFlight<'_>> = None;
+            let mut cur = Chunk::default();
+            let mut now = self.now();
+            for (slot, p) in proposals.into_iter().enumerate() {
+                if let std::collections::hash_map::Entry::Vacant(v) = checks.entry(p.measure) {
+                    v.insert(self.measure_check(p.measure)?);
+                }
+                let batched = checks.get(&p.measure).is_some_and(|c| c.batched) && self.batchable(&p);
+                if !batched {
+                    // Everything before it first, so the order of decisions is the caller's.
+                    self.finish(inflight.take(), &mut out)?;
+                    self.flush(&mut cur, &mut out)?;
+                    out[slot] = Some(self.propose(p));
+                    continue;
+                }
+                let key = (p.measure, p.target.to_string());
+                if inflight.as_ref().is_some_and(|f| f.keys.contains(&key)) {
+                    self.finish(inflight.take(), &mut out)?;
+                }
+                if cur.keys.contains(&key) {
+                    // The same target twice in one chunk: the second must see the first's action.
+                    self.finish(inflight.take(), &mut out)?;
+                    self.flush(&mut cur, &mut out)?;
+                }
+                if cur.pending.is_empty() {
+                    now = self.now();
+                }
+                if let Some(open) = self.store.open_action(p.measure, &p.target)? {
+                    out[slot] = Some(Ok(Decision { action: open, authorization: None, existing: true }));
+                    continue;
+                }
+                let opted_out = match (&p.subscriber, checks.get(&p.measure)) {
+                    (Some(s), Some(c)) => c.opted_out.contains(s),
+                    _ => false,
+                };
+                cur.keys.insert(key);
+                self.decide_into(slot, &p, opted_out, now, &mut cur);
+                cur.proposals.push(p);
+                if cur.pending.len() >= chunk {
+                    self.finish(inflight.take(), &mut out)?;
+                    inflight = self.start(scope, &mut cur);
+                }
             }
-            let batched = checks.get(&p.measure).is_some_and(|c| c.batched) && self.batchable(&p);
-            if !batched {
-                // Everything before it first, so the order of decisions is the caller's.
-                self.flush(&mut cur, &mut out)?;
-                out[slot] = Some(self.propose(p));
-                continue;
-            }
-            let key = (p.measure, p.target.to_string());
-            if cur.keys.contains(&key) {
-                // The same target twice in one chunk: the second must see the first's action.
-                self.flush(&mut cur, &mut out)?;
-            }
-            if cur.pending.is_empty() {
-                now = self.now();
-            }
-            if let Some(open) = self.store.open_action(p.measure, &p.target)? {
-                out[slot] = Some(Ok(Decision { action: open, authorization: None, existing: true }));
-                continue;
-            }
-            let opted_out = match (&p.subscriber, checks.get(&p.measure)) {
-                (Some(s), Some(c)) => c.opted_out.contains(s),
-                _ => false,
-            };
-            cur.keys.insert(key);
-            self.decide_into(slot, &p, opted_out, now, &mut cur);
-            cur.proposals.push(p);
-            if cur.pending.len() >= chunk {
-                self.flush(&mut cur, &mut out)?;
-            }
-        }
-        self.flush(&mut cur, &mut out)?;
+            self.finish(inflight.take(), &mut out)?;
+            self.flush(&mut cur, &mut out)
+        })?;
         Ok(out
             .into_iter()
             .map(|o| o.unwrap_or_else(|| Err(GovernanceError::BadRequest("proposal left undecided".into()))))
@@ -240,7 +264,46 @@ impl Governance {
             return Ok(());
         }
         let Chunk { pending, proposals, mutations, ledger, .. } = std::mem::take(cur);
-        let seqs = match self.commit(mutations, ledger) {
+        self.settle(self.commit(mutations, ledger), pending, proposals, out)
+    }
+
+    /// Starts committing a chunk on a scoped thread.
+    fn start<'scope, 'env>(
+        &'env self,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        cur: &mut Chunk,
+    ) -> Option<InFlight<'scope>> {
+        if cur.pending.is_empty() {
+            return None;
+        }
+        let Chunk { pending, proposals, keys, mutations, ledger } = std::mem::take(cur);
+        let handle = scope.spawn(move || self.commit(mutations, ledger));
+        Some(InFlight { handle, pending, proposals, keys })
+    }
+
+    /// Waits for a chunk being committed and fills in its decisions.
+    fn finish(
+        &self,
+        inflight: Option<InFlight<'_>>,
+        out: &mut [Option<Result<Decision, GovernanceError>>],
+    ) -> Result<(), GovernanceError> {
+        let Some(InFlight { handle, pending, proposals, .. }) = inflight else {
+            return Ok(());
+        };
+        let committed = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        self.settle(committed, pending, proposals, out)
+    }
+
+    /// A chunk's decisions once its commit returned: with their grants, or each proposal
+    /// decided again one by one after a conflict.
+    fn settle(
+        &self,
+        committed: Result<Vec<u64>, GovernanceError>,
+        pending: Vec<Pending>,
+        proposals: Vec<Proposal>,
+        out: &mut [Option<Result<Decision, GovernanceError>>],
+    ) -> Result<(), GovernanceError> {
+        let seqs = match committed {
             Ok(seqs) => seqs,
             Err(GovernanceError::Store(StoreError::Conflict { .. })) => {
                 for (pd, p) in pending.into_iter().zip(proposals) {
