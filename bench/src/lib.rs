@@ -5,6 +5,8 @@
 //! produced it. Nothing here is a timed unit test: the numbers only mean something next to the
 //! baseline measured a moment earlier on the same machine.
 
+pub mod flow;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;

@@ -21,16 +21,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use mamori_bench::Args;
+use mamori_bench::flow::{bench_engine, fixed_threshold};
 use mamori_core::action::ActionRecord;
 use mamori_core::actuator::{Actuator, ActuatorError};
 use mamori_core::authorization::Authorization;
 use mamori_core::catalog::MeasureId;
-use mamori_core::clock::WallClock;
-use mamori_core::governance::Governance;
-use mamori_core::subject::Actor;
 use mamori_flow::collector::Collector;
-use mamori_flow::detect::engine::FlowEngine;
-use mamori_flow::detect::{DetectConfig, Detector};
 
 const USAGE: &str = "flow_collect [--listen ADDR] [--sflow-listen ADDR] [--prefix CIDR]... \
                      [--host-pps N] [--window-secs S]";
@@ -72,27 +68,13 @@ fn main() -> Result<()> {
     let listen: std::net::SocketAddr = args.get("listen", "127.0.0.1:2055".parse()?)?;
     let prefixes = args.value("prefix").unwrap_or("203.0.113.0/24,10.0.0.0/16");
     let window = Duration::from_secs_f64(args.get("window-secs", 1.0f64)?.max(0.1));
-    let detect = DetectConfig {
-        customer_prefixes: prefixes.split(',').map(str::parse).collect::<Result<_, _>>()?,
-        host_pps: args.get("host-pps", 20_000.0)?,
-        host_bps: 1e15,
-        host_fps: 1e12,
-        // FastNetMon bans hosts on fixed thresholds: no prefix-level detection and no learned
-        // normal in this comparison.
-        normal_factor: 1e12,
-        prefix_pps: 1e15,
-        prefix_bps: 1e15,
-        prefix_fps: 1e15,
-        ..DetectConfig::default()
-    };
-    let dir = tempfile::tempdir()?;
-    let store = Arc::new(mamori_store::SqliteStore::open(
-        &dir.path().join("bench.sqlite"),
-        mamori_store::StoreOptions::default(),
-    )?);
-    let gov = Arc::new(Governance::new(store, Arc::new(WallClock), Arc::new(mamori_core::config::Config::default()))?);
-    gov.enable_measure(MeasureId::DdosBlockToProtectNetwork, &Actor("operator:bench".into()))?;
-    let mut engine = FlowEngine::new(gov, Arc::new(WallClock), Detector::new(detect), Arc::new(Timing))?;
+    // FastNetMon bans hosts on fixed thresholds: no prefix-level detection and no learned normal
+    // in this comparison.
+    let detect = fixed_threshold(
+        prefixes.split(',').map(str::parse).collect::<Result<_, _>>()?,
+        args.get("host-pps", 20_000.0)?,
+    );
+    let (_dir, mut engine) = bench_engine(detect, Arc::new(Timing))?;
     engine.expect_window(window.as_secs_f64());
     // As `mamori serve`: one channel of datagram batches between the collector and the engine.
     let (tx, rx) = std::sync::mpsc::sync_channel(4096);

@@ -19,17 +19,13 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use mamori_bench::Args;
+use mamori_bench::flow::{Rng, background, bench_engine, fixed_threshold, ntp_reflection};
 use mamori_core::action::ActionRecord;
 use mamori_core::actuator::{Actuator, ActuatorError};
 use mamori_core::authorization::Authorization;
 use mamori_core::catalog::MeasureId;
-use mamori_core::clock::WallClock;
-use mamori_core::governance::Governance;
-use mamori_core::subject::Actor;
-use mamori_flow::collector::wire::{self, Sets, WireFlow};
+use mamori_flow::collector::wire::{self, Sets};
 use mamori_flow::collector::{Decoder, ExporterStats};
-use mamori_flow::detect::engine::FlowEngine;
-use mamori_flow::detect::{DetectConfig, Detector};
 
 const USAGE: &str = "flow_replay [--datagrams N] [--per-datagram N] [--seed N] [--window-flows N] \
                      [--attack-at N] [--attack-pps N] [--host-pps N]";
@@ -55,43 +51,6 @@ impl Actuator for Null {
     }
 }
 
-/// `flow_send`'s generator (xorshift64*), so the stream is the benchmark's.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
-fn background(rng: &mut Rng, per: usize) -> Vec<WireFlow> {
-    (0..per)
-        .map(|_| {
-            let r = rng.next();
-            let dst = if r & 1 == 0 {
-                Ipv4Addr::from(0x0a00_0000 | ((r >> 8) as u32 & 0xffff))
-            } else {
-                Ipv4Addr::new(203, 0, 113, (r >> 8) as u8)
-            };
-            let tcp = r & 2 == 0;
-            WireFlow {
-                src: Ipv4Addr::from(0xc633_6400 | ((r >> 24) as u32 & 0xff) | (((r >> 32) as u32 & 0x3f) << 8)),
-                dst,
-                protocol: if tcp { 6 } else { 17 },
-                src_port: 1024 + (r >> 40) as u16 % 60_000,
-                dst_port: if tcp { 443 } else { 53 },
-                tcp_flags: if tcp { 0x18 } else { 0 },
-                input_if: 2,
-                packets: 1,
-                bytes: 600,
-            }
-        })
-        .collect()
-}
-
 fn cpu_secs() -> f64 {
     // utime + stime of this process, from /proc (clock ticks of 1/100 s on Linux).
     std::fs::read_to_string("/proc/self/stat")
@@ -110,7 +69,7 @@ fn main() -> Result<()> {
     )?;
     let datagrams: usize = args.get("datagrams", 20_000usize)?;
     let per: usize = args.get("per-datagram", 50usize)?.clamp(1, 55);
-    let mut rng = Rng(args.get("seed", 7u64)?.max(1));
+    let mut rng = Rng::new(args.get("seed", 7u64)?);
     let window_flows: u64 = args.get("window-flows", 100_000u64)?.max(1);
     let attack_at: Option<usize> = args.value("attack-at").map(str::parse).transpose()?;
     let attack_pps: u32 = args.get("attack-pps", 200_000u32)?;
@@ -120,6 +79,7 @@ fn main() -> Result<()> {
     let exporter = SocketAddr::from(([127, 0, 0, 1], 40_000));
     let mut stream = Vec::with_capacity(datagrams + datagrams / 400 + 1);
     let attack_dst = Ipv4Addr::new(203, 0, 113, 77);
+    let mut flows = Vec::with_capacity(per);
     for i in 0..datagrams {
         if i % 400 == 0 {
             stream.push(wire::v9(1_700_000_000, 1, &Sets { template: true, sampling: None, flows: &[] }));
@@ -127,49 +87,17 @@ fn main() -> Result<()> {
         if attack_at.is_some_and(|a| i >= a && i % 20 == 0) {
             // 200 reflectors, one flow each per tick: attack_pps / 100 packets per tick.
             let pkts = (attack_pps / 100 / 200).max(1);
-            let attack: Vec<_> = (0..200u32)
-                .map(|r| WireFlow {
-                    src: Ipv4Addr::from(0x6440_0000 + r),
-                    dst: attack_dst,
-                    protocol: 17,
-                    src_port: 123,
-                    dst_port: 40_000 + (r % 1000) as u16,
-                    tcp_flags: 0,
-                    input_if: 1,
-                    packets: pkts,
-                    bytes: pkts * 468,
-                })
-                .collect();
+            let attack = ntp_reflection(attack_dst, pkts);
             for chunk in attack.chunks(per) {
                 stream.push(wire::v9(1_700_000_000, 1, &Sets { template: false, sampling: None, flows: chunk }));
             }
         }
-        stream.push(wire::v9(
-            1_700_000_000,
-            1,
-            &Sets { template: false, sampling: None, flows: &background(&mut rng, per) },
-        ));
+        background(&mut rng, per, &mut flows);
+        stream.push(wire::v9(1_700_000_000, 1, &Sets { template: false, sampling: None, flows: &flows }));
     }
 
-    let detect = DetectConfig {
-        customer_prefixes: vec!["203.0.113.0/24".parse()?, "10.0.0.0/16".parse()?],
-        host_pps,
-        host_bps: 1e15,
-        host_fps: 1e12,
-        normal_factor: 1e12,
-        prefix_pps: 1e15,
-        prefix_bps: 1e15,
-        prefix_fps: 1e15,
-        ..DetectConfig::default()
-    };
-    let dir = tempfile::tempdir()?;
-    let store = Arc::new(mamori_store::SqliteStore::open(
-        &dir.path().join("bench.sqlite"),
-        mamori_store::StoreOptions::default(),
-    )?);
-    let gov = Arc::new(Governance::new(store, Arc::new(WallClock), Arc::new(mamori_core::config::Config::default()))?);
-    gov.enable_measure(MeasureId::DdosBlockToProtectNetwork, &Actor("operator:bench".into()))?;
-    let mut engine = FlowEngine::new(gov, Arc::new(WallClock), Detector::new(detect), Arc::new(Null))?;
+    let detect = fixed_threshold(vec!["203.0.113.0/24".parse()?, "10.0.0.0/16".parse()?], host_pps);
+    let (_dir, mut engine) = bench_engine(detect, Arc::new(Null))?;
     engine.expect_window(1.0);
 
     let mut decoder = Decoder::default();

@@ -16,25 +16,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use mamori_bench::Args;
-use mamori_flow::collector::wire::{self, Sets, WireFlow};
+use mamori_bench::flow::{REFLECTORS, Rng, background, ntp_reflection};
+use mamori_flow::collector::wire::{self, Sets};
 
 const USAGE: &str = "flow_send --to ADDR [--fps N] [--secs S] [--per-datagram N] [--seed N] \
                      [--attack-after S --attack-pps N --attack-dst IP]";
 
 fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
 }
 
 fn main() -> Result<()> {
@@ -46,7 +35,7 @@ fn main() -> Result<()> {
     let fps: f64 = args.get("fps", 100_000.0)?;
     let secs: f64 = args.get("secs", 5.0)?;
     let per: usize = args.get("per-datagram", 50usize)?.clamp(1, 55);
-    let mut rng = Rng(args.get("seed", 7u64)?.max(1));
+    let mut rng = Rng::new(args.get("seed", 7u64)?);
     let attack_after: Option<f64> = args.value("attack-after").map(str::parse).transpose()?;
     let attack_pps: f64 = args.get("attack-pps", 200_000.0)?;
     let attack_dst: Ipv4Addr = args.get("attack-dst", Ipv4Addr::new(203, 0, 113, 77))?;
@@ -61,8 +50,8 @@ fn main() -> Result<()> {
     let mut attack_start: Option<f64> = None;
     let mut attack_sent = 0.0f64;
     let mut bg_flows = 0u64;
-    // The attack: 200 reflectors, one flow each per 10 ms tick, sharing the packet rate.
-    let reflectors = 200u32;
+    // The attack: its reflectors send one flow each per 10 ms tick, sharing the packet rate.
+    let reflectors = REFLECTORS;
     let mut flows = Vec::with_capacity(per);
     while start.elapsed().as_secs_f64() < secs {
         let el = start.elapsed().as_secs_f64();
@@ -77,19 +66,7 @@ fn main() -> Result<()> {
                     let pkts = ((due - attack_sent) / f64::from(reflectors)).max(1.0) as u32;
                     let t = now();
                     attack_start.get_or_insert(t);
-                    let attack: Vec<_> = (0..reflectors)
-                        .map(|i| WireFlow {
-                            src: Ipv4Addr::from(0x6440_0000 + i),
-                            dst: attack_dst,
-                            protocol: 17,
-                            src_port: 123,
-                            dst_port: 40_000 + (i % 1000) as u16,
-                            tcp_flags: 0,
-                            input_if: 1,
-                            packets: pkts,
-                            bytes: pkts * 468,
-                        })
-                        .collect();
+                    let attack = ntp_reflection(attack_dst, pkts);
                     for chunk in attack.chunks(per) {
                         send(&wire::v9(unix(), 1, &Sets { template: false, sampling: None, flows: chunk }))?;
                         sent_dg += 1;
@@ -105,28 +82,7 @@ fn main() -> Result<()> {
             std::thread::sleep(Duration::from_micros(100));
             continue;
         }
-        flows.clear();
-        for _ in 0..per {
-            let r = rng.next();
-            // Half toward 10.0.0.0/16, half toward 203.0.113.0/24; one packet each.
-            let dst = if r & 1 == 0 {
-                Ipv4Addr::from(0x0a00_0000 | ((r >> 8) as u32 & 0xffff))
-            } else {
-                Ipv4Addr::new(203, 0, 113, (r >> 8) as u8)
-            };
-            let tcp = r & 2 == 0;
-            flows.push(WireFlow {
-                src: Ipv4Addr::from(0xc633_6400 | ((r >> 24) as u32 & 0xff) | (((r >> 32) as u32 & 0x3f) << 8)),
-                dst,
-                protocol: if tcp { 6 } else { 17 },
-                src_port: 1024 + (r >> 40) as u16 % 60_000,
-                dst_port: if tcp { 443 } else { 53 },
-                tcp_flags: if tcp { 0x18 } else { 0 },
-                input_if: 2,
-                packets: 1,
-                bytes: 600,
-            });
-        }
+        background(&mut rng, per, &mut flows);
         send(&wire::v9(unix(), 1, &Sets { template: false, sampling: None, flows: &flows }))?;
         sent_dg += 1;
         sent_flows += per as u64;
