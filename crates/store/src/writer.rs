@@ -397,42 +397,24 @@ fn apply_mutation(conn: &Connection, m: &Mutation, grants: &Grants) -> Result<()
                 }
                 Some(_) => {}
             }
-            match grants.get(r.id.as_str()) {
-                None => {
-                    let json = record_json(r)?;
-                    conn.prepare_cached(
-                        "UPDATE actions SET state = ?2, deadline = ?3, subscriber = ?4, record = ?5 WHERE id = ?1",
-                    )
-                    .and_then(|mut st| {
-                        st.execute(params![
-                            r.id,
-                            r.state.as_str(),
-                            r.deadline.map(nanos),
-                            r.subscriber.as_ref().map(|s| s.0.as_str()),
-                            json,
-                        ])
-                    })
-                    .map_err(db_err)?;
-                }
-                Some(&g) => {
-                    let json = record_json(r)?;
-                    conn.prepare_cached(
-                        "UPDATE actions SET state = ?2, deadline = ?3, subscriber = ?4, record = ?5, grant_seq = ?6
-                         WHERE id = ?1",
-                    )
-                    .and_then(|mut st| {
-                        st.execute(params![
-                            r.id,
-                            r.state.as_str(),
-                            r.deadline.map(nanos),
-                            r.subscriber.as_ref().map(|s| s.0.as_str()),
-                            json,
-                            g,
-                        ])
-                    })
-                    .map_err(db_err)?;
-                }
-            }
+            // An `applied` entry of this batch gives the action its grant; otherwise it keeps its own.
+            let grant = grants.get(r.id.as_str()).copied();
+            let json = record_json(r)?;
+            conn.prepare_cached(
+                "UPDATE actions SET state = ?2, deadline = ?3, subscriber = ?4, record = ?5,
+                 grant_seq = COALESCE(?6, grant_seq) WHERE id = ?1",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    r.id,
+                    r.state.as_str(),
+                    r.deadline.map(nanos),
+                    r.subscriber.as_ref().map(|s| s.0.as_str()),
+                    json,
+                    grant,
+                ])
+            })
+            .map_err(db_err)?;
         }
         Mutation::AddApproval { action_id, approval } => {
             let assessments =
