@@ -13,7 +13,7 @@ use mamori_core::account::{Role, UiLanguage};
 use super::{error_box, esc, page, t};
 use crate::AppState;
 use crate::auth::{PagePerson, Person, Right, SESSION_COOKIE};
-use crate::controllers::{ApiError, ProposeBody, blocking, off_thread, proposal_from};
+use crate::controllers::{ApiError, ProposeBody, off_thread, proposal_from};
 use crate::metrics_names as m;
 
 /// Form fields; malformed or oversized bodies are refused cleanly and counted.
@@ -238,10 +238,32 @@ pub(crate) async fn propose(
         reason: f.get("reason").to_owned(),
     };
     let who = p.actor();
-    match blocking(&s.gov, move |g| g.propose(proposal_from(g, body, who)?)).await {
+    match govern(&s, &p, move |g| g.propose(proposal_from(g, body, who)?)).await {
         Ok(d) => Redirect::to(&format!("/actions/{}", d.action.id)).into_response(),
         Err(e) => super::pages::approvals_with_error(&s, &p, e).await,
     }
+}
+
+/// [`crate::controllers::blocking`] for a person's change: a governance refusal comes back in their language.
+async fn govern<T: Send + 'static>(
+    s: &AppState,
+    p: &Person,
+    f: impl FnOnce(&mamori_core::governance::Governance) -> Result<T, mamori_core::governance::GovernanceError>
+    + Send
+    + 'static,
+) -> Result<T, ApiError> {
+    let (lang, gov) = (p.language, s.gov.clone());
+    off_thread(move || {
+        f(&gov).map_err(|e| {
+            let text = super::i18n::refusal(lang, &e);
+            let mut refused = ApiError::from(e);
+            if let Some(text) = text.filter(|_| refused.0 != StatusCode::INTERNAL_SERVER_ERROR) {
+                refused.1 = text;
+            }
+            refused
+        })
+    })
+    .await
 }
 
 async fn action_post(
@@ -265,7 +287,7 @@ async fn action_post(
     }
     let who = p.actor();
     let aid = id.clone();
-    match blocking(&s.gov, move |g| run(g, &aid, &who, &f)).await {
+    match govern(&s, &p, move |g| run(g, &aid, &who, &f)).await {
         Ok(()) => Redirect::to(&format!("/actions/{id}")).into_response(),
         Err(e) => super::pages::action_response(&s, &p, &id, Some(e)).await,
     }

@@ -2,6 +2,7 @@
 //! Japanese entry shows in English (a test keeps the table complete for the keys pages use).
 
 use mamori_core::account::UiLanguage;
+use mamori_core::governance::GovernanceError;
 
 /// (English, Japanese)
 const TEXT: &[(&str, &str)] = &[
@@ -99,9 +100,59 @@ pub(crate) fn t(lang: UiLanguage, key: &'static str) -> &'static str {
     }
 }
 
+/// Governance's refusal in the person's language, or `None` where its own (English) text stands:
+/// in English, and for errors that carry no refusal (storage failures, free-text bad requests).
+/// The JSON API keeps governance's text, which is what scripts and logs match on.
+pub(crate) fn refusal(lang: UiLanguage, e: &GovernanceError) -> Option<String> {
+    if lang == UiLanguage::En {
+        return None;
+    }
+    Some(match e {
+        GovernanceError::Refused { measure, reason } => {
+            format!("{measure} は提供されない措置です（{reason}）")
+        }
+        GovernanceError::NotEnabled { measure } => {
+            format!("{measure} は有効になっていません（`mamori measures enable {measure}` で有効にします）")
+        }
+        GovernanceError::NoticeMissing { measure } => format!(
+            "{measure} は加入者の同意より前に実施できる措置のため、約款またはウェブサイトで事前に公表する必要があります。\
+             公表先を `mamori measures notice {measure} --url URL --version VERSION` で記録してください"
+        ),
+        GovernanceError::ConsentNotApplicable { measure, operation } => {
+            format!("{measure} は加入者の同意に基づく措置ではないため、{operation} は適用されません")
+        }
+        GovernanceError::InvalidTransition { action_id, from, to } => {
+            format!("措置 {action_id} は {from} の状態のため、{to} にはできません")
+        }
+        GovernanceError::ProposerCannotApprove { action_id, approver } => {
+            format!("{approver} は措置 {action_id} の提案者のため承認できません。別の承認者の承認が必要です")
+        }
+        GovernanceError::AlreadyApproved { action_id, approver } => {
+            format!("{approver} は措置 {action_id} をすでに承認しています。承認はそれぞれ別の人が行います")
+        }
+        GovernanceError::NotAnApprover { name } => {
+            format!("{name} は承認者ではありません（承認者ロールを付与するか、[roles] approvers に記載してください）")
+        }
+        GovernanceError::MissingAssessment { measure, field } => {
+            format!("{measure} の承認には評価項目 `{field}` の記入が必要です")
+        }
+        GovernanceError::UnknownAction(id) => format!("措置 {id} はありません"),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_in_japanese_and_english_left_to_governance() {
+        let e = GovernanceError::ProposerCannotApprove { action_id: "a1".into(), approver: "alice".into() };
+        let ja = refusal(UiLanguage::Ja, &e).expect("a Japanese refusal");
+        assert!(ja.contains("alice") && ja.contains("a1") && ja.contains("提案者"), "{ja}");
+        assert_eq!(refusal(UiLanguage::En, &e), None);
+        assert_eq!(refusal(UiLanguage::Ja, &GovernanceError::BadRequest("x".into())), None);
+    }
 
     #[test]
     fn japanese_for_every_navigation_word() {
