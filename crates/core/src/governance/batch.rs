@@ -16,17 +16,17 @@
 
 use std::collections::{HashMap, HashSet};
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde_json::json;
 
-use super::lifecycle::{proposed_entry, proposed_record};
+use super::lifecycle::{applied_entry, notice_purpose, proposed_entry, proposed_record};
 use super::{Decision, Governance, GovernanceError, Proposal};
 use crate::action::{ActionRecord, ActionState};
 use crate::authorization::Authorization;
 use crate::catalog::{self, ConsentModel, LegalBasis, MeasureId, NotificationDuty};
-use crate::ledger::{EventKind, LedgerDraft, format_time};
-use crate::store::{Mutation, OutboxMessage, StoreError};
-use crate::subject::{Actor, SubscriberId, Target};
+use crate::ledger::{EventKind, LedgerDraft};
+use crate::store::{Mutation, StoreError};
+use crate::subject::{Actor, SubscriberId};
 
 /// What one measure allows on the batched path, read once per call.
 struct MeasureCheck {
@@ -170,8 +170,6 @@ impl Governance {
         let m = catalog::measure(p.measure);
         let time_class = self.calendar.classify(now);
         let mut rec = proposed_record(p, now, time_class.label());
-        let id = rec.id.clone();
-        let target = p.target.to_string();
         cur.ledger.push(proposed_entry(&rec));
         if opted_out {
             let reason = "the subscriber opted out of this measure";
@@ -181,8 +179,8 @@ impl Governance {
             cur.ledger.push(
                 LedgerDraft::new(EventKind::Refused, Actor::system(), json!({"reason": reason}))
                     .measure(p.measure)
-                    .action(id)
-                    .subject(target),
+                    .action(rec.id.clone())
+                    .subject(p.target.to_string()),
             );
             cur.mutations.push(Mutation::InsertAction(Box::new(rec.clone())));
             cur.pending.push(Pending { slot, rec, apply_index: None });
@@ -193,60 +191,11 @@ impl Governance {
             _ => m.primary_basis(),
         };
         // As `apply_with` from `proposed`.
-        rec.state = if m.restrictive { ActionState::Applied } else { ActionState::Completed };
-        rec.applied_at = Some(now);
-        if m.restrictive {
-            let max = self.config.max_duration(rec.measure).unwrap_or(SignedDuration::from_hours(24));
-            let requested = rec
-                .evidence
-                .get("requested_duration")
-                .and_then(|v| v.as_str())
-                .and_then(|s| s.parse::<SignedDuration>().ok())
-                .map_or(max, |d| d.min(max));
-            rec.deadline = now.checked_add(requested).ok();
-        } else {
-            rec.deadline = None;
-            rec.ended_at = Some(now);
-        }
+        self.mark_applied(&mut rec, now);
         let apply_index = cur.ledger.len();
-        cur.ledger.push(
-            LedgerDraft::new(
-                EventKind::Applied,
-                Actor::system(),
-                json!({
-                    "legal_basis": rec.legal_basis,
-                    "emergency": rec.emergency,
-                    "time_class": rec.time_class,
-                    "expires_at": rec.deadline.map(format_time),
-                    "lift_condition": rec.lift_condition,
-                    "approvals": Vec::<String>::new(),
-                }),
-            )
-            .measure(rec.measure)
-            .action(id.clone())
-            .subject(target),
-        );
-        let purpose = match m.notification {
-            NotificationDuty::Alert => Some("alert"),
-            NotificationDuty::Confirmation
-            | NotificationDuty::ConsentRequestOrPromptNotice
-            | NotificationDuty::Requester => Some("confirmation"),
-            NotificationDuty::None | NotificationDuty::Public => None,
-        };
-        if let (Some(purpose), Some(sub)) = (purpose, &rec.subscriber) {
-            cur.mutations.push(Mutation::Queue(OutboxMessage {
-                action_id: id.clone(),
-                measure: rec.measure,
-                subscriber: sub.clone(),
-                purpose: purpose.to_owned(),
-                at: now,
-            }));
-            cur.ledger.push(
-                LedgerDraft::new(EventKind::NoticeQueued, Actor::system(), json!({"purpose": purpose}))
-                    .measure(rec.measure)
-                    .action(id)
-                    .subject(Target::Subscriber(sub.0.clone()).to_string()),
-            );
+        cur.ledger.push(applied_entry(&rec));
+        if let Some(purpose) = notice_purpose(&rec) {
+            self.queue(&rec, purpose, now, &mut cur.mutations, &mut cur.ledger);
         }
         cur.mutations.push(Mutation::InsertAction(Box::new(rec.clone())));
         cur.pending.push(Pending { slot, rec, apply_index: Some(apply_index) });

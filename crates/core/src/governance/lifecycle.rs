@@ -269,50 +269,10 @@ impl Governance {
         if !from.can_move_to(next) {
             return Err(GovernanceError::InvalidTransition { action_id: rec.id, from, to: next });
         }
-        rec.state = next;
-        rec.applied_at = Some(now);
-        if m.restrictive {
-            let max = self.config.max_duration(rec.measure).unwrap_or(SignedDuration::from_hours(24));
-            let requested = rec
-                .evidence
-                .get("requested_duration")
-                .and_then(|v| v.as_str())
-                .and_then(|s| s.parse::<SignedDuration>().ok())
-                .map_or(max, |d| d.min(max));
-            rec.deadline = now.checked_add(requested).ok();
-        } else {
-            rec.deadline = None;
-            rec.ended_at = Some(now);
-        }
+        self.mark_applied(&mut rec, now);
         let apply_index = ledger.len();
-        ledger.push(
-            LedgerDraft::new(
-                EventKind::Applied,
-                Actor::system(),
-                json!({
-                    "legal_basis": rec.legal_basis,
-                    "emergency": rec.emergency,
-                    "time_class": rec.time_class,
-                    "expires_at": rec.deadline.map(format_time),
-                    "lift_condition": rec.lift_condition,
-                    "approvals": rec.approvals.iter().map(|a| a.approver.0.clone()).collect::<Vec<_>>(),
-                }),
-            )
-            .measure(rec.measure)
-            .action(rec.id.clone())
-            .subject(rec.target.to_string()),
-        );
-        let purpose = if rec.emergency {
-            Some("emergency-notice")
-        } else {
-            match m.notification {
-                NotificationDuty::Alert => Some("alert"),
-                NotificationDuty::Confirmation | NotificationDuty::ConsentRequestOrPromptNotice => Some("confirmation"),
-                NotificationDuty::Requester => Some("confirmation"),
-                NotificationDuty::None | NotificationDuty::Public => None,
-            }
-        };
-        if let Some(purpose) = purpose {
+        ledger.push(applied_entry(&rec));
+        if let Some(purpose) = notice_purpose(&rec) {
             self.queue(&rec, purpose, now, &mut mutations, &mut ledger);
         }
         let expect = if mutations.iter().any(|mu| matches!(mu, Mutation::InsertAction(_))) {
@@ -337,7 +297,29 @@ impl Governance {
         Ok(Decision { action: rec, authorization: Some(auth), existing: false })
     }
 
-    fn queue(
+    /// Moves an action to `applied` (restrictive: until its requested duration, at most the
+    /// measure's maximum) or `completed` (not restrictive: ended at once), at `now`.
+    pub(super) fn mark_applied(&self, rec: &mut ActionRecord, now: Timestamp) {
+        let m = catalog::measure(rec.measure);
+        rec.state = if m.restrictive { ActionState::Applied } else { ActionState::Completed };
+        rec.applied_at = Some(now);
+        if m.restrictive {
+            let max = self.config.max_duration(rec.measure).unwrap_or(SignedDuration::from_hours(24));
+            let requested = rec
+                .evidence
+                .get("requested_duration")
+                .and_then(|v| v.as_str())
+                .and_then(|s| s.parse::<SignedDuration>().ok())
+                .map_or(max, |d| d.min(max));
+            rec.deadline = now.checked_add(requested).ok();
+        } else {
+            rec.deadline = None;
+            rec.ended_at = Some(now);
+        }
+    }
+
+    /// Queues the notice `purpose` to the action's subscriber, if it has one, with its ledger entry.
+    pub(super) fn queue(
         &self,
         rec: &ActionRecord,
         purpose: &str,
@@ -683,4 +665,39 @@ pub(super) fn proposed_entry(rec: &ActionRecord) -> LedgerDraft {
     .measure(rec.measure)
     .action(rec.id.clone())
     .subject(rec.target.to_string())
+}
+
+/// The `applied` ledger entry of an action just marked applied (or completed): the grant the
+/// store records on the action.
+pub(super) fn applied_entry(rec: &ActionRecord) -> LedgerDraft {
+    LedgerDraft::new(
+        EventKind::Applied,
+        Actor::system(),
+        json!({
+            "legal_basis": rec.legal_basis,
+            "emergency": rec.emergency,
+            "time_class": rec.time_class,
+            "expires_at": rec.deadline.map(format_time),
+            "lift_condition": rec.lift_condition,
+            "approvals": rec.approvals.iter().map(|a| a.approver.0.clone()).collect::<Vec<_>>(),
+        }),
+    )
+    .measure(rec.measure)
+    .action(rec.id.clone())
+    .subject(rec.target.to_string())
+}
+
+/// What the subscriber is told when an action applies: an emergency notice, or what the
+/// measure's notification duty asks for.
+pub(super) fn notice_purpose(rec: &ActionRecord) -> Option<&'static str> {
+    if rec.emergency {
+        return Some("emergency-notice");
+    }
+    match catalog::measure(rec.measure).notification {
+        NotificationDuty::Alert => Some("alert"),
+        NotificationDuty::Confirmation
+        | NotificationDuty::ConsentRequestOrPromptNotice
+        | NotificationDuty::Requester => Some("confirmation"),
+        NotificationDuty::None | NotificationDuty::Public => None,
+    }
 }
