@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{KillOnDrop as Serve, bin, mamori};
+use common::{mamori, serve};
 
 #[test]
 fn serve_receives_radius_accounting_and_lookup_names_the_subscriber() {
@@ -41,17 +41,7 @@ fn serve_receives_radius_accounting_and_lookup_names_the_subscriber() {
     )
     .unwrap();
     let log = dir.path().join("serve.log");
-    let serve = Serve(
-        Command::new(bin())
-            .arg("--config")
-            .arg(&cfg)
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let serve = serve(&cfg, &log);
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     let started = Instant::now();
     while !read_log().contains("RADIUS accounting listener started") {

@@ -9,7 +9,6 @@
 #[path = "../../dns/tests/support/mod.rs"]
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
@@ -17,7 +16,7 @@ use hickory_proto::rr::RecordType;
 use support::{Unbound, UnboundOptions, free_port, query, wait_for};
 
 mod common;
-use common::{KillOnDrop as Serve, bin, mamori, ok};
+use common::{mamori, ok, serve};
 
 fn rcode(server: std::net::SocketAddr, name: &str) -> Option<ResponseCode> {
     query(server, name, RecordType::A).map(|m| m.response_code())
@@ -46,17 +45,7 @@ fn serve_with_dns_publishes_an_operator_block_that_unbound_refuses_through_rpz()
     ok(mamori(&cfg, &["measures", "enable", "dns.block-fqdn-list", "--by", "sato"]));
 
     let log = dir.path().join("serve.log");
-    let _serve = Serve(
-        Command::new(bin())
-            .arg("--config")
-            .arg(&cfg)
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let _serve = serve(&cfg, &log);
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     let started = Instant::now();
     let ready =
@@ -173,17 +162,7 @@ fn serve_attributes_a_cnc_query_to_the_subscriber_holding_the_client_address() {
     ok(mamori(&cfg, &["measures", "enable", m, "--by", "sato"]));
 
     let log = dir.path().join("serve.log");
-    let _serve = Serve(
-        Command::new(bin())
-            .arg("--config")
-            .arg(&cfg)
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let _serve = serve(&cfg, &log);
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     let started = Instant::now();
     while !["dnstap listening", "mamori listening"].iter().all(|m| read_log().contains(m)) {

@@ -6,13 +6,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::UdpSocket;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mamori_flow::collector::wire::{self, Sets, WireFlow};
 
 mod common;
-use common::{KillOnDrop as Serve, bin, free_tcp_port, free_udp_port, http_get, mamori, ok};
+use common::{free_tcp_port, free_udp_port, http_get, mamori, ok, serve};
 
 #[test]
 fn serve_collects_netflow_and_proposes_a_flowspec_mitigation() {
@@ -32,17 +31,7 @@ fn serve_collects_netflow_and_proposes_a_flowspec_mitigation() {
     ok(mamori(&cfg, &["config", "check", cfg.to_str().unwrap()]));
     ok(mamori(&cfg, &["measures", "enable", "ddos.block-to-protect-network", "--by", "sato"]));
     let log = dir.path().join("serve.log");
-    let _serve = Serve(
-        Command::new(bin())
-            .arg("--config")
-            .arg(&cfg)
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let _serve = serve(&cfg, &log);
     let flows: Vec<WireFlow> = (0..20u8)
         .map(|i| WireFlow {
             src: [100, 64, 9, i].into(),

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// The binary under test.
 pub fn bin() -> PathBuf {
@@ -14,6 +14,22 @@ pub fn bin() -> PathBuf {
 /// `mamori --config CFG ARGS…`, without the caller's `RUST_LOG`.
 pub fn mamori(cfg: &Path, args: &[&str]) -> Output {
     Command::new(bin()).arg("--config").arg(cfg).args(args).env_remove("RUST_LOG").output().unwrap()
+}
+
+/// `mamori --config CFG serve` in the background at `RUST_LOG=info`, its log written to `log`
+/// (tests wait for its lines), stopped when the guard drops.
+pub fn serve(cfg: &Path, log: &Path) -> KillOnDrop {
+    KillOnDrop(
+        Command::new(bin())
+            .arg("--config")
+            .arg(cfg)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// Kills and reaps the process when dropped.
