@@ -379,6 +379,11 @@ pub trait Store: Send + Sync {
     fn action(&self, id: &str) -> Result<Option<ActionRecord>, StoreError>;
     /// Actions matching a filter, newest first.
     fn actions(&self, filter: &ActionFilter) -> Result<Vec<ActionRecord>, StoreError>;
+    /// The state of one action, without reading its record: for engines that check an action's
+    /// state often (a store overrides it with a cheaper read than [`Store::action`]).
+    fn action_state(&self, id: &str) -> Result<Option<ActionState>, StoreError> {
+        Ok(self.action(id)?.map(|a| a.state))
+    }
     /// The open (not final) action of a measure on a target, if any.
     fn open_action(&self, measure: MeasureId, target: &Target) -> Result<Option<ActionRecord>, StoreError>;
     /// Open actions whose deadline is at or before `now`.

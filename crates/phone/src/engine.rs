@@ -10,7 +10,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -312,6 +312,18 @@ struct LineState {
 }
 
 impl LineState {
+    /// A domestic call: the SIP client and the calling number of ordinary calls are the line's
+    /// own, learned while the line is calm.
+    fn learn_own(&mut self, start: Timestamp, source_ip: IpAddr, calling: u64) {
+        let calm = self.verdict == Verdict::Calm
+            && self.last_rise.is_none_or(|r| start.duration_since(r) > CALM_BEFORE_LEARNING);
+        if calm {
+            remember(&mut self.history.sources, source_ip, HISTORY_SOURCES);
+            remember(&mut self.history.calling, calling, HISTORY_CALLING);
+            self.history.calls = self.history.calls.saturating_add(1);
+        }
+    }
+
     /// After an evaluation: a legitimate-use verdict ends with its rise, and the normal levels
     /// learn this window unless the line is under a fraud verdict or rose without a verdict yet
     /// (a rise judged legitimate is learned, after the lag; a fraud never is).
@@ -375,10 +387,15 @@ pub struct Engine {
     gates: Gates,
     tz: TimeZone,
     lines: Vec<LineState>,
-    line_index: FxHashMap<Box<str>, u32>,
+    /// Line id (its bytes, as the CDR reader hands them out) → slot in `lines`.
+    line_index: FxHashMap<Box<[u8]>, u32>,
     hot: Vec<u32>,
     /// Spare buffer for [`Engine::evaluate_lines`]'s list of lines still hot.
     still_hot: Vec<u32>,
+    /// [`Engine::evaluate_lines`]'s stage-1 record, reused from line to line.
+    totals: LineTotals,
+    /// [`Engine::dormant_until`]'s record, reused from line to line.
+    dormant_record: LineLastInternational,
     /// Live calls in progress: key → (line slot or NOT_HELD, start in ms).
     live_calls: FxHashMap<u64, (u32, i64)>,
     ends: BinaryHeap<Reverse<PendingEnd>>,
@@ -417,7 +434,16 @@ fn ms_time(v: i64) -> Timestamp {
 }
 
 fn hash_str(s: &str) -> u64 {
-    FxBuildHasher.hash_one(s)
+    hash_bytes(s.as_bytes())
+}
+
+/// The hash of a text's bytes: the same number as `hash_str` of that text (what `str::hash`
+/// writes: the bytes, then 0xff), for the CDR reader's byte fields.
+fn hash_bytes(b: &[u8]) -> u64 {
+    let mut h = FxBuildHasher.build_hasher();
+    h.write(b);
+    h.write_u8(0xff);
+    h.finish()
 }
 
 const PHONE_MEASURES: [MeasureId; 4] = [
@@ -475,6 +501,22 @@ impl Engine {
             line_index: FxHashMap::default(),
             hot: Vec::new(),
             still_hot: Vec::new(),
+            totals: LineTotals {
+                line_id: String::new(),
+                subscriber: SubscriberId(String::new()),
+                window_jpy: 0.0,
+                rate_jpy_per_min: 0.0,
+                calls_in_progress: 0,
+                normal_jpy: 0.0,
+                sustained_jpy: 0.0,
+                normal_sustained_jpy: 0.0,
+            },
+            dormant_record: LineLastInternational {
+                line_id: String::new(),
+                subscriber: SubscriberId(String::new()),
+                last_international: None,
+                known_since: Timestamp::UNIX_EPOCH,
+            },
             live_calls: FxHashMap::default(),
             ends: BinaryHeap::new(),
             countries: FxHashMap::default(),
@@ -508,15 +550,16 @@ impl Engine {
         self.hot.iter().filter_map(|i| self.lines.get(*i as usize)).map(|l| l.calls.len()).sum()
     }
 
-    fn line_slot(&mut self, line_id: &str, at: Timestamp) -> u32 {
+    fn line_slot(&mut self, line_id: &[u8], at: Timestamp) -> u32 {
         if let Some(i) = self.line_index.get(line_id) {
             return *i;
         }
         let i = u32::try_from(self.lines.len()).unwrap_or(u32::MAX);
-        let key: Box<str> = line_id.into();
+        // Line ids come from `str`s or the reader's UTF-8 fields: the conversion is exact.
+        let text: Box<str> = String::from_utf8_lossy(line_id).into();
         self.lines.push(LineState {
-            line_id: key.clone(),
-            subscriber: self.subscribers.of(line_id),
+            subscriber: self.subscribers.of(&text),
+            line_id: text,
             calls: Vec::new(),
             normal: LaggedPeak::default(),
             sustained_jpy: 0.0,
@@ -530,7 +573,7 @@ impl Engine {
             hot: false,
             dormant_asked: false,
         });
-        self.line_index.insert(key, i);
+        self.line_index.insert(line_id.into(), i);
         i
     }
 
@@ -548,17 +591,22 @@ impl Engine {
     /// and calling number, so it neither waits in the reorder buffer nor moves the clock.
     pub fn on_domestic_cdr(&mut self, cdr: &CdrRef<'_>) {
         if !cdr.is_international() {
-            self.add_call(
-                0,
-                cdr.line_id,
-                cdr.calling_number,
-                cdr.destination,
-                cdr.source_ip,
-                cdr.start,
-                Some(cdr.end),
-                0.0,
-            );
+            // `add_call`'s path for a domestic call, without the arguments only held calls use
+            // (most rows come here).
+            let (li, calling) = self.count_call(cdr.line_id, cdr.calling_number, cdr.start);
+            if let Some(line) = self.lines.get_mut(li as usize) {
+                line.learn_own(cdr.start, cdr.source_ip, calling);
+            }
         }
+    }
+
+    /// Counts a call and finds its line: the line's slot and the calling number's hash.
+    fn count_call(&mut self, line_id: &[u8], calling_number: &[u8], start: Timestamp) -> (u32, u64) {
+        self.counters.calls += 1;
+        if self.first_seen.is_none() {
+            self.first_seen = Some(start);
+        }
+        (self.line_slot(line_id, start), hash_bytes(calling_number))
     }
 
     fn add_cdr(&mut self, cdr: &Cdr, jpy_per_sec: f64) {
@@ -566,8 +614,8 @@ impl Engine {
         let key = if cdr.is_international() { hash_str(&cdr.call_id) } else { 0 };
         self.add_call(
             key,
-            &cdr.line_id,
-            &cdr.calling_number,
+            cdr.line_id.as_bytes(),
+            cdr.calling_number.as_bytes(),
             cdr.destination,
             cdr.source_ip,
             cdr.start,
@@ -589,8 +637,16 @@ impl Engine {
                     Destination::Domestic => 0.0,
                 };
                 let key = hash_str(&s.call_id);
-                let held =
-                    self.add_call(key, &s.line_id, &s.calling_number, destination, s.source_ip, s.at, None, rate);
+                let held = self.add_call(
+                    key,
+                    s.line_id.as_bytes(),
+                    s.calling_number.as_bytes(),
+                    destination,
+                    s.source_ip,
+                    s.at,
+                    None,
+                    rate,
+                );
                 // Domestic calls are not held; their end is expected, not unmatched.
                 self.live_calls.insert(key, (held.unwrap_or(NOT_HELD), ms(s.at)));
             }
@@ -627,30 +683,18 @@ impl Engine {
     fn add_call(
         &mut self,
         key: u64,
-        line_id: &str,
-        calling_number: &str,
+        line_id: &[u8],
+        calling_number: &[u8],
         destination: Destination,
         source_ip: IpAddr,
         start: Timestamp,
         end: Option<Timestamp>,
         jpy_per_sec: f64,
     ) -> Option<u32> {
-        self.counters.calls += 1;
-        if self.first_seen.is_none() {
-            self.first_seen = Some(start);
-        }
-        let li = self.line_slot(line_id, start);
-        let calling = hash_str(calling_number);
+        let (li, calling) = self.count_call(line_id, calling_number, start);
         let line = self.lines.get_mut(li as usize)?;
-        let calm = line.verdict == Verdict::Calm
-            && line.last_rise.is_none_or(|r| start.duration_since(r) > CALM_BEFORE_LEARNING);
         let Destination::International(country) = destination else {
-            // The SIP client and the calling number of ordinary calls are the line's own.
-            if calm {
-                remember(&mut line.history.sources, source_ip, HISTORY_SOURCES);
-                remember(&mut line.history.calling, calling, HISTORY_CALLING);
-                line.history.calls = line.history.calls.saturating_add(1);
-            }
+            line.learn_own(start, source_ip, calling);
             return None;
         };
         self.counters.international += 1;
@@ -852,10 +896,21 @@ impl Engine {
             if !surge_on {
                 continue;
             }
-            let window_jpy: f64 = line.calls.iter().map(|c| c.accrued_between(from_ms, t_ms)).sum();
             // The moving sum decays from its last update and takes what accrued since.
             let since = line.sustained_at.min(t_ms);
-            let accrued: f64 = line.calls.iter().map(|c| c.accrued_between(since, t_ms)).sum();
+            // One pass over the calls for the window's charge, what accrued since the last update
+            // and the rate in progress: each sum adds the same terms in the same order, starting
+            // from -0.0 as `Iterator::sum` does, so the numbers are the bits three passes gave.
+            let (mut window_jpy, mut accrued) = (-0.0f64, -0.0f64);
+            let (mut rate_jpy_per_min, mut calls_in_progress) = (0.0, 0u32);
+            for c in &line.calls {
+                window_jpy += c.accrued_between(from_ms, t_ms);
+                accrued += c.accrued_between(since, t_ms);
+                if c.in_progress_at(t_ms) {
+                    rate_jpy_per_min += c.jpy_per_sec * 60.0;
+                    calls_in_progress += 1;
+                }
+            }
             let decay = match decay_for {
                 Some((dt, d)) if dt == t_ms - since => d,
                 _ => {
@@ -867,11 +922,6 @@ impl Engine {
             line.sustained_jpy = line.sustained_jpy * decay + accrued;
             line.sustained_at = t_ms;
             let sustained_jpy = line.sustained_jpy;
-            let (mut rate_jpy_per_min, mut calls_in_progress) = (0.0, 0u32);
-            for c in line.calls.iter().filter(|c| c.in_progress_at(t_ms)) {
-                rate_jpy_per_min += c.jpy_per_sec * 60.0;
-                calls_in_progress += 1;
-            }
             let projected = window_jpy.max(rate_jpy_per_min * self.surge.window_mins);
             if projected < self.surge.floor_jpy && sustained_jpy < self.surge.sustained_floor_jpy {
                 // Under the floor no line can be rising: learn and move on without building a
@@ -890,17 +940,20 @@ impl Engine {
             let normal_jpy = line.normal.normal(t, self.settings.normal_half_life);
             let normal_sustained_jpy = line.normal_sustained.normal(t, self.settings.normal_half_life);
             let Some(line) = self.lines.get(li as usize) else { continue };
-            let totals = LineTotals {
-                line_id: line.line_id.to_string(),
-                subscriber: line.subscriber.clone(),
-                window_jpy,
-                rate_jpy_per_min,
-                calls_in_progress,
-                normal_jpy,
-                sustained_jpy,
-                normal_sustained_jpy,
-            };
-            let Admission::Admitted(view) = self.gates.surge_totals.admit(&totals) else { continue };
+            // The record is rewritten in place: its strings keep their buffers, so a line over
+            // the floor costs no allocation (tens of thousands per hour on a busy file).
+            let totals = &mut self.totals;
+            totals.line_id.clear();
+            totals.line_id.push_str(&line.line_id);
+            totals.subscriber.0.clear();
+            totals.subscriber.0.push_str(&line.subscriber.0);
+            totals.window_jpy = window_jpy;
+            totals.rate_jpy_per_min = rate_jpy_per_min;
+            totals.calls_in_progress = calls_in_progress;
+            totals.normal_jpy = normal_jpy;
+            totals.sustained_jpy = sustained_jpy;
+            totals.normal_sustained_jpy = normal_sustained_jpy;
+            let Admission::Admitted(view) = self.gates.surge_totals.admit(&self.totals) else { continue };
             let rise = surge::rise(&view, &self.surge);
             if let Some(line) = self.lines.get_mut(li as usize) {
                 line.settle(t, window_jpy, sustained_jpy, rise.is_some(), self.settings.normal_half_life);
@@ -927,6 +980,13 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let Some(line) = self.lines.get_mut(li as usize) else { return Ok(()) };
         line.last_rise = Some(t);
+        if let Verdict::Fraud { last_proposed, .. } = &line.verdict {
+            // The first check of the arm below, before cloning the verdict (a fraud line is over
+            // its threshold at every evaluation, every 10 s).
+            if t.duration_since(*last_proposed) < REPROPOSE_EVERY {
+                return Ok(());
+            }
+        }
         match line.verdict.clone() {
             Verdict::Fraud { action_id, last_proposed } => {
                 if t.duration_since(last_proposed) < REPROPOSE_EVERY {
@@ -937,7 +997,7 @@ impl Engine {
                 let state = if action_id.is_empty() {
                     None
                 } else {
-                    self.gov.store().action(&action_id).map_err(GovernanceError::from)?.map(|a| a.state)
+                    self.gov.store().action_state(&action_id).map_err(GovernanceError::from)?
                 };
                 match state {
                     Some(ActionState::Rejected | ActionState::Lifted) => {
@@ -1290,7 +1350,7 @@ impl Engine {
                         c.flagged = None;
                         self.countries_kept_until = None;
                     }
-                    let state = self.gov.store().action(&id).map_err(GovernanceError::from)?.map(|a| a.state);
+                    let state = self.gov.store().action_state(&id).map_err(GovernanceError::from)?;
                     if state == Some(ActionState::Applied) {
                         let reason = format!(
                             "calls to the country back to normal for {:#}: the fraud toward it has stopped",
@@ -1363,13 +1423,16 @@ impl Engine {
             if line.dormant_asked {
                 continue;
             }
-            let record = LineLastInternational {
-                line_id: line.line_id.to_string(),
-                subscriber: line.subscriber.clone(),
-                last_international: line.last_international,
-                known_since: line.known_since,
-            };
-            let Admission::Admitted(v) = self.gates.dormant.admit(&record) else { continue };
+            // The record is rewritten in place (no allocation per line and day).
+            let record = &mut self.dormant_record;
+            record.line_id.clear();
+            record.line_id.push_str(&line.line_id);
+            record.subscriber.0.clear();
+            record.subscriber.0.push_str(&line.subscriber.0);
+            record.last_international = line.last_international;
+            record.known_since = line.known_since;
+            let Admission::Admitted(v) = self.gates.dormant.admit(&self.dormant_record) else { continue };
+            let record = &self.dormant_record;
             if !dormant::is_dormant(&v, t, days) {
                 continue;
             }
@@ -1430,7 +1493,7 @@ impl Engine {
     fn forget_action(&mut self, rec: &ActionRecord) {
         match &rec.target {
             Target::Line(id) => {
-                if let Some(li) = self.line_index.get(id.as_str()).copied() {
+                if let Some(li) = self.line_index.get(id.as_bytes()).copied() {
                     if let Some(line) = self.lines.get_mut(li as usize) {
                         if matches!(&line.verdict, Verdict::Fraud { action_id, .. } if *action_id == rec.id) {
                             line.verdict = Verdict::Calm;

@@ -266,6 +266,17 @@ impl Store for SqliteStore {
         Ok(self.actions_where("WHERE id = ?1", &[&id], 1)?.into_iter().next())
     }
 
+    fn action_state(&self, id: &str) -> Result<Option<ActionState>, StoreError> {
+        // The `state` column is written with the record in the same statement (insert and
+        // update), so it is the record's state without decoding its JSON.
+        let state: Option<String> = self.read(|c| {
+            c.prepare_cached("SELECT state FROM actions WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()
+        })?;
+        state
+            .map(|s| s.parse().map_err(|e| corrupt(&self.path, format!("action state: {e}"))))
+            .transpose()
+    }
+
     fn actions(&self, filter: &ActionFilter) -> Result<Vec<ActionRecord>, StoreError> {
         let mut clauses = Vec::new();
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();

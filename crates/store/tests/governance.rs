@@ -633,3 +633,21 @@ fn subscriber_request_is_recorded_as_consent_and_applied() {
     let h = e.store.consent_history(&SubscriberId("S-5".into())).unwrap();
     assert_eq!(h.len(), 1);
 }
+
+#[test]
+fn action_state_is_the_records_state_and_sees_other_processes() {
+    let e = env("2026-11-24T10:00:00+09:00");
+    enable_surge(&e.gov);
+    let id = e.gov.propose(surge("0312340021")).unwrap().action.id;
+    assert_eq!(e.store.action_state(&id).unwrap(), Some(ActionState::AwaitingConsent));
+    assert_eq!(e.store.action_state("A20261124-none").unwrap(), None);
+    // Another process (its own store on the same file): the subscriber agrees, then a person lifts.
+    let (other, other_store) = open(&e._dir.path().join("m.sqlite"), &e.clock);
+    other.subscriber_reply(&id, SubscriberReply::Agree, "web").unwrap();
+    assert_eq!(e.store.action_state(&id).unwrap(), Some(ActionState::Applied));
+    other.lift(&id, &op(), "subscriber asked to resume").unwrap();
+    assert_eq!(e.store.action_state(&id).unwrap(), Some(ActionState::Lifted));
+    for s in [&e.store, &other_store] {
+        assert_eq!(s.action_state(&id).unwrap(), s.action(&id).unwrap().map(|a| a.state));
+    }
+}

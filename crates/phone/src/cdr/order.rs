@@ -6,7 +6,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hasher};
 
 use jiff::{SignedDuration, Timestamp};
 use rustc_hash::{FxBuildHasher, FxHashMap};
@@ -58,9 +58,12 @@ impl std::fmt::Debug for Reorder {
     }
 }
 
-fn call_key(call_id: &str) -> u64 {
+fn call_key(call_id: &[u8]) -> u64 {
     let mut h = FxBuildHasher.build_hasher();
-    call_id.hash(&mut h);
+    // What `str::hash` writes (the bytes, then 0xff), so a key is the same for the text and its
+    // bytes.
+    h.write(call_id);
+    h.write_u8(0xff);
     // A second, independent mix so that two ids colliding in 64 bits is negligible (~n²/2⁶⁵).
     h.write_u64(0x9e37_79b9_7f4a_7c15);
     h.finish()
@@ -88,7 +91,7 @@ impl Reorder {
     /// Counts a row once without holding it: `true` the first time its call id is seen. For rows
     /// whose order doesn't matter to the consumer (a line's domestic calls only teach it its own
     /// addresses and numbers), which then skip the buffer.
-    pub fn first_time(&mut self, call_id: &str, start: Timestamp) -> bool {
+    pub fn first_time(&mut self, call_id: &[u8], start: Timestamp) -> bool {
         if self.seen.insert(call_key(call_id), start).is_some() {
             self.duplicates += 1;
             return false;
@@ -102,7 +105,7 @@ impl Reorder {
 
     /// Adds a row; released rows go to `out` in start order.
     pub fn push(&mut self, cdr: Cdr, out: &mut impl FnMut(Cdr)) -> Pushed {
-        let key = call_key(&cdr.call_id);
+        let key = call_key(cdr.call_id.as_bytes());
         if self.seen.insert(key, cdr.start).is_some() {
             self.duplicates += 1;
             return Pushed::Duplicate;
@@ -145,10 +148,17 @@ impl Reorder {
     /// Forgets call ids that no duplicate can follow any more (older than twice the lateness
     /// behind the newest row); only once the map has doubled since the last sweep, so it costs
     /// O(1) per row however busy the hour.
+    #[inline]
     fn sweep_seen(&mut self) {
-        if self.seen.len() <= 4096.max(2 * self.seen_after_sweep) {
-            return;
+        if self.seen.len() > 4096.max(2 * self.seen_after_sweep) {
+            self.sweep_now();
         }
+    }
+
+    /// The sweep itself, out of line: the check above runs for every row, this once per doubling.
+    #[cold]
+    #[inline(never)]
+    fn sweep_now(&mut self) {
         let Some(newest) = self.newest_any else { return };
         let forget_before = newest.checked_sub(self.lateness * 2).unwrap_or(newest);
         self.seen.retain(|_, start| *start >= forget_before);
@@ -220,12 +230,12 @@ mod tests {
         let mut firsts = 0;
         for i in 0..200_000i64 {
             let c = cdr(&format!("d{i}"), i / 100);
-            if r.first_time(&c.call_id, c.start) {
+            if r.first_time(c.call_id.as_bytes(), c.start) {
                 firsts += 1;
             }
         }
         let c = cdr("d199999", 1999);
-        assert!(!r.first_time(&c.call_id, c.start));
+        assert!(!r.first_time(c.call_id.as_bytes(), c.start));
         assert_eq!((firsts, r.duplicates), (200_000, 1));
         assert!(r.seen.len() < 10_000, "{}", r.seen.len());
     }

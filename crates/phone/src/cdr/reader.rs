@@ -94,7 +94,10 @@ impl<R: Read> std::fmt::Debug for CdrReader<R> {
 /// many fields it has, and which bytes it holds.
 #[derive(Debug, Clone, Copy)]
 struct Scan {
-    cuts: [(usize, usize); 8],
+    /// Where each of the first eight fields ends (its comma, or the end of the line); the next
+    /// field starts one byte later. Offsets are `u32` (longer lines go to `csv_core`) so that a
+    /// record is small enough to be returned in registers rather than copied.
+    ends: [u32; 8],
     fields: usize,
     /// A quote or a carriage return: only `csv_core` may split this line.
     special: bool,
@@ -114,14 +117,20 @@ fn classes(line: &[u8]) -> u8 {
 /// lines there need no look at their bytes beyond the commas. A branch-free fold per step, which
 /// the compiler vectorises.
 fn plain_prefix(bytes: &[u8]) -> usize {
+    // Whole 64-byte chunks (a fixed length the compiler unrolls), then the rest.
+    let unusual =
+        |acc: u8, b: &u8| acc | u8::from((b.wrapping_sub(0x20) > 0x5e) & (*b != b'\n')) | u8::from(*b == b'"');
     let mut n = 0;
-    for chunk in bytes.chunks(64) {
-        let unusual =
-            chunk.iter().fold(false, |acc, b| acc | ((b.wrapping_sub(0x20) > 0x5e) & (*b != b'\n')) | (*b == b'"'));
-        if unusual {
-            break;
+    let mut chunks = bytes.chunks_exact(64);
+    for chunk in chunks.by_ref() {
+        if chunk.iter().fold(0, unusual) != 0 {
+            return n;
         }
         n += chunk.len();
+    }
+    let rest = chunks.remainder();
+    if rest.iter().fold(0, unusual) == 0 {
+        n += rest.len();
     }
     n
 }
@@ -130,18 +139,23 @@ fn plain_prefix(bytes: &[u8]) -> usize {
 /// more per call than it saves on commas a dozen bytes apart, and a branch per byte costs more
 /// than both. `plain` says the line is known to hold only printable ASCII without a quote;
 /// otherwise its bytes are classified one by one.
+#[inline(always)]
 fn scan_line(line: &[u8], plain: bool) -> Scan {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const COMMAS: u64 = ONES * b',' as u64;
-    let mut cuts = [(0, 0); 8];
-    let (mut n, mut from) = (0usize, 0usize);
+    let Ok(len) = u32::try_from(line.len()) else {
+        // Beyond the offsets' range: `csv_core` splits it.
+        return Scan { ends: [0; 8], fields: 0, special: true, printable: false };
+    };
+    let mut ends = [0u32; 8];
+    let mut n = 0usize;
     let mut comma = |i: usize| {
-        if let Some(c) = cuts.get_mut(n) {
-            *c = (from, i);
+        if let Some(e) = ends.get_mut(n) {
+            // i < len ≤ u32::MAX.
+            *e = i as u32;
         }
         n += 1;
-        from = i + 1;
     };
     let chunks = line.chunks_exact(8);
     let tail = chunks.remainder();
@@ -160,15 +174,20 @@ fn scan_line(line: &[u8], plain: bool) -> Scan {
             comma(base + j);
         }
     }
-    if let Some(c) = cuts.get_mut(n) {
-        *c = (from, line.len());
+    if let Some(e) = ends.get_mut(n) {
+        *e = len;
     }
     let classes = if plain { 0 } else { classes(line) };
-    Scan { cuts, fields: n + 1, special: classes & 1 != 0, printable: classes & 2 == 0 }
+    Scan { ends, fields: n + 1, special: classes & 1 != 0, printable: classes & 2 == 0 }
 }
 
 fn fields<T: Copy + Default>(scan: &Scan, cut: impl Fn(usize, usize) -> T) -> [T; 8] {
-    scan.cuts.map(|(a, b)| cut(a, b))
+    let mut start = 0usize;
+    scan.ends.map(|end| {
+        let f = cut(start, end as usize);
+        start = end as usize + 1;
+        f
+    })
 }
 
 /// The fields `csv_core` wrote to `out`, ending at `ends`.
@@ -336,15 +355,17 @@ impl<R: Read> CdrReader<R> {
             Record::Line(_, _, scan) if scan.fields != COLUMNS.len() => Err(RowError::FieldCount(scan.fields)),
             Record::Line(a, b, scan) => {
                 let line = self.buf.get(a..b).unwrap_or_default();
-                // One UTF-8 check for the whole line (valid UTF-8 split at ASCII commas stays
-                // valid); a line that fails it is checked field by field, so the error names the
-                // same field as before.
-                match std::str::from_utf8(line) {
-                    Ok(text) if scan.printable => {
-                        parse_fields(&fields(&scan, |x, y| Printable(text.get(x..y).unwrap_or_default())), plan, days)
+                // A printable ASCII line is valid UTF-8 as it is: its fields stay bytes. Any other
+                // line gets one UTF-8 check (valid UTF-8 split at ASCII commas stays valid); a
+                // line that fails it is checked field by field, so the error names the same field
+                // as before.
+                if scan.printable {
+                    parse_fields(&fields(&scan, |x, y| Printable(line.get(x..y).unwrap_or_default())), plan, days)
+                } else {
+                    match std::str::from_utf8(line) {
+                        Ok(text) => parse_fields(&fields(&scan, |x, y| text.get(x..y).unwrap_or_default()), plan, days),
+                        Err(_) => parse_fields(&fields(&scan, |x, y| line.get(x..y).unwrap_or_default()), plan, days),
                     }
-                    Ok(text) => parse_fields(&fields(&scan, |x, y| text.get(x..y).unwrap_or_default()), plan, days),
-                    Err(_) => parse_fields(&fields(&scan, |x, y| line.get(x..y).unwrap_or_default()), plan, days),
                 }
             }
             Record::Parsed(n) => {
@@ -523,8 +544,35 @@ mod tests {
                 assert_eq!(scan.printable, (0x20..=0x7e).contains(&b), "{b:#x}");
                 assert_eq!(scan.fields, line.iter().filter(|x| **x == b',').count() + 1);
                 let pieces: Vec<&[u8]> = line.split(|x| *x == b',').collect();
-                for (i, (x, y)) in scan.cuts.iter().take(scan.fields.min(8)).enumerate() {
-                    assert_eq!(&line[*x..*y], pieces[i]);
+                let cut = fields(&scan, |x, y| line.get(x..y).unwrap_or_default());
+                for (i, piece) in cut.iter().take(scan.fields.min(8)).enumerate() {
+                    assert_eq!(*piece, pieces[i]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_plain_prefix_is_whole_clean_chunks() {
+        // The reference: 64-byte steps, one byte at a time.
+        fn reference(bytes: &[u8]) -> usize {
+            let mut n = 0;
+            for chunk in bytes.chunks(64) {
+                if chunk.iter().any(|b| (!(0x20..=0x7e).contains(b) && *b != b'\n') || *b == b'"') {
+                    break;
+                }
+                n += chunk.len();
+            }
+            n
+        }
+        for len in [0usize, 1, 63, 64, 65, 127, 128, 130, 200] {
+            let clean: Vec<u8> = (0..len).map(|i| if i % 17 == 16 { b'\n' } else { b'a' + (i % 26) as u8 }).collect();
+            assert_eq!(plain_prefix(&clean), reference(&clean));
+            for at in 0..len {
+                for b in [0u8, b'\r', b'"', 0x1f, 0x7f, 0x80, 0xff, b' ', b'~', b'\n'] {
+                    let mut v = clean.clone();
+                    v[at] = b;
+                    assert_eq!(plain_prefix(&v), reference(&v), "{b:#x} at {at} of {len}");
                 }
             }
         }
