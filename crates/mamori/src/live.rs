@@ -15,9 +15,14 @@
 //!     something. (The engine's own decisions are applied at once through the same actuator;
 //!     expiries are removed by the server's scheduler.)
 //!
+//! The engine's learned levels ([`mamori_phone::learned`]) are read from
+//! `DATA_DIR/phone-learned.json` at start and written back every [`SAVE_EVERY`] and when the
+//! server stops, so a restart does not make every line learn its normal level again.
+//!
 //! Logs carry action ids and measures, never targets (line ids, addresses) at info level.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, mpsc};
@@ -31,12 +36,17 @@ use mamori_core::config::Config;
 use mamori_core::governance::Governance;
 use mamori_kamailio::{EvapiClient, Feed, KamailioActuator};
 use mamori_phone::engine::{Engine, Mode, Subscribers};
+use mamori_phone::learned::Learned;
 use serde_json::json;
 
 /// How often the engine evaluates (it evaluates every `[phone] interval` of wall time due).
 const TICK: Duration = Duration::from_secs(1);
 /// How often the actions in force are compared with what Kamailio was last made to hold.
 pub const SYNC_EVERY: Duration = Duration::from_secs(2);
+/// How often the engine's learned levels are written to disk (and once more at stop).
+pub const SAVE_EVERY: Duration = Duration::from_secs(300);
+/// The learned levels' file in the data directory.
+pub const LEARNED_FILE: &str = "phone-learned.json";
 /// Events waiting for the engine before the evapi reader pauses (TCP then pushes back).
 const QUEUE: usize = 100_000;
 
@@ -56,8 +66,18 @@ impl Live {
         };
         let kamailio = Arc::new(KamailioActuator::new(&k.jsonrpc_url));
         let actuators: Vec<Arc<dyn Actuator>> = vec![kamailio.clone()];
-        let engine = Engine::new(gov.clone(), &config.phone, Subscribers::default(), actuators.clone(), Mode::Live)
+        let mut engine = Engine::new(gov.clone(), &config.phone, Subscribers::default(), actuators.clone(), Mode::Live)
             .context("starting the telephone-fraud engine")?;
+        let learned_path = config.data_dir.join(LEARNED_FILE);
+        match Learned::load(&learned_path) {
+            Ok(Some(learned)) => {
+                let lines = engine.restore(learned);
+                tracing::info!(lines, "telephone-fraud engine: learned levels restored");
+            }
+            Ok(None) => tracing::info!("telephone-fraud engine: no learned levels yet; learning from the first call"),
+            // Not fatal: the engine learns again, and the next save replaces the file.
+            Err(e) => tracing::warn!(error = %e, "telephone-fraud engine: learned levels not restored; learning again"),
+        }
         tracing::info!(evapi = %k.evapi, jsonrpc = %k.jsonrpc_url, "Kamailio configured: live call events and enforcement");
 
         // Install the server's Prometheus recorder first, so the help texts land in it.
@@ -74,8 +94,15 @@ impl Live {
         };
         let engine_thread = {
             let stop = stop.clone();
-            let runner =
-                Runner { engine, gov, kamailio, actuators: actuators.clone(), synced: None, sync_failing: false };
+            let runner = Runner {
+                engine,
+                gov,
+                kamailio,
+                actuators: actuators.clone(),
+                synced: None,
+                sync_failing: false,
+                learned_path,
+            };
             std::thread::Builder::new()
                 .name("phone-engine".into())
                 .spawn(move || runner.run(&rx, &stop))
@@ -123,12 +150,14 @@ struct Runner {
     /// The action ids in force that Kamailio was last made to hold (`None`: not known yet).
     synced: Option<BTreeSet<String>>,
     sync_failing: bool,
+    learned_path: PathBuf,
 }
 
 impl Runner {
     fn run(mut self, rx: &Receiver<Feed>, stop: &AtomicBool) {
         let mut next_tick = Instant::now() + TICK;
         let mut next_sync = Instant::now() + SYNC_EVERY;
+        let mut next_save = Instant::now() + SAVE_EVERY;
         while !stop.load(Ordering::Relaxed) {
             match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
                 Ok(Feed::Event(ev)) => self.engine.on_call_event(ev),
@@ -146,8 +175,19 @@ impl Runner {
                 self.sync();
                 next_sync = now + SYNC_EVERY;
             }
+            if now >= next_save {
+                self.save_learned();
+                next_save = now + SAVE_EVERY;
+            }
         }
+        self.save_learned();
         tracing::info!(counters = ?self.engine.counters, "telephone-fraud engine stopped");
+    }
+
+    fn save_learned(&self) {
+        if let Err(e) = self.engine.learned().save(&self.learned_path) {
+            tracing::error!(error = %e, "telephone-fraud engine: cannot save its learned levels");
+        }
     }
 
     fn tick(&mut self) {

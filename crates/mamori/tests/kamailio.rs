@@ -199,6 +199,13 @@ jsonrpc_url = "{rpc}"
 
     // Clean stop, an intact ledger with the whole story, and no subscriber data in the log.
     serve.stop(Duration::from_secs(10));
+    // The engine's learned levels were written at the stop, for the next start.
+    let learned: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("data/phone-learned.json")).unwrap()).unwrap();
+    assert!(
+        learned["lines"].as_array().unwrap().iter().any(|l| l["line_id"] == LINE),
+        "the suspended line's levels are not in the learned state: {learned}"
+    );
     let o = mamori(&cfg, &["audit", "verify"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("ledger ok"));
     let o = mamori(&cfg, &["audit", "export", "--measure", m]);

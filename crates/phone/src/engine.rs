@@ -35,6 +35,7 @@ use crate::cdr::parser::CdrRef;
 use crate::detect::country::{self, CountrySettings};
 use crate::detect::{dormant, source, surge};
 use crate::learn::LaggedPeak;
+use crate::learned::{CountryLearned, Learned, LineLearned};
 use crate::live::{CallEvent, Tariff};
 use crate::numbering::{CountryCode, Destination, NumberingPlan};
 use crate::views::{
@@ -548,6 +549,62 @@ impl Engine {
     /// Calls held (in the window or in progress): what memory grows with.
     pub fn calls_held(&self) -> usize {
         self.hot.iter().filter_map(|i| self.lines.get(*i as usize)).map(|l| l.calls.len()).sum()
+    }
+
+    /// What the engine has learned (stage-1 levels only; see [`crate::learned`]), to be
+    /// [restored](Self::restore) after a restart.
+    pub fn learned(&self) -> Learned {
+        let mut countries: Vec<CountryLearned> =
+            self.countries.iter().map(|(code, c)| CountryLearned { code: *code, normal: c.normal.clone() }).collect();
+        countries.sort_by_key(|c| c.code);
+        Learned {
+            version: crate::learned::FORMAT_VERSION,
+            taken_at: self.now,
+            first_seen: self.first_seen,
+            lines: self
+                .lines
+                .iter()
+                .map(|l| LineLearned {
+                    line_id: l.line_id.to_string(),
+                    normal: l.normal.clone(),
+                    normal_sustained: l.normal_sustained.clone(),
+                    known_since: l.known_since,
+                    last_international: l.last_international,
+                })
+                .collect(),
+            countries,
+        }
+    }
+
+    /// Takes back what an earlier engine learned ([`Self::learned`]): each line's and country's
+    /// normal levels, when lines were first seen and last called abroad. Call it before the
+    /// first event; a line or country the engine already knows keeps its own state. Returns the
+    /// number of lines restored.
+    pub fn restore(&mut self, learned: Learned) -> usize {
+        let mut restored = 0;
+        for l in learned.lines {
+            if self.line_index.contains_key(l.line_id.as_bytes()) {
+                continue;
+            }
+            let i = self.line_slot(l.line_id.as_bytes(), l.known_since);
+            if let Some(line) = self.lines.get_mut(i as usize) {
+                line.normal = l.normal;
+                line.normal_sustained = l.normal_sustained;
+                line.last_international = l.last_international;
+                line.sustained_at = ms(learned.taken_at);
+                restored += 1;
+            }
+        }
+        for c in learned.countries {
+            self.countries.entry(c.code).or_insert_with(|| CountryState { normal: c.normal, ..Default::default() });
+        }
+        // The idle countries' sweep bound is recomputed with the restored normals.
+        self.countries_kept_until = None;
+        self.first_seen = match (self.first_seen, learned.first_seen) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        restored
     }
 
     fn line_slot(&mut self, line_id: &[u8], at: Timestamp) -> u32 {

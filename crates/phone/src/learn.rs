@@ -7,9 +7,10 @@
 //! use over weeks.
 
 use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
 
 /// A lagged, decaying peak.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LaggedPeak {
     peak: f64,
     peak_at: Option<Timestamp>,

@@ -5,6 +5,7 @@
 //! - [`numbering`]: country calling codes from libphonenumber's metadata;
 //! - [`views`]: what each measure and stage may read, as types the detectors take;
 //! - [`detect`]: the detectors (surge per line, fraudulent source IPs, countries, dormant lines);
+//! - [`learned`]: the engine's learned levels, kept across restarts of the live service;
 //! - [`engine`]: runs sources, views, detectors and governance on one clock (data or wall);
 //! - [`publish`]: the public pages (targeted countries, guidance for users).
 
@@ -12,6 +13,7 @@ pub mod cdr;
 pub mod detect;
 pub mod engine;
 pub mod learn;
+pub mod learned;
 pub mod live;
 pub mod numbering;
 pub mod publish;

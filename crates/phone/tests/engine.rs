@@ -278,3 +278,57 @@ fn memory_is_per_active_line_not_per_call() {
     }
     assert_eq!(rig.engine.lines(), 500);
 }
+
+/// A call centre's working hours: from 09:30 a 15-minute call to the US at 100 yen/min every
+/// `every` seconds for three hours (six in progress at a time for `every` = 150).
+fn working_hours(rig: &mut Rig, day: Timestamp, every: i64) {
+    for i in 0..(3 * 3600 / every) {
+        rig.call(
+            "B2",
+            day.checked_add(SignedDuration::from_secs(every * i)).unwrap(),
+            900,
+            "0101212555000",
+            "192.0.2.50",
+            100.0,
+        );
+    }
+}
+
+#[test]
+fn learned_levels_survive_a_restart() {
+    use mamori_phone::learned::Learned;
+    // Two weeks of working hours teach the line its level (after its first morning's rise).
+    let mut before = Rig::new("2026-11-01T09:00:00");
+    for d in 0..14 {
+        working_hours(
+            &mut before,
+            jst("2026-11-02T09:30:00").checked_add(SignedDuration::from_hours(24 * d)).unwrap(),
+            150,
+        );
+    }
+    before.until(jst("2026-11-17T09:00:00"));
+    assert_eq!(before.engine.counters.unlocks, 1, "only the first morning was a rise");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone-learned.json");
+    before.engine.learned().save(&path).unwrap();
+
+    // A busier day (eight calls at a time), seen by an engine restarted with what was learned and
+    // by one started afresh: only the fresh one, knowing no level for the line, sees a rise and
+    // unlocks stage 2.
+    let mut restarted = Rig::new("2026-11-17T09:00:00");
+    let learned = Learned::load(&path).unwrap().expect("saved");
+    assert!(learned.lines.iter().any(|l| l.line_id == "B2"));
+    assert_eq!(restarted.engine.restore(learned), 1);
+    let mut fresh = Rig::new("2026-11-17T09:00:00");
+    for rig in [&mut restarted, &mut fresh] {
+        working_hours(rig, jst("2026-11-17T09:30:00"), 112);
+        rig.until(jst("2026-11-17T13:00:00"));
+    }
+    assert_eq!(restarted.engine.counters.unlocks, 0, "the restored level covers the busier day");
+    assert!(fresh.engine.counters.unlocks >= 1, "without the learned level the same day is a rise");
+    // A second save after more learning still loads.
+    let again = restarted.engine.learned();
+    assert_eq!(again.lines.len(), 1);
+    again.save(&path).unwrap();
+    assert_eq!(Learned::load(&path).unwrap(), Some(again));
+}
