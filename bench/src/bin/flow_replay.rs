@@ -11,8 +11,8 @@
 //! ```
 //!
 //! Prints one JSON line: flows decoded, a digest of every decoded record (to compare two
-//! builds' decoders), the findings (window index and target) and the CPU seconds of the
-//! decode and ingest loop.
+//! builds' decoders), the findings (window index, target, and the evidence's mitigation,
+//! coverage, rate and top sources) and the CPU seconds of the decode and ingest loop.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -130,7 +130,12 @@ fn main() -> Result<()> {
         if in_window >= window_flows || engine.urgent() {
             let report = engine.close_window(in_window as f64 / window_flows as f64)?;
             for d in &report.decisions {
-                findings.push(serde_json::json!({"window": window, "target": d.action.target.to_string()}));
+                // The characterisation and evidence too, so two builds' engines can be compared.
+                let e = &d.action.evidence;
+                findings.push(serde_json::json!({
+                    "window": window, "target": d.action.target.to_string(), "mitigation": e["mitigation"],
+                    "coverage": e["coverage"], "pps": e["pps"], "top_sources": e["top_sources"],
+                }));
             }
             (in_window, window) = (0, window + 1);
         }

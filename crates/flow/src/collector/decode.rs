@@ -92,6 +92,14 @@ pub struct Decoded {
     pub refused: bool,
 }
 
+/// What decoding one datagram gave besides its flows.
+#[derive(Debug, Default, Clone, Copy)]
+struct Outcome {
+    malformed: bool,
+    no_template: u32,
+    refused: bool,
+}
+
 impl Default for Decoder {
     fn default() -> Self {
         Decoder::new(4096, 1)
@@ -132,6 +140,15 @@ impl Decoder {
     /// Decodes one datagram from `exporter`.
     pub fn decode(&mut self, exporter: SocketAddr, data: &[u8]) -> Decoded {
         let mut out = Decoded::default();
+        let o = self.decode_append(exporter, data, &mut out.flows);
+        (out.malformed, out.no_template, out.refused) = (o.malformed, o.no_template, o.refused);
+        out
+    }
+
+    /// Decodes one datagram from `exporter`, appending its flows to `flows` (so a collector
+    /// decodes a burst of datagrams into one batch, without a vector per datagram).
+    fn decode_append(&mut self, exporter: SocketAddr, data: &[u8], flows: &mut Vec<FlowRecord>) -> Outcome {
+        let mut out = Outcome::default();
         let (version, domain) = match extract_scoping_info(data) {
             ScopingInfo::V9 { source_id } => (9, source_id),
             ScopingInfo::IPFix { observation_domain_id } => (10, observation_domain_id),
@@ -156,14 +173,12 @@ impl Decoder {
             sampling: default_sampling,
             compiled: fast::Templates::default(),
         });
-        if self.fast && (version == 9 || version == 10) {
-            if let Some(flows) =
-                fast::decode(version, &mut scope.parser, &mut scope.compiled, exporter, data, scope.sampling)
-            {
-                out.flows = flows;
-                self.fast_decoded += 1;
-                return out;
-            }
+        if self.fast
+            && (version == 9 || version == 10)
+            && fast::decode(version, &mut scope.parser, &mut scope.compiled, exporter, data, scope.sampling, flows)
+        {
+            self.fast_decoded += 1;
+            return out;
         }
         let result = scope.parser.parse_bytes(data);
         out.malformed = result.error.is_some();
@@ -176,7 +191,7 @@ impl Decoder {
                         scope.sampling = interval;
                     }
                     for f in &v5.flowsets {
-                        out.flows.push(FlowRecord {
+                        flows.push(FlowRecord {
                             exporter,
                             export_secs: v5.header.unix_secs,
                             src: IpAddr::V4(f.src_addr),
@@ -214,7 +229,7 @@ impl Decoder {
                                         scope.sampling,
                                         rec.iter().map(|(f, v)| (*f as u16, v)),
                                     ) {
-                                        out.flows.push(f);
+                                        flows.push(f);
                                     }
                                 }
                             }
@@ -244,7 +259,7 @@ impl Decoder {
                                         scope.sampling,
                                         rec.iter().filter_map(|(f, v)| Some((iana_id(f)?, v))),
                                     ) {
-                                        out.flows.push(f);
+                                        flows.push(f);
                                     }
                                 }
                             }
@@ -261,13 +276,29 @@ impl Decoder {
 
     /// Decodes and counts into `stats`.
     pub fn decode_counted(&mut self, exporter: SocketAddr, data: &[u8], stats: &mut ExporterStats) -> Vec<FlowRecord> {
-        let d = self.decode(exporter, data);
+        let mut flows = Vec::new();
+        self.decode_into(exporter, data, &mut flows, stats);
+        flows
+    }
+
+    /// Decodes, appending the flows to `flows`, and counts into `stats`; returns how many flows
+    /// were appended.
+    pub fn decode_into(
+        &mut self,
+        exporter: SocketAddr,
+        data: &[u8],
+        flows: &mut Vec<FlowRecord>,
+        stats: &mut ExporterStats,
+    ) -> usize {
+        let before = flows.len();
+        let o = self.decode_append(exporter, data, flows);
+        let n = flows.len() - before;
         stats.datagrams += 1;
-        stats.flows += d.flows.len() as u64;
-        stats.malformed += u64::from(d.malformed);
-        stats.no_template += u64::from(d.no_template);
-        stats.refused += u64::from(d.refused);
-        d.flows
+        stats.flows += n as u64;
+        stats.malformed += u64::from(o.malformed);
+        stats.no_template += u64::from(o.no_template);
+        stats.refused += u64::from(o.refused);
+        n
     }
 }
 
@@ -347,44 +378,75 @@ fn sampling_of<'a>(fields: impl Iterator<Item = (u16, &'a FieldValue)>) -> Optio
     rate
 }
 
-/// Field ids are the same in v9 and IPFIX for everything used here. Both the crate path and
-/// the fast path read fields through this one function, so they interpret values alike.
+/// The values of the fields mamori reads in one record, each as the last field of its id gave
+/// it (`None`: absent, or not a number that fits); the addresses as the last field of their ids
+/// that was an address. Both the crate path ([`flow_of`]) and the fast path fill one and turn it
+/// into a record through [`Fields::record`], so they interpret values alike.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Fields {
+    /// Field 1, octets.
+    pub bytes: Option<u64>,
+    /// Field 2, packets.
+    pub packets: Option<u64>,
+    /// Field 4, the IP protocol.
+    pub protocol: Option<u64>,
+    /// Field 6, TCP flags.
+    pub flags: Option<u64>,
+    /// Field 7, the source port.
+    pub src_port: Option<u64>,
+    /// Field 11, the destination port.
+    pub dst_port: Option<u64>,
+    /// Field 10, the input ifIndex.
+    pub input_if: Option<u64>,
+    /// Field 8 or 27.
+    pub src: Option<IpAddr>,
+    /// Field 12 or 28.
+    pub dst: Option<IpAddr>,
+}
+
+impl Fields {
+    /// The record, scaled by `sampling`; `None` without both addresses.
+    #[inline(always)]
+    pub(super) fn record(&self, exporter: SocketAddr, export_secs: u32, sampling: u32) -> Option<FlowRecord> {
+        Some(FlowRecord {
+            exporter,
+            export_secs,
+            src: self.src?,
+            dst: self.dst?,
+            protocol: self.protocol.and_then(|n| u8::try_from(n).ok()).unwrap_or(0),
+            src_port: self.src_port.and_then(|n| u16::try_from(n).ok()).unwrap_or(0),
+            dst_port: self.dst_port.and_then(|n| u16::try_from(n).ok()).unwrap_or(0),
+            tcp_flags: self.flags.map(|n| (n & 0xff) as u8).unwrap_or(0),
+            input_if: self.input_if.and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+            packets: self.packets.unwrap_or(0).saturating_mul(u64::from(sampling)),
+            bytes: self.bytes.unwrap_or(0).saturating_mul(u64::from(sampling)),
+        })
+    }
+}
+
+/// Field ids are the same in v9 and IPFIX for everything used here.
 pub(super) fn flow_of<V: FieldRead>(
     exporter: SocketAddr,
     export_secs: u32,
     sampling: u32,
     fields: impl Iterator<Item = (u16, V)>,
 ) -> Option<FlowRecord> {
-    let (mut src, mut dst) = (None, None);
-    let (mut protocol, mut src_port, mut dst_port, mut flags, mut input_if, mut packets, mut bytes) =
-        (0u8, 0u16, 0u16, 0u8, 0u32, 0u64, 0u64);
+    let mut x = Fields::default();
     for (id, v) in fields {
         match id {
-            1 => bytes = v.number().unwrap_or(0),
-            2 => packets = v.number().unwrap_or(0),
-            4 => protocol = v.number().and_then(|n| u8::try_from(n).ok()).unwrap_or(0),
-            6 => flags = v.number().map(|n| (n & 0xff) as u8).unwrap_or(0),
-            7 => src_port = v.number().and_then(|n| u16::try_from(n).ok()).unwrap_or(0),
-            11 => dst_port = v.number().and_then(|n| u16::try_from(n).ok()).unwrap_or(0),
-            10 => input_if = v.number().and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
-            8 | 27 => src = v.ip().or(src),
-            12 | 28 => dst = v.ip().or(dst),
+            1 => x.bytes = v.number(),
+            2 => x.packets = v.number(),
+            4 => x.protocol = v.number(),
+            6 => x.flags = v.number(),
+            7 => x.src_port = v.number(),
+            11 => x.dst_port = v.number(),
+            10 => x.input_if = v.number(),
+            8 | 27 => x.src = v.ip().or(x.src),
+            12 | 28 => x.dst = v.ip().or(x.dst),
             _ => {}
         }
     }
-    Some(FlowRecord {
-        exporter,
-        export_secs,
-        src: src?,
-        dst: dst?,
-        protocol,
-        src_port,
-        dst_port,
-        tcp_flags: flags,
-        input_if,
-        packets: packets.saturating_mul(u64::from(sampling)),
-        bytes: bytes.saturating_mul(u64::from(sampling)),
-    })
+    x.record(exporter, export_secs, sampling)
 }
 
 fn ip(v: &FieldValue) -> Option<IpAddr> {

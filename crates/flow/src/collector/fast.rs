@@ -6,8 +6,11 @@
 //! options data, every datagram that carries one of them goes through it); this path only reads
 //! the data sets of datagrams made of nothing else. A template is compiled from the crate's own
 //! cache entry, using the crate's own field typing (`FieldDataType`, the v9 field number, the
-//! IPFIX information element), into the offsets of the fields mamori reads; each value is then
-//! interpreted by the same code as the crate path's ([`super::decode::flow_of`]), so both paths
+//! IPFIX information element), into the offsets of the fields mamori reads: for each value of a
+//! record, the one field the crate path's `flow_of` would end up taking it from (the last of its
+//! id), so a record costs one read per value instead of a walk over its fields. Each value is
+//! then interpreted by the same code as the crate path's (`Value::number`/`ip` mirror the
+//! crate's `FieldValue`, and both paths build the record through `Fields::record`), so both paths
 //! give the same records. Whatever the compiled form can't express exactly is left to the crate:
 //! variable-length IPFIX fields, field lengths its types would read differently (an address
 //! that isn't 4 or 16 bytes, a protocol that isn't 1), protocol numbers its enum doesn't parse
@@ -23,20 +26,16 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use netflow_parser::NetflowParser;
-use netflow_parser::protocol::ProtocolTypes;
 use netflow_parser::variable_versions::data_number::FieldDataType;
 use netflow_parser::variable_versions::enterprise_registry::EnterpriseFieldRegistry;
 use netflow_parser::variable_versions::ipfix::Template as IpfixTemplate;
 use netflow_parser::variable_versions::v9::Template as V9Template;
 
-use super::decode::{FieldRead, FlowRecord, flow_of, iana_id};
+use super::decode::{FieldRead, Fields, FlowRecord, iana_id};
 
 /// Compiled templates kept per scope at most; past it the cache starts again (templates are
 /// recompiled from the crate's cache on their next data set).
 const MAX_COMPILED: usize = 1024;
-
-/// Field ids [`flow_of`] reads (the same in v9 and IPFIX).
-const READ: [u16; 11] = [1, 2, 4, 6, 7, 8, 10, 11, 12, 27, 28];
 
 /// How the crate would decode a field, for the types and lengths where it reads exactly the
 /// field's length and can't fail.
@@ -55,7 +54,7 @@ enum Kind {
     /// An IPv6 address, 16 bytes.
     V6,
     /// Anything else the crate reads in exactly its length (strings, MACs, durations, floats,
-    /// application ids): neither a number nor an address to [`flow_of`].
+    /// application ids): neither a number nor an address to `flow_of`.
     Opaque,
 }
 
@@ -123,14 +122,90 @@ impl Conv {
     }
 }
 
-/// One field [`flow_of`] reads.
+/// Where a field lies in a record and how to read it. The default, of no bytes and
+/// [`Conv::Neither`], reads as no field at all (neither a number nor an address).
 #[derive(Debug, Clone, Copy)]
 struct Op {
     off: usize,
     len: usize,
     conv: Conv,
-    /// Its id (v9 field type, IPFIX information element).
-    id: u16,
+}
+
+impl Default for Op {
+    fn default() -> Self {
+        Op { off: 0, len: 0, conv: Conv::Neither }
+    }
+}
+
+impl Op {
+    #[inline(always)]
+    fn value<'a>(&self, rec: &'a [u8]) -> Value<'a> {
+        // Every op lies inside the record (`size` is the sum of the field lengths).
+        Value { conv: self.conv, bytes: rec.get(self.off..self.off + self.len).unwrap_or_default() }
+    }
+
+    #[inline(always)]
+    fn number(&self, rec: &[u8]) -> Option<u64> {
+        self.value(rec).number()
+    }
+
+    #[inline(always)]
+    fn ip(&self, rec: &[u8]) -> Option<IpAddr> {
+        self.value(rec).ip()
+    }
+}
+
+/// Which field of a record gives each value `flow_of` would take: the last field of its id
+/// (a later duplicate overrides, as in the crate path, whatever its value), and for the
+/// addresses the last field of their ids that is an address (one that isn't leaves the value
+/// as it was, as `ip().or(…)` does there). No such field: the default [`Op`], which reads as
+/// none.
+#[derive(Debug, Default, Clone, Copy)]
+struct Plan {
+    bytes: Op,
+    packets: Op,
+    protocol: Op,
+    flags: Op,
+    src_port: Op,
+    dst_port: Op,
+    input_if: Op,
+    src: Op,
+    dst: Op,
+}
+
+impl Plan {
+    /// Takes the field at `op`, of id `id`, into account (fields in template order).
+    fn add(&mut self, id: u16, op: Op) {
+        let address = matches!(op.conv, Conv::V4 | Conv::V6);
+        match id {
+            1 => self.bytes = op,
+            2 => self.packets = op,
+            4 => self.protocol = op,
+            6 => self.flags = op,
+            7 => self.src_port = op,
+            11 => self.dst_port = op,
+            10 => self.input_if = op,
+            8 | 27 if address => self.src = op,
+            12 | 28 if address => self.dst = op,
+            _ => {}
+        }
+    }
+
+    /// The values of one record, as `flow_of` would have gathered them.
+    #[inline(always)]
+    fn fields(&self, rec: &[u8]) -> Fields {
+        Fields {
+            bytes: self.bytes.number(rec),
+            packets: self.packets.number(rec),
+            protocol: self.protocol.number(rec),
+            flags: self.flags.number(rec),
+            src_port: self.src_port.number(rec),
+            dst_port: self.dst_port.number(rec),
+            input_if: self.input_if.number(rec),
+            src: self.src.ip(rec),
+            dst: self.dst.ip(rec),
+        }
+    }
 }
 
 /// A template compiled to offsets.
@@ -138,8 +213,8 @@ struct Op {
 pub(super) struct Compiled {
     /// Bytes per record.
     size: usize,
-    /// The fields read, in template order (a later duplicate overrides as in the crate path).
-    ops: Vec<Op>,
+    /// The fields read.
+    plan: Plan,
     /// The offsets of every protocol field, read or not (checked).
     protocols: Vec<usize>,
 }
@@ -147,41 +222,45 @@ pub(super) struct Compiled {
 impl Compiled {
     /// From the template's fields: (id as the crate path names it, data type, length).
     fn new(fields: impl Iterator<Item = (Option<u16>, FieldDataType, u16)>) -> Option<Self> {
-        let (mut off, mut ops, mut protocols) = (0usize, Vec::new(), Vec::new());
+        let (mut off, mut plan, mut protocols) = (0usize, Plan::default(), Vec::new());
         for (id, dt, len) in fields {
             let kind = kind_of(&dt, len)?;
-            if let Some(id) = id.filter(|i| READ.contains(i)) {
-                ops.push(Op { off, len: usize::from(len), conv: Conv::of(kind, len), id });
+            if let Some(id) = id {
+                plan.add(id, Op { off, len: usize::from(len), conv: Conv::of(kind, len) });
             }
             if kind == Kind::Protocol {
                 protocols.push(off);
             }
             off += usize::from(len);
         }
-        (off > 0 && off <= usize::from(u16::MAX)).then_some(Compiled { size: off, ops, protocols })
+        (off > 0 && off <= usize::from(u16::MAX)).then_some(Compiled { size: off, plan, protocols })
     }
 
     /// Appends the records of a data set's body; `false` when a record holds a value the
     /// compiled form doesn't reproduce (the datagram then takes the crate path).
     fn records(&self, body: &[u8], exporter: SocketAddr, secs: u32, sampling: u32, out: &mut Vec<FlowRecord>) -> bool {
         // Both crate parsers read whole records while they fit and ignore the rest (padding).
-        for rec in body.chunks_exact(self.size) {
+        let records = body.chunks_exact(self.size);
+        out.reserve(records.len());
+        for rec in records {
             for off in &self.protocols {
                 // `ProtocolTypes` parses back to the same number only for these values.
-                if rec.get(*off).is_none_or(|b| *b > 144 && *b != 255) {
+                if rec.get(*off).is_none_or(|b| !protocol_identity(*b)) {
                     return false;
                 }
             }
-            // Every op lies inside the record (`size` is the sum of the field lengths).
-            let fields = self.ops.iter().map(|op| {
-                (op.id, Value { conv: op.conv, bytes: rec.get(op.off..op.off + op.len).unwrap_or_default() })
-            });
-            if let Some(f) = flow_of(exporter, secs, sampling, fields) {
+            if let Some(f) = self.plan.fields(rec).record(exporter, secs, sampling) {
                 out.push(f);
             }
         }
         true
     }
+}
+
+/// Whether the crate's `ProtocolTypes` parses the protocol number `b` back to itself (0–144 and 255; the
+/// other numbers all become one "unknown" value).
+fn protocol_identity(b: u8) -> bool {
+    b <= 144 || b == 255
 }
 
 /// A field's bytes and how the crate would have decoded them.
@@ -192,6 +271,7 @@ struct Value<'a> {
 }
 
 impl FieldRead for Value<'_> {
+    #[inline(always)]
     fn number(&self) -> Option<u64> {
         let b = self.bytes;
         match self.conv {
@@ -206,11 +286,15 @@ impl FieldRead for Value<'_> {
                 let shift = 128 - 8 * b.len() as u32;
                 u64::try_from(((be128(b) as i128) << shift) >> shift).ok()
             }
-            Conv::Proto => b.first().map(|x| u64::from(u8::from(ProtocolTypes::from(*x)))),
+            // `records` took only records whose protocol fields hold values `ProtocolTypes` parses
+            // back to themselves (`protocol_identity`, checked by a test), so the crate's value
+            // is the byte.
+            Conv::Proto => b.first().map(|x| u64::from(*x)),
             Conv::V4 | Conv::V6 | Conv::Neither => None,
         }
     }
 
+    #[inline(always)]
     fn ip(&self) -> Option<IpAddr> {
         match self.conv {
             Conv::V4 => self.bytes.first_chunk::<4>().map(|b| IpAddr::V4(Ipv4Addr::from(*b))),
@@ -284,7 +368,8 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 }
 
 /// Decodes a v9 (`version` 9) or IPFIX (10) datagram made only of data sets whose templates
-/// compile, or returns `None` for the crate path to decode it.
+/// compile, appending its flows to `out`, or returns `false` with `out` as it was for the crate
+/// path to decode it.
 pub(super) fn decode(
     version: u16,
     parser: &mut NetflowParser,
@@ -292,7 +377,25 @@ pub(super) fn decode(
     exporter: SocketAddr,
     data: &[u8],
     sampling: u32,
-) -> Option<Vec<FlowRecord>> {
+    out: &mut Vec<FlowRecord>,
+) -> bool {
+    let before = out.len();
+    let done = decode_sets(version, parser, templates, exporter, data, sampling, out).is_some();
+    if !done {
+        out.truncate(before);
+    }
+    done
+}
+
+fn decode_sets(
+    version: u16,
+    parser: &mut NetflowParser,
+    templates: &mut Templates,
+    exporter: SocketAddr,
+    data: &[u8],
+    sampling: u32,
+    out: &mut Vec<FlowRecord>,
+) -> Option<()> {
     let (header, secs, count) = match version {
         // v9: the header's count bounds the sets the crate reads; bytes past them would be
         // parsed as another packet.
@@ -309,7 +412,6 @@ pub(super) fn decode(
     if data.len() < header || parser.v9_parser.ttl_config.is_some() || parser.ipfix_parser.ttl_config.is_some() {
         return None;
     }
-    let mut out = Vec::with_capacity(data.len() / 16);
     let (mut pos, mut sets) = (header, 0usize);
     while pos < data.len() {
         let (id, len) = (be16(data, pos)?, usize::from(be16(data, pos + 2)?));
@@ -326,13 +428,13 @@ pub(super) fn decode(
             let t = p.templates.get(&id)?;
             templates.ipfix(id, &t.template, &p.enterprise_registry)?
         };
-        if !compiled.records(body, exporter, secs, sampling, &mut out) {
+        if !compiled.records(body, exporter, secs, sampling, out) {
             return None;
         }
         pos += len;
         sets += 1;
     }
-    Some(out)
+    Some(())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod decode;
 mod fast;
+mod recv;
 pub mod sflow;
 pub mod wire;
 
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use decode::{Decoded, Decoder, FlowRecord};
 
@@ -100,6 +101,53 @@ pub mod metric {
 /// Per-exporter counters, shared with whoever reports them.
 pub type SharedStats = Arc<Mutex<HashMap<IpAddr, ExporterStats>>>;
 
+/// Flows a collector hands to the engine in one go; reads as a slice of [`FlowRecord`]s. When
+/// it is dropped (the engine has ingested it) its buffer goes back to the collector for a later
+/// batch: a batch then costs no allocation and, at high rates, no fresh pages (the allocator
+/// gave a freed batch's pages back to the system, and the next batch faulted them in again).
+#[derive(Debug, Default)]
+pub struct FlowBatch {
+    flows: Vec<FlowRecord>,
+    home: Option<Arc<Mutex<Vec<Vec<FlowRecord>>>>>,
+}
+
+/// Batch buffers kept for reuse per collector at most (about 90 KB each).
+const SPARE_BATCHES: usize = 64;
+
+impl std::ops::Deref for FlowBatch {
+    type Target = [FlowRecord];
+    fn deref(&self) -> &[FlowRecord] {
+        &self.flows
+    }
+}
+
+impl From<Vec<FlowRecord>> for FlowBatch {
+    fn from(flows: Vec<FlowRecord>) -> Self {
+        FlowBatch { flows, home: None }
+    }
+}
+
+impl IntoIterator for FlowBatch {
+    type Item = FlowRecord;
+    type IntoIter = std::vec::IntoIter<FlowRecord>;
+    fn into_iter(mut self) -> Self::IntoIter {
+        std::mem::take(&mut self.flows).into_iter()
+    }
+}
+
+impl Drop for FlowBatch {
+    fn drop(&mut self) {
+        if let (Some(home), true) = (&self.home, self.flows.capacity() > 0) {
+            if let Ok(mut spare) = home.lock() {
+                if spare.len() < SPARE_BATCHES {
+                    self.flows.clear();
+                    spare.push(std::mem::take(&mut self.flows));
+                }
+            }
+        }
+    }
+}
+
 /// A running collector; stops when dropped.
 #[derive(Debug)]
 pub struct Collector {
@@ -113,12 +161,12 @@ impl Collector {
     /// Binds `addr` for NetFlow v5/v9 and IPFIX and sends decoded flows to `sink` in batches
     /// (the flows of the datagrams read until the socket is drained, at most about 1 024); a
     /// full sink drops the batch and counts it against its exporters.
-    pub fn spawn(addr: SocketAddr, sink: SyncSender<Vec<FlowRecord>>) -> Result<Self, CollectorError> {
+    pub fn spawn(addr: SocketAddr, sink: SyncSender<FlowBatch>) -> Result<Self, CollectorError> {
         Self::spawn_protocol(addr, Protocol::Netflow, sink)
     }
 
     /// Binds `addr` for sFlow v5, otherwise as [`Collector::spawn`]; counters are per agent.
-    pub fn spawn_sflow(addr: SocketAddr, sink: SyncSender<Vec<FlowRecord>>) -> Result<Self, CollectorError> {
+    pub fn spawn_sflow(addr: SocketAddr, sink: SyncSender<FlowBatch>) -> Result<Self, CollectorError> {
         Self::spawn_protocol(addr, Protocol::Sflow, sink)
     }
 
@@ -126,7 +174,7 @@ impl Collector {
     pub fn spawn_protocol(
         addr: SocketAddr,
         protocol: Protocol,
-        sink: SyncSender<Vec<FlowRecord>>,
+        sink: SyncSender<FlowBatch>,
     ) -> Result<Self, CollectorError> {
         let socket = UdpSocket::bind(addr).map_err(|source| CollectorError::Bind { addr, source })?;
         let local = socket.local_addr().map_err(|source| CollectorError::Bind { addr, source })?;
@@ -225,103 +273,92 @@ impl Counters {
     }
 }
 
-fn run(
-    socket: UdpSocket,
-    protocol: Protocol,
-    sink: SyncSender<Vec<FlowRecord>>,
-    stop: Arc<AtomicBool>,
-    stats: SharedStats,
-) {
+fn run(socket: UdpSocket, protocol: Protocol, sink: SyncSender<FlowBatch>, stop: Arc<AtomicBool>, stats: SharedStats) {
     let mut decoder = Decoder::default();
     let mut counters: HashMap<IpAddr, Counters> = HashMap::new();
-    let mut buf = vec![0u8; 65_535];
+    let mut rx = recv::RecvBatch::new();
     let mut batch = Batch::default();
-    // When datagrams come back to back (less than BUSY apart), flows wait in `batch` and the
-    // socket is read without blocking: the batch goes to the engine once the socket is drained
-    // (or the batch is full), so a burst of datagrams is one hand-over and one wake-up of the
-    // engine instead of one per datagram, and no flow waits for a datagram that isn't there.
-    // Slower streams are handed over datagram by datagram, without switching the socket's mode.
-    let mut nonblocking = false;
-    let mut last = Instant::now();
+    // What is queued on the socket is taken in one system call (`recvmmsg`, up to recv::BATCH
+    // datagrams), and the flows wait in `batch` until the socket is drained (a call took fewer
+    // datagrams than it could) or the batch is full: a burst of datagrams is one hand-over and
+    // one wake-up of the engine instead of one per datagram. While flows wait the socket is read
+    // without blocking, so no flow waits for a datagram that isn't there; a slow stream (one
+    // datagram per call) is handed over datagram by datagram.
     while !stop.load(Ordering::Relaxed) {
-        let (n, from) = match socket.recv_from(&mut buf) {
-            Ok(x) => x,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                if nonblocking {
-                    if !batch.send(&sink, &stats, &mut counters) {
-                        return;
-                    }
-                    nonblocking = socket.set_nonblocking(false).is_err();
-                }
-                continue;
-            }
+        let n = match rx.recv(&socket, batch.flows.is_empty()) {
+            Ok(n) => n,
             Err(e) => {
-                tracing::warn!(error = %e, "flow socket error");
+                // Nothing (more) queued, or the read timeout that lets the loop see `stop`.
+                if !batch.send(&sink, &stats, &mut counters) {
+                    return;
+                }
+                if !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) {
+                    tracing::warn!(error = %e, "flow socket error");
+                }
                 continue;
             }
         };
-        let now = Instant::now();
-        let busy = now.duration_since(last) < BUSY;
-        last = now;
-        let mut s = ExporterStats::default();
-        let data = buf.get(..n).unwrap_or_default();
-        let (who, flows) = match protocol {
-            Protocol::Netflow => (from.ip(), decoder.decode_counted(from, data, &mut s)),
-            Protocol::Sflow => {
-                let d = sflow::decode(from, data);
-                s.datagrams += 1;
-                s.flows += d.flows.len() as u64;
-                s.counter_samples += u64::from(d.counter_samples);
-                s.skipped += u64::from(d.skipped);
-                if let Some(e) = &d.error {
-                    s.malformed += 1;
-                    tracing::debug!(exporter = %from.ip(), len = n, error = %e, "malformed sFlow datagram");
+        for i in 0..n {
+            let (data, Some(from)) = rx.get(i) else { continue };
+            let mut s = ExporterStats::default();
+            let who = match protocol {
+                Protocol::Netflow => {
+                    // Decoded straight into the batch: no vector per datagram.
+                    let flows = decoder.decode_into(from, data, &mut batch.flows, &mut s);
+                    batch.note(from.ip(), flows);
+                    if s.malformed > 0 {
+                        tracing::debug!(exporter = %from.ip(), len = data.len(), "malformed flow datagram");
+                    }
+                    from.ip()
                 }
-                // Counted per agent (at most MAX_AGENTS of them, so forged agent addresses can't
-                // grow the counters or the metric labels without bound); a datagram whose header
-                // didn't parse, or past the bound, per sender.
-                let agent = d
-                    .header
-                    .map(|h| h.agent)
-                    .filter(|a| stats.lock().map(|m| m.contains_key(a) || m.len() < MAX_AGENTS).unwrap_or(false));
-                (agent.unwrap_or(from.ip()), d.flows)
+                Protocol::Sflow => {
+                    let d = sflow::decode(from, data);
+                    s.datagrams += 1;
+                    s.flows += d.flows.len() as u64;
+                    s.counter_samples += u64::from(d.counter_samples);
+                    s.skipped += u64::from(d.skipped);
+                    if let Some(e) = &d.error {
+                        s.malformed += 1;
+                        tracing::debug!(exporter = %from.ip(), len = data.len(), error = %e, "malformed sFlow datagram");
+                    }
+                    // Counted per agent (at most MAX_AGENTS of them, so forged agent addresses
+                    // can't grow the counters or the metric labels without bound); a datagram
+                    // whose header didn't parse, or past the bound, per sender.
+                    let agent = d
+                        .header
+                        .map(|h| h.agent)
+                        .filter(|a| stats.lock().map(|m| m.contains_key(a) || m.len() < MAX_AGENTS).unwrap_or(false));
+                    let who = agent.unwrap_or(from.ip());
+                    batch.add(who, d.flows);
+                    who
+                }
+            };
+            if counters.len() >= MAX_COUNTERS && !counters.contains_key(&who) {
+                counters.clear();
             }
-        };
-        if s.malformed > 0 && protocol == Protocol::Netflow {
-            tracing::debug!(exporter = %from.ip(), len = n, "malformed flow datagram");
-        }
-        batch.add(who, flows);
-        if counters.len() >= MAX_COUNTERS && !counters.contains_key(&who) {
-            counters.clear();
-        }
-        counters.entry(who).or_default().count(who, &s);
-        if let Ok(mut m) = stats.lock() {
-            let e = m.entry(who).or_default();
-            e.datagrams += s.datagrams;
-            e.flows += s.flows;
-            e.malformed += s.malformed;
-            e.no_template += s.no_template;
-            e.refused += s.refused;
-            e.dropped += s.dropped;
-            e.counter_samples += s.counter_samples;
-            e.skipped += s.skipped;
-        }
-        if batch.flows.len() >= BATCH_FLOWS {
-            if !batch.send(&sink, &stats, &mut counters) {
+            counters.entry(who).or_default().count(who, &s);
+            if let Ok(mut m) = stats.lock() {
+                let e = m.entry(who).or_default();
+                e.datagrams += s.datagrams;
+                e.flows += s.flows;
+                e.malformed += s.malformed;
+                e.no_template += s.no_template;
+                e.refused += s.refused;
+                e.dropped += s.dropped;
+                e.counter_samples += s.counter_samples;
+                e.skipped += s.skipped;
+            }
+            if batch.flows.len() >= BATCH_FLOWS && !batch.send(&sink, &stats, &mut counters) {
                 return;
             }
-        } else if !batch.flows.is_empty() && !nonblocking {
-            nonblocking = busy && socket.set_nonblocking(true).is_ok();
-            if !nonblocking && !batch.send(&sink, &stats, &mut counters) {
-                return;
-            }
+        }
+        // Drained: hand over what waits.
+        if n < recv::BATCH && !batch.send(&sink, &stats, &mut counters) {
+            return;
         }
     }
     batch.send(&sink, &stats, &mut counters);
 }
-
-/// Datagrams closer than this are batched (see `run`).
-const BUSY: Duration = Duration::from_micros(100);
 
 /// Flows handed to the engine in one batch at most (about 20 NetFlow v9 datagrams).
 const BATCH_FLOWS: usize = 1024;
@@ -332,21 +369,25 @@ const BATCH_FLOWS: usize = 1024;
 struct Batch {
     flows: Vec<FlowRecord>,
     from: Vec<(IpAddr, u64)>,
+    /// Buffers of batches the engine is done with.
+    spare: Arc<Mutex<Vec<Vec<FlowRecord>>>>,
 }
 
 impl Batch {
+    /// Appends `flows` from `who`.
     fn add(&mut self, who: IpAddr, flows: Vec<FlowRecord>) {
-        if flows.is_empty() {
+        self.note(who, flows.len());
+        self.flows.extend(flows);
+    }
+
+    /// Notes that the last `n` flows of the batch came from `who`.
+    fn note(&mut self, who: IpAddr, n: usize) {
+        if n == 0 {
             return;
         }
         match self.from.last_mut() {
-            Some((w, n)) if *w == who => *n += flows.len() as u64,
-            _ => self.from.push((who, flows.len() as u64)),
-        }
-        if self.flows.is_empty() {
-            self.flows = flows;
-        } else {
-            self.flows.extend(flows);
+            Some((w, k)) if *w == who => *k += n as u64,
+            _ => self.from.push((who, n as u64)),
         }
     }
 
@@ -354,15 +395,17 @@ impl Batch {
     /// exporters. `false` once the engine is gone.
     fn send(
         &mut self,
-        sink: &SyncSender<Vec<FlowRecord>>,
+        sink: &SyncSender<FlowBatch>,
         stats: &SharedStats,
         counters: &mut HashMap<IpAddr, Counters>,
     ) -> bool {
         if self.flows.is_empty() {
             return true;
         }
-        let flows = std::mem::replace(&mut self.flows, Vec::with_capacity(BATCH_FLOWS + 64));
-        let ok = match sink.try_send(flows) {
+        let next = self.spare.lock().ok().and_then(|mut s| s.pop());
+        let next = next.unwrap_or_else(|| Vec::with_capacity(BATCH_FLOWS + 64));
+        let flows = std::mem::replace(&mut self.flows, next);
+        let ok = match sink.try_send(FlowBatch { flows, home: Some(self.spare.clone()) }) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 for (who, n) in &self.from {

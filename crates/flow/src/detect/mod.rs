@@ -175,47 +175,135 @@ const DETAIL_AFTER: u64 = 256;
 /// prefix sees every flow toward it, and shares don't need them all.
 const PREFIX_DETAIL_EVERY: u64 = 8;
 
+/// A destination's window: its totals, and its breakdown once it has [`DETAIL_AFTER`] packets.
+/// The breakdown is boxed: most destinations never get one, and without it an accumulator is
+/// 32 bytes, so a window's host arena (one entry per host seen, 65 536 for a busy /16) stays a
+/// cache line per host instead of four.
 #[derive(Debug, Default)]
 struct Acc {
     packets: u64,
     bytes: u64,
     flows: u64,
-    /// Packets in the breakdown below.
-    detail: u64,
+    detail: Option<Box<Detail>>,
+}
+
+/// The breakdown of a destination's flows by protocol, ports, TCP flags and source.
+#[derive(Debug, Default)]
+struct Detail {
+    /// Packets in the breakdown.
+    packets: u64,
     by_proto: Map<u8, u64>,
     by_sport: Map<u16, u64>,
     by_dport: Map<u16, u64>,
     syn_only: u64,
-    by_src: Map<IpAddr, u64>,
+    /// IPv4 sources by address: 16-byte entries, half the memory of a map keyed by `IpAddr`, and
+    /// a busy destination's map of thousands of sources is most of what a flow touches.
+    by_src4: Map<u32, u64>,
+    /// IPv6 sources.
+    by_src6: Map<std::net::Ipv6Addr, u64>,
 }
 
 impl Acc {
-    /// Adds a flow; the breakdown takes one flow in `every`.
-    fn add(&mut self, f: &FlowRecord, every: u64) {
+    /// Adds a flow; the breakdown takes one flow in `every`, in a breakdown from `spare` when it
+    /// starts.
+    fn add(&mut self, f: &FlowRecord, every: u64, spare: &mut Spare) {
         self.packets += f.packets;
         self.bytes += f.bytes;
         self.flows += 1;
         if self.packets < DETAIL_AFTER || self.flows % every != 0 {
             return;
         }
-        self.detail += f.packets;
-        *self.by_proto.entry(f.protocol).or_default() += f.packets;
+        let d = self.detail.get_or_insert_with(|| spare.lend());
+        d.packets += f.packets;
+        *d.by_proto.entry(f.protocol).or_default() += f.packets;
         if f.protocol == 6 || f.protocol == 17 {
-            *self.by_sport.entry(f.src_port).or_default() += f.packets;
-            *self.by_dport.entry(f.dst_port).or_default() += f.packets;
+            *d.by_sport.entry(f.src_port).or_default() += f.packets;
+            *d.by_dport.entry(f.dst_port).or_default() += f.packets;
         }
         if f.protocol == 6 && f.tcp_flags & 0x12 == 0x02 {
-            self.syn_only += f.packets;
+            d.syn_only += f.packets;
         }
         // Bounded: past 4096 distinct sources only the ones already counted grow.
-        if self.by_src.len() < 4096 || self.by_src.contains_key(&f.src) {
-            *self.by_src.entry(f.src).or_default() += f.packets;
+        let full = d.by_src4.len() + d.by_src6.len() >= 4096;
+        match f.src {
+            IpAddr::V4(a) => {
+                let a = a.to_bits();
+                if !full || d.by_src4.contains_key(&a) {
+                    *d.by_src4.entry(a).or_default() += f.packets;
+                }
+            }
+            IpAddr::V6(a) => {
+                if !full || d.by_src6.contains_key(&a) {
+                    *d.by_src6.entry(a).or_default() += f.packets;
+                }
+            }
         }
+    }
+
+    /// The `n` sources with the most packets in the breakdown, with their shares of it.
+    fn top_sources(&self, n: usize) -> Vec<(IpAddr, f64)> {
+        let Some(d) = &self.detail else { return Vec::new() };
+        let v4 = d.by_src4.iter().map(|(a, p)| (IpAddr::V4(std::net::Ipv4Addr::from_bits(*a)), *p));
+        let top = top_counts(v4.chain(d.by_src6.iter().map(|(a, p)| (IpAddr::V6(*a), *p))), n);
+        top.into_iter().map(|(ip, p)| (ip, p as f64 / d.packets.max(1) as f64)).collect()
     }
 }
 
-fn dominant<K: Copy + Eq + std::hash::Hash>(m: &Map<K, u64>, total: u64, share: f64) -> Option<(K, u64)> {
-    let (k, v) = m.iter().max_by_key(|(_, v)| **v)?;
+/// Breakdowns of past windows, emptied and kept for the destinations whose breakdown starts in
+/// the next ones: a busy destination's maps grow to thousands of ports and sources in every
+/// window, and growing them from nothing again each time (rehashes, fresh pages) cost more than
+/// the counting itself. What is kept was in use in the window just closed, so this doesn't raise
+/// the peak; [`SPARE_ENTRIES`] bounds it.
+#[derive(Debug, Default)]
+struct Spare {
+    kept: Vec<Detail>,
+    /// The capacities of the maps of `kept`, summed.
+    entries: usize,
+}
+
+/// Map entries (of any of a breakdown's maps, 16–32 bytes each) kept in [`Spare`] at most.
+const SPARE_ENTRIES: usize = 1 << 21;
+
+fn capacity(d: &Detail) -> usize {
+    d.by_proto.capacity() + d.by_sport.capacity() + d.by_dport.capacity() + d.by_src4.capacity() + d.by_src6.capacity()
+}
+
+impl Spare {
+    /// An empty breakdown, a kept one if there is one.
+    fn lend(&mut self) -> Box<Detail> {
+        match self.kept.pop() {
+            Some(d) => {
+                self.entries = self.entries.saturating_sub(capacity(&d));
+                Box::new(d)
+            }
+            None => Box::default(),
+        }
+    }
+
+    /// Takes back `acc`'s breakdown, emptied, within [`SPARE_ENTRIES`].
+    fn keep(&mut self, acc: &mut Acc) {
+        let Some(mut d) = acc.detail.take() else { return };
+        let n = capacity(&d);
+        if self.entries + n > SPARE_ENTRIES {
+            return;
+        }
+        d.packets = 0;
+        d.syn_only = 0;
+        d.by_proto.clear();
+        d.by_sport.clear();
+        d.by_dport.clear();
+        d.by_src4.clear();
+        d.by_src6.clear();
+        self.entries += n;
+        self.kept.push(*d);
+    }
+}
+
+/// The key with the highest count, if it has at least `share` of `total`. Among equal counts the
+/// lowest key, so that the choice depends on the counts only, not on the map's layout (which
+/// depends on its capacity, and maps are reused across windows, see [`Spare`]).
+fn dominant<K: Copy + Ord>(m: &Map<K, u64>, total: u64, share: f64) -> Option<(K, u64)> {
+    let (k, v) = m.iter().max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))?;
     (total > 0 && *v as f64 >= share * total as f64).then_some((*k, *v))
 }
 
@@ -357,6 +445,8 @@ pub struct Detector {
     urgent: bool,
     /// Hosts reported in the last window (a sustained attack doesn't close every window early).
     reported_last: std::collections::HashSet<IpAddr, BuildHasherDefault<Fx>>,
+    /// Breakdown maps of past windows, for reuse.
+    spare: Spare,
 }
 
 /// What a window gave.
@@ -386,6 +476,7 @@ impl Detector {
             budget: None,
             urgent: false,
             reported_last: std::collections::HashSet::default(),
+            spare: Spare::default(),
         }
     }
 
@@ -449,7 +540,7 @@ impl Detector {
     pub(crate) fn ingest_located(&mut self, f: &FlowRecord, dst: Option<usize>, src: Option<usize>) {
         if let Some((i, prefix)) = dst.and_then(|i| Some((i, *self.config.customer_prefixes.get(i)?))) {
             let acc = self.hosts.get(f.dst, i, prefix);
-            acc.add(f, 1);
+            acc.add(f, 1, &mut self.spare);
             if let Some((p, b, n)) = self.budget {
                 if !self.urgent
                     && (acc.packets >= p || acc.bytes >= b || acc.flows >= n)
@@ -462,7 +553,7 @@ impl Detector {
                 self.prefixes.resize_with(self.config.customer_prefixes.len(), Acc::default);
             }
             if let Some(p) = self.prefixes.get_mut(i) {
-                p.add(f, PREFIX_DETAIL_EVERY);
+                p.add(f, PREFIX_DETAIL_EVERY, &mut self.spare);
             }
         } else if src.is_some() {
             self.sources.entry(f.src).or_default().add(f);
@@ -496,7 +587,6 @@ impl Detector {
                 continue;
             };
             let (attack, coverage) = characterise(Prefix::host(host), acc, c.dominance);
-            let top = top_counts(acc.by_src.iter().map(|(ip, p)| (*ip, *p)), 5);
             let customer_prefix = c.customer_prefixes.get(*index).copied();
             if let Some(p) = customer_prefix {
                 *reported.entry(p).or_default() += acc.packets;
@@ -510,15 +600,18 @@ impl Detector {
                 normal_pps,
                 reason,
                 attack,
-                top_sources: top.into_iter().map(|(ip, p)| (ip, p as f64 / acc.detail.max(1) as f64)).collect(),
+                top_sources: acc.top_sources(5),
                 coverage,
             });
         }
-        // The arena's allocation serves the next window.
+        // The arena's allocation, and its breakdown maps, serve the next window.
+        for (_, _, acc) in &mut hosts {
+            self.spare.keep(acc);
+        }
         hosts.clear();
         self.hosts.arena = hosts;
-        let prefixes = std::mem::take(&mut self.prefixes);
-        for (prefix, acc) in c.customer_prefixes.iter().copied().zip(prefixes) {
+        let mut prefixes = std::mem::take(&mut self.prefixes);
+        for (prefix, acc) in c.customer_prefixes.iter().copied().zip(prefixes.iter()) {
             if acc.flows == 0 {
                 continue;
             }
@@ -532,8 +625,7 @@ impl Detector {
             if reported.get(&prefix).is_some_and(|n| *n as f64 >= c.dominance * acc.packets as f64) {
                 continue;
             }
-            let (attack, coverage) = characterise(prefix, &acc, c.dominance);
-            let top = top_counts(acc.by_src.iter().map(|(ip, p)| (*ip, *p)), 5);
+            let (attack, coverage) = characterise(prefix, acc, c.dominance);
             out.attacks.push(DestinationTraffic {
                 dst: prefix,
                 customer_prefix: Some(prefix),
@@ -543,9 +635,12 @@ impl Detector {
                 normal_pps,
                 reason,
                 attack,
-                top_sources: top.into_iter().map(|(ip, p)| (ip, p as f64 / acc.detail.max(1) as f64)).collect(),
+                top_sources: acc.top_sources(5),
                 coverage,
             });
+        }
+        for acc in &mut prefixes {
+            self.spare.keep(acc);
         }
         for ((exporter, input_if), s) in std::mem::take(&mut self.spoof) {
             let spoofed: u64 = s.spoofed.values().sum();
@@ -631,7 +726,9 @@ fn over_limits<K: Eq + std::hash::Hash>(
 
 /// The narrowest match that still covers the dominant traffic, and the share it covers.
 fn characterise(dst: Prefix, acc: &Acc, share: f64) -> (FlowMatch, f64) {
-    let total = acc.detail;
+    let empty = Detail::default();
+    let acc = acc.detail.as_deref().unwrap_or(&empty);
+    let total = acc.packets;
     let mut m = FlowMatch {
         dst,
         src: None,
@@ -703,10 +800,11 @@ fn rates(packets: u64, bytes: u64, flows: u64, secs: f64) -> (f64, f64, f64) {
     (packets as f64 / secs, bytes as f64 * 8.0 / secs, flows as f64 / secs)
 }
 
-/// The `n` largest counts, largest first (ties in the order given).
-fn top_counts<K>(counts: impl IntoIterator<Item = (K, u64)>, n: usize) -> Vec<(K, u64)> {
+/// The `n` largest counts, largest first; among equal counts the lowest key first (so the result
+/// doesn't depend on the order given, i.e. on a map's layout; see [`dominant`]).
+fn top_counts<K: Ord>(counts: impl IntoIterator<Item = (K, u64)>, n: usize) -> Vec<(K, u64)> {
     let mut top: Vec<_> = counts.into_iter().collect();
-    top.sort_by_key(|x| std::cmp::Reverse(x.1));
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     top.truncate(n);
     top
 }

@@ -301,3 +301,13 @@ fn mutated_datagrams_decode_alike() {
     let (_, hits) = both(&dgs);
     assert!(hits > 500, "the fast path decoded {hits}");
 }
+
+/// The fast path reads a protocol byte as itself where `protocol_identity` says the crate's
+/// `ProtocolTypes` parses it back to itself; anything else takes the crate path.
+#[test]
+fn protocol_identity_is_the_crates_round_trip() {
+    use netflow_parser::protocol::ProtocolTypes;
+    for b in 0..=255u8 {
+        assert_eq!(super::protocol_identity(b), u8::from(ProtocolTypes::from(b)) == b, "{b}");
+    }
+}
