@@ -9,7 +9,8 @@
 //!   opted-out subscribers removed and wider stages unlocked per subject;
 //! - [`ledger`]: the hash-chained audit trail's format and verification;
 //! - [`store`]: the storage seam (SQLite in `mamori-store`);
-//! - [`calendar`], [`clock`]: Japan time and the two clocks (wall, data).
+//! - [`calendar`], [`clock`]: Japan time and the two clocks (wall, data);
+//! - [`persist`]: small state files beside the database, replaced atomically.
 #![deny(missing_docs)]
 
 pub mod account;
@@ -23,6 +24,7 @@ pub mod config;
 pub mod consent;
 pub mod governance;
 pub mod ledger;
+pub mod persist;
 pub mod store;
 pub mod subject;
 pub mod view;

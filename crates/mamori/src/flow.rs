@@ -17,7 +17,7 @@ use mamori_flow::bgp::gobgp::BgpSpeaker;
 use mamori_flow::bgp::{BgpActuator, FlowAction, FlowMatch};
 use mamori_flow::collector::Collector;
 use mamori_flow::detect::engine::{FlowEngine, VictimReport, propose_victim_request};
-use mamori_flow::detect::{DetectConfig, Detector};
+use mamori_flow::detect::{DetectConfig, Detector, FlowLearned};
 use mamori_flow::prefix::Prefix;
 
 use crate::cli::By;
@@ -133,6 +133,11 @@ fn print_decision(d: &mamori_core::governance::Decision, err: Option<&mamori_cor
     }
 }
 
+/// How often the detector's learned normal rates are written to disk (and once more at stop).
+const SAVE_EVERY: Duration = Duration::from_secs(300);
+/// The learned normal rates' file in the data directory, read at start.
+pub const LEARNED_FILE: &str = "flow-learned.json";
+
 /// The collector and engine threads of `mamori serve`.
 pub struct Flow {
     stop: Arc<AtomicBool>,
@@ -171,6 +176,16 @@ impl Flow {
             None => Arc::new(RecordingActuator::default()),
         };
         let mut engine = FlowEngine::new(gov, Arc::new(WallClock), Detector::new(detect), act)?;
+        let learned_path = config.data_dir.join(LEARNED_FILE);
+        match FlowLearned::load(&learned_path) {
+            Ok(Some(learned)) => {
+                let normals = engine.restore(learned);
+                tracing::info!(normals, "flow engine: learned normal rates restored");
+            }
+            Ok(None) => {}
+            // Not fatal: the detector learns again, and the next save replaces the file.
+            Err(e) => tracing::warn!(error = %e, "flow engine: learned normal rates not restored; learning again"),
+        }
         let _ = mamori_server::metrics_handle();
         mamori_flow::collector::metric::describe();
         mamori_flow::overview::metric::describe();
@@ -190,6 +205,12 @@ impl Flow {
         let thread = std::thread::Builder::new().name("flow-engine".into()).spawn(move || {
             let _collectors = collectors;
             let mut started = Instant::now();
+            let mut next_save = Instant::now() + SAVE_EVERY;
+            let save = |engine: &FlowEngine| {
+                if let Err(e) = engine.learned().save(&learned_path) {
+                    tracing::error!(error = %e, "flow engine: cannot save its learned normal rates");
+                }
+            };
             while !stop2.load(Ordering::Relaxed) {
                 if let Ok(batch) = rx.recv_timeout(Duration::from_millis(200)) {
                     engine.ingest(&batch);
@@ -202,7 +223,12 @@ impl Flow {
                         tracing::warn!(error = %e, "flow window not evaluated");
                     }
                 }
+                if Instant::now() >= next_save {
+                    save(&engine);
+                    next_save = Instant::now() + SAVE_EVERY;
+                }
             }
+            save(&engine);
         })?;
         Ok(Flow { stop, thread: Some(thread), actuator })
     }

@@ -31,7 +31,7 @@ fn serve_collects_netflow_and_proposes_a_flowspec_mitigation() {
     ok(mamori(&cfg, &["config", "check", cfg.to_str().unwrap()]));
     ok(mamori(&cfg, &["measures", "enable", "ddos.block-to-protect-network", "--by", "sato"]));
     let log = dir.path().join("serve.log");
-    let _serve = serve(&cfg, &log);
+    let mut served = serve(&cfg, &log);
     let flows: Vec<WireFlow> = (0..20u8)
         .map(|i| WireFlow {
             src: [100, 64, 9, i].into(),
@@ -96,4 +96,19 @@ fn serve_collects_netflow_and_proposes_a_flowspec_mitigation() {
     );
     assert!(!metrics.contains("mamori_flow_bytes_total{protocol=\"tcp\"}"), "{metrics}");
     assert!(!metrics.contains("203.0.113.44"), "no host address in the overview: {metrics}");
+
+    // A clean stop writes the detector's learned normal rates; the next start reads them back.
+    assert!(served.terminate(Duration::from_secs(15)), "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    let learned: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("data/flow-learned.json")).unwrap()).unwrap();
+    assert_eq!(learned["version"], 1, "{learned}");
+    assert!(learned["prefixes"].as_array().unwrap().iter().any(|p| p[0] == "203.0.113.0/24"), "{learned}");
+    let log2 = dir.path().join("serve2.log");
+    let _again = serve(&cfg, &log2);
+    let restored = || std::fs::read_to_string(&log2).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !restored().contains("learned normal rates restored") {
+        assert!(Instant::now() < deadline, "learned rates not restored at start:\n{}", restored());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

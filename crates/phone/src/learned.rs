@@ -10,13 +10,13 @@
 //! per-country volumes. A line's own addresses, calling numbers and destinations (stage-2 data,
 //! read only for a line under suspicion) are not written to disk; they are learned again.
 //!
-//! The file is JSON, written to a temporary file, synced and renamed over the old one, so a
-//! crash leaves either the old state or the new one, never half of one.
+//! The file is JSON, replaced atomically ([`mamori_core::persist`]): a crash leaves either the
+//! old state or the new one, never half of one.
 
-use std::io::Write;
 use std::path::Path;
 
 use jiff::Timestamp;
+use mamori_core::persist::{self, PersistError};
 use serde::{Deserialize, Serialize};
 
 use crate::learn::LaggedPeak;
@@ -63,63 +63,22 @@ pub struct CountryLearned {
     pub normal: LaggedPeak,
 }
 
-/// Why the learned state could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum LearnedError {
-    /// The file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// What failed.
-        source: std::io::Error,
-    },
-    /// The file is not a learned state of this format.
-    #[error("{path}: not a learned state this version reads: {reason}")]
-    Format {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LearnedError + '_ {
-    move |source| LearnedError::Io { path: path.display().to_string(), source }
-}
-
 impl Learned {
     /// Reads the file; `Ok(None)` when there is none yet.
-    pub fn load(path: &Path) -> Result<Option<Learned>, LearnedError> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(path)(e)),
-        };
-        let learned: Learned = serde_json::from_slice(&bytes)
-            .map_err(|e| LearnedError::Format { path: path.display().to_string(), reason: e.to_string() })?;
+    pub fn load(path: &Path) -> Result<Option<Learned>, PersistError> {
+        let Some(learned) = persist::load_json::<Learned>(path)? else { return Ok(None) };
         if learned.version != FORMAT_VERSION {
-            return Err(LearnedError::Format {
-                path: path.display().to_string(),
-                reason: format!("format version {} (this build reads {FORMAT_VERSION})", learned.version),
-            });
+            return Err(PersistError::format(
+                path,
+                format!("format version {} (this build reads {FORMAT_VERSION})", learned.version),
+            ));
         }
         Ok(Some(learned))
     }
 
-    /// Writes the file atomically (temporary file, fsync, rename, fsync of the directory),
-    /// readable by its owner only: it names lines.
-    pub fn save(&self, path: &Path) -> Result<(), LearnedError> {
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let json = serde_json::to_vec(self)
-            .map_err(|e| LearnedError::Format { path: path.display().to_string(), reason: e.to_string() })?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(path))?;
-        tmp.write_all(&json).map_err(io(path))?;
-        tmp.as_file().sync_all().map_err(io(path))?;
-        // NamedTempFile is created with mode 0600 already; the rename keeps it.
-        tmp.persist(path).map_err(|e| io(path)(e.error))?;
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(path))?;
-        Ok(())
+    /// Writes the file atomically, readable by its owner only: it names lines.
+    pub fn save(&self, path: &Path) -> Result<(), PersistError> {
+        persist::save_json(path, self)
     }
 }
 

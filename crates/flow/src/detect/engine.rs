@@ -97,6 +97,16 @@ impl FlowEngine {
         })
     }
 
+    /// The detector's learned normal rates; see [`Detector::learned`].
+    pub fn learned(&self) -> crate::detect::FlowLearned {
+        self.detector.learned()
+    }
+
+    /// Restores learned normal rates; see [`Detector::restore`].
+    pub fn restore(&mut self, learned: crate::detect::FlowLearned) -> usize {
+        self.detector.restore(learned)
+    }
+
     /// Windows are expected to last `secs`; see [`Detector::expect_window`].
     pub fn expect_window(&mut self, secs: f64) {
         self.detector.expect_window(secs);

@@ -424,6 +424,43 @@ struct Spoof {
     spoofed: Map<IpAddr, u64>,
 }
 
+/// The format version of [`FlowLearned`].
+pub const FLOW_LEARNED_VERSION: u32 = 1;
+
+/// What a detector has learned and a restart would otherwise lose: the normal packet rates
+/// (packets/s, learned from quiet windows) toward each customer host and prefix and from each
+/// customer host outward: the rates the `ddos.*` measures' views carry, nothing more.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowLearned {
+    /// [`FLOW_LEARNED_VERSION`] when written.
+    pub version: u32,
+    /// Toward each destination host.
+    pub hosts: Vec<(IpAddr, f64)>,
+    /// Toward each customer prefix as a whole (`ADDR/LEN`).
+    pub prefixes: Vec<(String, f64)>,
+    /// From each customer host outward.
+    pub outbound: Vec<(IpAddr, f64)>,
+}
+
+impl FlowLearned {
+    /// Reads the file; `Ok(None)` when there is none yet.
+    pub fn load(path: &std::path::Path) -> Result<Option<FlowLearned>, mamori_core::persist::PersistError> {
+        let Some(learned) = mamori_core::persist::load_json::<FlowLearned>(path)? else { return Ok(None) };
+        if learned.version != FLOW_LEARNED_VERSION {
+            return Err(mamori_core::persist::PersistError::format(
+                path,
+                format!("format version {} (this build reads {FLOW_LEARNED_VERSION})", learned.version),
+            ));
+        }
+        Ok(Some(learned))
+    }
+
+    /// Writes the file atomically, readable by its owner only: it names hosts.
+    pub fn save(&self, path: &std::path::Path) -> Result<(), mamori_core::persist::PersistError> {
+        mamori_core::persist::save_json(path, self)
+    }
+}
+
 /// The windowed detector.
 #[derive(Debug)]
 pub struct Detector {
@@ -483,6 +520,50 @@ impl Detector {
     /// Its settings.
     pub fn config(&self) -> &DetectConfig {
         &self.config
+    }
+
+    /// The learned normal packet rates (see [`FlowLearned`]), to be [restored](Self::restore)
+    /// after a restart.
+    pub fn learned(&self) -> FlowLearned {
+        fn sorted<K: Ord + Copy>(m: &Map<K, f64>) -> Vec<(K, f64)> {
+            let mut v: Vec<(K, f64)> = m.iter().map(|(k, n)| (*k, *n)).collect();
+            v.sort_by_key(|(k, _)| *k);
+            v
+        }
+        FlowLearned {
+            version: FLOW_LEARNED_VERSION,
+            hosts: sorted(&self.normal),
+            prefixes: sorted(&self.normal_prefix).into_iter().map(|(p, n)| (p.to_string(), n)).collect(),
+            outbound: sorted(&self.normal_out),
+        }
+    }
+
+    /// Takes back the normal rates an earlier detector learned. A host or prefix this detector
+    /// learned already keeps its own; a prefix that no longer parses is skipped. Returns the number
+    /// of normals restored.
+    pub fn restore(&mut self, learned: FlowLearned) -> usize {
+        let mut restored = 0;
+        for (host, n) in learned.hosts.into_iter().filter(|(_, n)| n.is_finite()) {
+            self.normal.entry(host).or_insert_with(|| {
+                restored += 1;
+                n
+            });
+        }
+        for (prefix, n) in learned.prefixes.into_iter().filter(|(_, n)| n.is_finite()) {
+            if let Ok(p) = prefix.parse::<Prefix>() {
+                self.normal_prefix.entry(p).or_insert_with(|| {
+                    restored += 1;
+                    n
+                });
+            }
+        }
+        for (host, n) in learned.outbound.into_iter().filter(|(_, n)| n.is_finite()) {
+            self.normal_out.entry(host).or_insert_with(|| {
+                restored += 1;
+                n
+            });
+        }
+        restored
     }
 
     /// The learned normal packet rate of a host.

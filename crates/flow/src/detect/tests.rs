@@ -466,3 +466,50 @@ fn hosts_in_tabled_and_hashed_prefixes_are_counted_alike_across_windows() {
         }
     }
 }
+
+/// The DNS reflection of `dns_reflection_is_matched_by_source_port`: 10 000 packets/s, under
+/// `host_pps` and caught only against the host's learned normal (600 packets/s).
+fn reflection_window(d: &mut Detector) -> WindowOutcome {
+    for i in 0..50u8 {
+        d.ingest(&rec([100, 64, 0, i], [203, 0, 113, 5], 17, 53, 33000 + u16::from(i), 0, 200));
+    }
+    d.close_window(1.0)
+}
+
+#[test]
+fn learned_normals_survive_a_restart() {
+    let mut before = Detector::new(config());
+    baseline(&mut before);
+    outbound_baseline(&mut before);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow-learned.json");
+    before.learned().save(&path).unwrap();
+    let learned = FlowLearned::load(&path).unwrap().expect("saved");
+    assert_eq!(learned, before.learned());
+    let host: IpAddr = "203.0.113.5".parse().unwrap();
+    assert!(learned.hosts.iter().any(|(h, _)| *h == host));
+    assert_eq!(learned.prefixes.len(), 1);
+    assert!(!learned.outbound.is_empty());
+
+    // Restarted with what was learned: the reflection is over the host's normal.
+    let mut restarted = Detector::new(config());
+    let n = learned.hosts.len() + learned.prefixes.len() + learned.outbound.len();
+    assert_eq!(restarted.restore(learned), n);
+    assert_eq!(restarted.normal_pps(host), before.normal_pps(host));
+    let out = reflection_window(&mut restarted);
+    assert_eq!(out.attacks.iter().map(|a| (a.dst, a.reason)).collect::<Vec<_>>(), [(Prefix::host(host), "normal")]);
+    // Started afresh, the same window is under every fixed limit and passes unseen.
+    let mut fresh = Detector::new(config());
+    assert!(reflection_window(&mut fresh).attacks.is_empty());
+}
+
+#[test]
+fn a_learned_state_of_another_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow-learned.json");
+    let mut l = Detector::new(config()).learned();
+    l.version = 7;
+    mamori_core::persist::save_json(&path, &l).unwrap();
+    let e = FlowLearned::load(&path).unwrap_err().to_string();
+    assert!(e.contains("format version 7") && e.contains("flow-learned.json"), "{e}");
+}

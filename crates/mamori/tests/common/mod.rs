@@ -35,6 +35,25 @@ pub fn serve(cfg: &Path, log: &Path) -> KillOnDrop {
 /// Kills and reaps the process when dropped.
 pub struct KillOnDrop(pub Child);
 
+impl KillOnDrop {
+    /// Asks the process to stop (SIGTERM, as an init system does) and waits up to `grace` for it;
+    /// whether it exited successfully in time.
+    pub fn terminate(&mut self, grace: std::time::Duration) -> bool {
+        let pid = self.0.id().to_string();
+        if !Command::new("kill").args(["-TERM", &pid]).status().is_ok_and(|s| s.success()) {
+            return false;
+        }
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    }
+}
+
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
