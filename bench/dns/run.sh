@@ -13,7 +13,9 @@
 # Answer caches (CACHE_ENTRIES=N, default 0: none): mamori's `[dns.filter] cache_entries = N` and
 # dnsdist's `newPacketCache(N)` on its default pool (default options: TTLs honoured and aged, at
 # most 86400 s), so both answer repeated queries without Unbound and the proxies themselves are
-# measured. UDP batching: mamori uses recvmmsg/sendmmsg; dnsdist is given the same with
+# measured. (mamori serves a cached answer before probing its lists when the name was found on no list
+# and no list has changed since; dnsdist runs its block rule on every query first. BENCHMARKS.md says more.)
+# UDP batching: mamori uses recvmmsg/sendmmsg; dnsdist is given the same with
 # `setUDPMultipleMessagesVectorSize(DNSDIST_VECTOR)` (default 32, mamori's batch; 1 = dnsdist's
 # own default, recvmsg one query at a time).
 #

@@ -22,6 +22,8 @@ use mamori_core::subject::{Actor, SubscriberId};
 use mamori_dns::engine::SubscriberLookup;
 use mamori_dns::filter::{self, Filter, warn_page};
 use mamori_dns::names::{Match, SuffixMap};
+use mamori_dns::rpz::PolicyZone;
+use mamori_dns::rpz::zone::{Entry, Zone};
 use mamori_store::{SqliteStore, StoreOptions};
 use support::{Unbound, UnboundOptions, query};
 
@@ -227,6 +229,99 @@ fn answer_cache_honours_ttls_and_never_leaks_an_exception_to_another_subscriber(
     assert_eq!(first_a(&query_from("127.0.0.1", addr, "malware.example.test.")), Some("192.0.2.4".parse().unwrap()));
     assert_eq!(first_a(&query_from("127.0.0.2", addr, "malware.example.test.")), Some("127.0.0.1".parse().unwrap()));
     assert_eq!(cached(), 3);
+    for t in tasks {
+        t.abort();
+    }
+    drop(unbound);
+}
+
+/// The cache's memo of unlisted names (answers served before any list is probed) is only good
+/// for the lists it was made under: a name cached as allowed and then listed (static list, C&C,
+/// malware) is blocked or warned on the next query, and once unlisted again (or its policy-zone
+/// entry expired) is served from the cache again.
+#[test]
+fn cached_answers_follow_every_list_change() {
+    let Some(bin) = support::unbound_binary() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let text = "$ORIGIN example.test.\n$TTL 3600\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n\
+                www A 192.0.2.1\n";
+    let opts = UnboundOptions {
+        port: None,
+        dnstap: None,
+        rpz: None,
+        local_zones: vec![],
+        local_data: vec![],
+        auth_zones: vec![("example.test.".into(), text.into())],
+    };
+    let unbound = Unbound::start(&bin, dir.path(), opts);
+    let store = Arc::new(SqliteStore::open(&dir.path().join("m.sqlite"), StoreOptions::default()).unwrap());
+    let gov = Arc::new(Governance::new(store, Arc::new(WallClock), Arc::new(Config::default())).unwrap());
+    // The policy zone lists the name until its entry expires.
+    let mut z = Zone::new("rpz.mamori.", false, Timestamp::now()).unwrap();
+    let expires = Timestamp::now() + jiff::SignedDuration::from_millis(1500);
+    let entry =
+        Entry { name: "www.example.test".into(), subtree: true, expires: Some(expires), action_id: "A-1".into() };
+    assert!(z.insert(entry).unwrap());
+    let zone = PolicyZone::new(z);
+    let f = Arc::new(
+        Filter::new(
+            &gov,
+            Arc::new(WallClock),
+            Some(zone.clone()),
+            Arc::new(TwoSubscribers),
+            "127.0.0.1".parse().unwrap(),
+        )
+        .unwrap(),
+    );
+    f.enable_cache(1000);
+    let (addr, tasks) = rt.block_on(filter::serve(f.clone(), "127.0.0.1:0".parse().unwrap(), unbound.addr)).unwrap();
+    let cached = || f.stats.cached.load(Ordering::Relaxed);
+    let www = |from: &str| query_from(from, addr, "www.example.test.");
+    let answered = Some("192.0.2.1".parse().unwrap());
+    let nxdomain = |r: Message| r.response_code() == ResponseCode::NXDomain && r.answers().is_empty();
+
+    assert!(nxdomain(www("127.0.0.1")), "listed in the policy zone");
+    std::thread::sleep(Duration::from_millis(1600));
+    assert_eq!(zone.purge_expired(Timestamp::now()).len(), 1);
+    assert_eq!(first_a(&www("127.0.0.1")), answered, "expired: forwarded");
+    assert_eq!(first_a(&www("127.0.0.1")), answered);
+    assert_eq!(cached(), 1, "then answered from the cache");
+
+    // Static FQDN list: listed after being cached as allowed, then unlisted again.
+    let mut l = SuffixMap::new();
+    l.insert("example.test", Match::Subtree, ());
+    f.set_static_list(l);
+    assert!(nxdomain(www("127.0.0.1")), "cached as allowed, then listed: blocked");
+    assert!(nxdomain(www("127.0.0.2")));
+    f.set_static_list(SuffixMap::new());
+    assert_eq!(first_a(&www("127.0.0.1")), answered, "unlisted: the cached answer again");
+    assert_eq!(first_a(&www("127.0.0.2")), answered);
+    assert_eq!(cached(), 3);
+
+    // C&C list (no opt-out here): blocked for both subscribers, then served again.
+    let mut c = SuffixMap::new();
+    c.insert("www.example.test", Match::Exact, ());
+    f.set_cnc(c);
+    assert!(nxdomain(www("127.0.0.2")), "cached as allowed, then a C&C name: blocked");
+    assert!(nxdomain(www("127.0.0.1")));
+    f.set_cnc(SuffixMap::new());
+    assert_eq!(first_a(&www("127.0.0.2")), answered);
+    assert_eq!(cached(), 4);
+
+    // Malware list: the warning page, then the cached answer again.
+    let mut m = SuffixMap::new();
+    m.insert("www.example.test", Match::Exact, ());
+    f.set_malware(m);
+    assert_eq!(first_a(&www("127.0.0.2")), Some("127.0.0.1".parse().unwrap()), "cached as allowed, then warned");
+    f.set_malware(SuffixMap::new());
+    assert_eq!(first_a(&www("127.0.0.2")), answered);
+    assert_eq!(first_a(&www("127.0.0.1")), answered);
+    assert_eq!(cached(), 6);
+    assert_eq!(f.stats.blocked_list.load(Ordering::Relaxed), 3);
+    assert_eq!(f.stats.blocked_cnc.load(Ordering::Relaxed), 2);
+    assert_eq!(f.stats.warned.load(Ordering::Relaxed), 1);
     for t in tasks {
         t.abort();
     }

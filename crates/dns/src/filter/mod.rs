@@ -11,6 +11,11 @@
 //! - everything else is forwarded with a fresh id and the answer relayed back.
 //!
 //! List lookups are hash probes per label ([`SuffixMap`]), whatever the list's size.
+//!
+//! With the answer cache ([`cache`]), a query whose bytes (after the id) match a held answer to a
+//! name the filter found on no list, under the lists as they still are
+//! ([`Filter::lists_generation`]), is answered from the cache before it is decoded: that verdict
+//! is the same for every client. Every other query is decided as above, then looked up.
 
 pub mod cache;
 pub mod udp;
@@ -38,7 +43,7 @@ use crate::engine::SubscriberLookup;
 use crate::names::SuffixMap;
 use crate::rpz::PolicyZone;
 use crate::views::{BlockCnc, FilterName, FilterQuery, WarnSite};
-use cache::AnswerCache;
+use cache::{AnswerCache, Probe};
 use udp::{BATCH, RecvBatch, SendBatch};
 
 /// What the filter does with a query.
@@ -85,6 +90,9 @@ pub struct Filter {
     warn_v4: std::net::Ipv4Addr,
     continued: Mutex<HashSet<(String, String)>>,
     cache: OnceLock<Mutex<AnswerCache>>,
+    /// Bumped after each replacement of the static, C&C or malware list (the policy zone keeps
+    /// its own, [`PolicyZone::names_generation`]).
+    generation: AtomicU64,
     /// Counters.
     pub stats: FilterStats,
 }
@@ -115,6 +123,7 @@ impl Filter {
             warn_v4,
             continued: Mutex::default(),
             cache: OnceLock::new(),
+            generation: AtomicU64::new(0),
             stats: FilterStats::default(),
         })
     }
@@ -132,6 +141,7 @@ impl Filter {
         if let Ok(mut w) = self.static_list.write() {
             *w = Arc::new(l);
         }
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Replaces the C&C list.
@@ -139,6 +149,7 @@ impl Filter {
         if let Ok(mut w) = self.cnc.write() {
             *w = Arc::new(l);
         }
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Replaces the malware-site list.
@@ -146,6 +157,17 @@ impl Filter {
         if let Ok(mut w) = self.malware.write() {
             *w = Arc::new(l);
         }
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// A number that grows whenever any list the filter applies is replaced (static FQDN list,
+    /// C&C, malware, the policy zone's names). Read before the lists, it marks a decision taken on
+    /// them: equal later, the lists are the same. (Opt-outs and "continue anyway" are not in it:
+    /// they only change the verdict for a listed name.)
+    pub fn lists_generation(&self) -> u64 {
+        // Each part only grows, so the sum changes whenever either does.
+        let zone = self.zone.as_ref().map_or(0, |z| z.names_generation());
+        self.generation.load(Ordering::Acquire).wrapping_add(zone)
     }
 
     fn client_key(&self, client: IpAddr) -> String {
@@ -165,35 +187,41 @@ impl Filter {
 
     /// The verdict for a name from a client.
     pub fn decide(&self, qname: &str, client: IpAddr) -> Verdict {
+        self.decide_listed(qname, client).0
+    }
+
+    /// [`Filter::decide`], and whether the name is on no list at all (the verdict is then
+    /// [`Verdict::Forward`] whoever asks).
+    fn decide_listed(&self, qname: &str, client: IpAddr) -> (Verdict, bool) {
         let listed =
             |l: &RwLock<Arc<SuffixMap<()>>>| l.read().map(|m| !m.is_empty() && m.matches(qname)).unwrap_or(false);
         if listed(&self.static_list) || self.zone.as_ref().is_some_and(|z| z.names().matches(qname)) {
             self.stats.blocked_list.fetch_add(1, Ordering::Relaxed);
-            return Verdict::Block;
+            return (Verdict::Block, false);
         }
         let cnc = listed(&self.cnc);
         let malware = !cnc && listed(&self.malware);
         if !cnc && !malware {
-            return Verdict::Forward;
+            return (Verdict::Forward, true);
         }
         let rec =
             FilterQuery { qname: qname.to_owned(), subscriber: self.lookup.subscriber_at(client, Timestamp::now()) };
         if cnc {
             if let Admission::Admitted(_) = self.cnc_gate.admit(&rec) {
                 self.stats.blocked_cnc.fetch_add(1, Ordering::Relaxed);
-                return Verdict::Block;
+                return (Verdict::Block, false);
             }
-            return Verdict::Forward;
+            return (Verdict::Forward, false);
         }
         if let Admission::Admitted(v) = self.warn_gate.admit(&rec) {
             let key = (self.client_key(client), v.qname);
             if self.continued.lock().map(|c| c.contains(&key)).unwrap_or(false) {
-                return Verdict::Forward;
+                return (Verdict::Forward, false);
             }
             self.stats.warned.fetch_add(1, Ordering::Relaxed);
-            return Verdict::Warn;
+            return (Verdict::Warn, false);
         }
-        Verdict::Forward
+        (Verdict::Forward, false)
     }
 
     /// The answer to a query that isn't forwarded.
@@ -239,6 +267,7 @@ impl Filter {
     /// written into `scratch`, so the per-query path allocates nothing once they have grown.
     pub fn handle_into(&self, query: &[u8], client: IpAddr, scratch: &mut Scratch) -> Step {
         self.stats.queries.fetch_add(1, Ordering::Relaxed);
+        scratch.unlisted = None;
         let Ok((header, _, qend)) = dns_question_into(query, &mut scratch.key) else {
             self.stats.malformed.fetch_add(1, Ordering::Relaxed);
             return Step::Drop;
@@ -247,16 +276,19 @@ impl Filter {
             self.stats.malformed.fetch_add(1, Ordering::Relaxed);
             return Step::Drop;
         }
-        match self.decide(&scratch.key, client) {
-            Verdict::Forward => {
+        // Read before the lists (see `lists_generation`).
+        let generation = self.lists_generation();
+        match self.decide_listed(&scratch.key, client) {
+            (Verdict::Forward, unlisted) => {
                 self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                scratch.unlisted = unlisted.then_some(generation);
                 Step::Forward
             }
-            Verdict::Block if let Some(end) = qend => {
+            (Verdict::Block, _) if let Some(end) = qend => {
                 block_answer_into(&header, &query[12..end], &mut scratch.answer);
                 if scratch.answer.is_empty() { Step::Drop } else { Step::Answer }
             }
-            v => match self.local_answer(query, v) {
+            (v, _) => match self.local_answer(query, v) {
                 Some(a) => {
                     scratch.answer = a;
                     Step::Answer
@@ -294,6 +326,9 @@ pub struct Scratch {
     pub key: String,
     /// A local answer, when the step is [`Step::Answer`].
     pub answer: Vec<u8>,
+    /// After [`Step::Forward`]: the lists' generation ([`Filter::lists_generation`]) under which
+    /// the name was on no list, if it was (kept with the cached answer).
+    pub unlisted: Option<u64>,
 }
 
 /// What [`Filter::handle_into`] decided.
@@ -352,7 +387,9 @@ fn spawn_udp_worker(
     let unset = SocketAddr::from(([0, 0, 0, 0], 0));
     let now = Instant::now();
     let table: Arc<Mutex<Vec<Pending>>> = Arc::new(Mutex::new(
-        (0..65536).map(|_| Pending { live: false, client: unset, id: 0, at: now, key: Vec::new() }).collect(),
+        (0..65536)
+            .map(|_| Pending { live: false, client: unset, id: 0, at: now, key: Vec::new(), unlisted: None })
+            .collect(),
     ));
 
     let (f, fr, bk, tb, st) = (filter.clone(), front.clone(), back.clone(), table.clone(), stop.clone());
@@ -362,43 +399,74 @@ fn spawn_udp_worker(
         let mut to_clients = SendBatch::new(QUERY_MAX);
         let mut to_upstream = SendBatch::new(QUERY_MAX);
         let mut scratch = Scratch::default();
-        let mut forward = [false; BATCH];
+        let mut todo = [Todo::Done; BATCH];
         let mut next: u16 = 0;
         let cache = f.cache.get();
         while !st.load(Ordering::Relaxed) {
             let Ok(n) = rx.recv(&fr) else { continue };
-            // Decide every query of the batch first, then answer from the cache what it holds,
-            // then take the table's lock once for the rest.
-            let mut any = false;
-            for (i, fwd) in forward.iter_mut().enumerate().take(n) {
-                *fwd = false;
+            let now = Instant::now();
+            // First the cache, for answers to names known to be on no list under the lists as
+            // they are (no decoding, no list probe); then decide the rest one by one; then the
+            // cache again for those decided forwarded that it holds; then take the table's lock
+            // once for what is left.
+            for (i, t) in todo.iter_mut().enumerate().take(n) {
+                *t = if rx.get(i).1.is_some() { Todo::Decide { held: false } } else { Todo::Done };
+            }
+            if let Some(Ok(mut c)) = cache.map(Mutex::lock) {
+                let generation = f.lists_generation();
+                let mut served = 0;
+                for (i, t) in todo.iter_mut().enumerate().take(n) {
+                    let (q, peer) = rx.get(i);
+                    let (Some(peer), Some(key)) = (peer, q.get(2..)) else { continue };
+                    match c.probe_into(key, [q[0], q[1]], now, generation, to_clients.slot(&fr)) {
+                        Probe::Served(len) => {
+                            to_clients.commit(len, Some(peer));
+                            *t = Todo::Done;
+                            served += 1;
+                        }
+                        Probe::Decide => *t = Todo::Decide { held: true },
+                        Probe::Miss => {}
+                    }
+                }
+                if served > 0 {
+                    // Counted as `handle_into` and the cache below count theirs.
+                    for counter in [&f.stats.queries, &f.stats.forwarded, &f.stats.cached] {
+                        counter.fetch_add(served, Ordering::Relaxed);
+                    }
+                }
+            }
+            let (mut held_any, mut forward_any) = (false, false);
+            for (i, t) in todo.iter_mut().enumerate().take(n) {
+                let Todo::Decide { held } = *t else { continue };
+                *t = Todo::Done;
                 let (q, peer) = rx.get(i);
                 let Some(peer) = peer else { continue };
                 match f.handle_into(q, peer.ip(), &mut scratch) {
                     Step::Drop => {}
                     Step::Answer => to_clients.push(&fr, &scratch.answer, Some(peer)),
                     Step::Forward => {
-                        *fwd = true;
-                        any = true;
+                        *t = Todo::Forward { held, unlisted: scratch.unlisted };
+                        held_any |= held;
+                        forward_any = true;
                     }
                 }
             }
-            if any {
-                let now = Instant::now();
-                if let Some(Ok(mut c)) = cache.map(Mutex::lock) {
-                    for (i, fwd) in forward.iter_mut().enumerate().take(n).filter(|(_, f)| **f) {
-                        let (q, peer) = rx.get(i);
-                        let Some(peer) = peer else { continue };
-                        let out = to_clients.slot(&fr);
-                        if let Some(len) = c.answer_into(&q[2..], [q[0], q[1]], now, out) {
-                            to_clients.commit(len, Some(peer));
-                            f.stats.cached.fetch_add(1, Ordering::Relaxed);
-                            *fwd = false;
-                        }
+            if held_any && let Some(Ok(mut c)) = cache.map(Mutex::lock) {
+                for (i, t) in todo.iter_mut().enumerate().take(n) {
+                    let Todo::Forward { held: true, unlisted } = *t else { continue };
+                    let (q, peer) = rx.get(i);
+                    let Some(peer) = peer else { continue };
+                    let out = to_clients.slot(&fr);
+                    if let Some(len) = c.answer_into(&q[2..], [q[0], q[1]], now, unlisted, out) {
+                        to_clients.commit(len, Some(peer));
+                        f.stats.cached.fetch_add(1, Ordering::Relaxed);
+                        *t = Todo::Done;
                     }
                 }
-                let Ok(mut t) = tb.lock() else { continue };
-                for (i, _) in forward.iter().enumerate().take(n).filter(|(_, f)| **f) {
+            }
+            if forward_any && let Ok(mut t) = tb.lock() {
+                for (i, todo) in todo.iter().enumerate().take(n) {
+                    let Todo::Forward { unlisted, .. } = *todo else { continue };
                     let (q, peer) = rx.get(i);
                     let Some(peer) = peer else { continue };
                     // The next free id; a slot older than 5 s is reused.
@@ -414,6 +482,7 @@ fn spawn_udp_worker(
                             if cache.is_some() {
                                 s.key.clear();
                                 s.key.extend_from_slice(&q[2..]);
+                                s.unlisted = unlisted;
                             }
                             found = Some(next);
                             break;
@@ -434,13 +503,16 @@ fn spawn_udp_worker(
         let mut rx = RecvBatch::new(ANSWER_MAX);
         let mut to_clients = SendBatch::new(ANSWER_MAX);
         let mut back_to: [Option<(SocketAddr, u16)>; BATCH] = [None; BATCH];
+        let mut unlisted: [Option<u64>; BATCH] = [None; BATCH];
         let mut keys: [Vec<u8>; BATCH] = std::array::from_fn(|_| Vec::new());
         let cache = f.cache.get();
         while !st.load(Ordering::Relaxed) {
             let Ok(n) = rx.recv(&bk) else { continue };
             {
                 let Ok(mut t) = tb.lock() else { continue };
-                for (i, (to, key)) in back_to.iter_mut().zip(keys.iter_mut()).enumerate().take(n) {
+                for (i, ((to, key), memo)) in
+                    back_to.iter_mut().zip(keys.iter_mut()).zip(unlisted.iter_mut()).enumerate().take(n)
+                {
                     let (a, _) = rx.get(i);
                     *to = None;
                     if a.len() < 12 {
@@ -450,6 +522,7 @@ fn spawn_udp_worker(
                     if p.live {
                         p.live = false;
                         *to = Some((p.client, p.id));
+                        *memo = p.unlisted;
                         // Swapped, not copied: the slot keeps a buffer for its next query.
                         std::mem::swap(key, &mut p.key);
                     }
@@ -457,9 +530,9 @@ fn spawn_udp_worker(
             }
             if let Some(Ok(mut c)) = cache.map(Mutex::lock) {
                 let now = Instant::now();
-                for (i, (to, key)) in back_to.iter().zip(keys.iter()).enumerate().take(n) {
+                for (i, ((to, key), memo)) in back_to.iter().zip(keys.iter()).zip(unlisted.iter()).enumerate().take(n) {
                     if to.is_some() {
-                        c.insert(key, rx.get(i).0, now);
+                        c.insert(key, rx.get(i).0, now, *memo);
                     }
                 }
             }
@@ -497,6 +570,19 @@ struct Pending {
     at: Instant,
     /// The query after its id, when answers are cached (the buffer is reused from query to query).
     key: Vec<u8>,
+    /// When answers are cached: the lists' generation under which the name was on no list, if it was.
+    unlisted: Option<u64>,
+}
+
+/// What is left to do for one query of a received batch.
+#[derive(Debug, Clone, Copy)]
+enum Todo {
+    /// Answered, dropped or not a query from anyone.
+    Done,
+    /// To be decided; `held`: the cache holds an answer to it.
+    Decide { held: bool },
+    /// Decided forwarded; `unlisted` as in [`Scratch::unlisted`].
+    Forward { held: bool, unlisted: Option<u64> },
 }
 
 /// Serves the filter on UDP and TCP at `listen`, forwarding to `upstream`. Returns the bound

@@ -111,6 +111,8 @@ pub struct PolicyZone {
     zone: Mutex<Zone>,
     changed: watch::Sender<u32>,
     names: RwLock<Arc<SuffixMap<()>>>,
+    /// Bumped after each replacement of `names` (the inline filter's memo of unlisted names).
+    names_generation: AtomicU64,
     serial_file: Option<PathBuf>,
     /// Transfers served, by kind.
     pub transfers: TransferStats,
@@ -141,6 +143,7 @@ impl PolicyZone {
             zone: Mutex::new(zone),
             changed,
             names: RwLock::new(Arc::default()),
+            names_generation: AtomicU64::new(0),
             serial_file,
             transfers: TransferStats::default(),
         });
@@ -193,6 +196,15 @@ impl PolicyZone {
         if let Ok(mut w) = self.names.write() {
             *w = Arc::new(m);
         }
+        // After the new names are in place: whoever reads this generation reads them (or newer).
+        self.names_generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// A number that grows each time the listed names ([`PolicyZone::names`]) are replaced.
+    /// Read it before the names: an answer decided on them is then marked with a generation that
+    /// is at most theirs, so a change since is always seen.
+    pub fn names_generation(&self) -> u64 {
+        self.names_generation.load(Ordering::Acquire)
     }
 
     /// The listed names, for the inline filter (a snapshot, replaced on every change).
