@@ -272,9 +272,7 @@ impl Store for SqliteStore {
         let state: Option<String> = self.read(|c| {
             c.prepare_cached("SELECT state FROM actions WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()
         })?;
-        state
-            .map(|s| s.parse().map_err(|e| corrupt(&self.path, format!("action state: {e}"))))
-            .transpose()
+        state.map(|s| s.parse().map_err(|e| corrupt(&self.path, format!("action state: {e}")))).transpose()
     }
 
     fn actions(&self, filter: &ActionFilter) -> Result<Vec<ActionRecord>, StoreError> {
