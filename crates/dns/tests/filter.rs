@@ -35,10 +35,24 @@ impl SubscriberLookup for OneSubscriber {
     }
 }
 
-fn zone() -> Vec<(String, String)> {
-    let text = "$ORIGIN example.test.\n$TTL 1\n@ SOA ns admin 1 3600 600 86400 1\n@ NS ns\nns A 127.0.0.1\n\
-                www A 192.0.2.1\nblocked A 192.0.2.2\nc2 A 192.0.2.3\nmalware A 192.0.2.4\n";
-    vec![("example.test.".into(), text.into())]
+const ZONE: &str = "$ORIGIN example.test.\n$TTL 1\n@ SOA ns admin 1 3600 600 86400 1\n@ NS ns\nns A 127.0.0.1\n\
+                    www A 192.0.2.1\nblocked A 192.0.2.2\nc2 A 192.0.2.3\nmalware A 192.0.2.4\n";
+
+/// A real Unbound answering `zone_text` (the zone `example.test.`) from an auth zone, and
+/// governance on a fresh store in `dir`.
+fn unbound_and_governance(bin: &std::path::Path, dir: &std::path::Path, zone_text: &str) -> (Unbound, Arc<Governance>) {
+    let opts = UnboundOptions {
+        port: None,
+        dnstap: None,
+        rpz: None,
+        local_zones: vec![],
+        local_data: vec![],
+        auth_zones: vec![("example.test.".into(), zone_text.into())],
+    };
+    let unbound = Unbound::start(bin, dir, opts);
+    let store = Arc::new(SqliteStore::open(&dir.join("m.sqlite"), StoreOptions::default()).unwrap());
+    let gov = Arc::new(Governance::new(store, Arc::new(WallClock), Arc::new(Config::default())).unwrap());
+    (unbound, gov)
 }
 
 fn tcp_query(server: SocketAddr, name: &str) -> Message {
@@ -68,18 +82,7 @@ fn filter_blocks_lists_honours_opt_out_and_warns_with_continue() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _guard = rt.enter();
     let dir = tempfile::tempdir().unwrap();
-    let opts = UnboundOptions {
-        port: None,
-        dnstap: None,
-        rpz: None,
-        local_zones: vec![],
-        local_data: vec![],
-        auth_zones: zone(),
-    };
-    let unbound = Unbound::start(&bin, dir.path(), opts);
-
-    let store = Arc::new(SqliteStore::open(&dir.path().join("m.sqlite"), StoreOptions::default()).unwrap());
-    let gov = Arc::new(Governance::new(store, Arc::new(WallClock), Arc::new(Config::default())).unwrap());
+    let (unbound, gov) = unbound_and_governance(&bin, dir.path(), ZONE);
     let f = Arc::new(
         Filter::new(&gov, Arc::new(WallClock), None, Arc::new(OneSubscriber), "127.0.0.1".parse().unwrap()).unwrap(),
     );
@@ -170,17 +173,7 @@ fn answer_cache_honours_ttls_and_never_leaks_an_exception_to_another_subscriber(
     let dir = tempfile::tempdir().unwrap();
     let text = "$ORIGIN example.test.\n$TTL 60\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n\
                 www A 192.0.2.1\nshort 1 A 192.0.2.9\nc2 A 192.0.2.3\nmalware A 192.0.2.4\n";
-    let opts = UnboundOptions {
-        port: None,
-        dnstap: None,
-        rpz: None,
-        local_zones: vec![],
-        local_data: vec![],
-        auth_zones: vec![("example.test.".into(), text.into())],
-    };
-    let unbound = Unbound::start(&bin, dir.path(), opts);
-    let store = Arc::new(SqliteStore::open(&dir.path().join("m.sqlite"), StoreOptions::default()).unwrap());
-    let gov = Arc::new(Governance::new(store, Arc::new(WallClock), Arc::new(Config::default())).unwrap());
+    let (unbound, gov) = unbound_and_governance(&bin, dir.path(), text);
     let f = Arc::new(
         Filter::new(&gov, Arc::new(WallClock), None, Arc::new(TwoSubscribers), "127.0.0.1".parse().unwrap()).unwrap(),
     );
@@ -247,17 +240,7 @@ fn cached_answers_follow_every_list_change() {
     let dir = tempfile::tempdir().unwrap();
     let text = "$ORIGIN example.test.\n$TTL 3600\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n\
                 www A 192.0.2.1\n";
-    let opts = UnboundOptions {
-        port: None,
-        dnstap: None,
-        rpz: None,
-        local_zones: vec![],
-        local_data: vec![],
-        auth_zones: vec![("example.test.".into(), text.into())],
-    };
-    let unbound = Unbound::start(&bin, dir.path(), opts);
-    let store = Arc::new(SqliteStore::open(&dir.path().join("m.sqlite"), StoreOptions::default()).unwrap());
-    let gov = Arc::new(Governance::new(store, Arc::new(WallClock), Arc::new(Config::default())).unwrap());
+    let (unbound, gov) = unbound_and_governance(&bin, dir.path(), text);
     // The policy zone lists the name until its entry expires.
     let mut z = Zone::new("rpz.mamori.", false, Timestamp::now()).unwrap();
     let expires = Timestamp::now() + jiff::SignedDuration::from_millis(1500);
