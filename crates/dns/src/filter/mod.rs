@@ -18,7 +18,6 @@
 //! is the same for every client. Every other query is decided as above, then looked up.
 
 pub mod cache;
-pub mod udp;
 pub mod warn_page;
 
 use std::collections::HashSet;
@@ -44,7 +43,7 @@ use crate::names::SuffixMap;
 use crate::rpz::PolicyZone;
 use crate::views::{BlockCnc, FilterName, FilterQuery, WarnSite};
 use cache::{AnswerCache, Probe};
-use udp::{BATCH, RecvBatch, SendBatch};
+use mamori_udp::{BATCH, RecvBatch, SendBatch};
 
 /// What the filter does with a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -603,7 +602,7 @@ pub async fn serve(
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let workers = udp_workers();
     for i in 0..workers {
-        let front = udp::bind_reuseport(local)?;
+        let front = mamori_udp::bind_reuseport(local)?;
         let back = std::net::UdpSocket::bind(if upstream.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
         back.connect(upstream)?;
         spawn_udp_worker(i, &filter, front, back, &stop)?;

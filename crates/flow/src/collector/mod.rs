@@ -7,7 +7,6 @@
 
 pub mod decode;
 mod fast;
-mod recv;
 pub mod sflow;
 pub mod wire;
 
@@ -18,6 +17,8 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use mamori_udp::RecvBatch;
 
 pub use decode::{Decoded, Decoder, FlowRecord};
 
@@ -276,16 +277,18 @@ impl Counters {
 fn run(socket: UdpSocket, protocol: Protocol, sink: SyncSender<FlowBatch>, stop: Arc<AtomicBool>, stats: SharedStats) {
     let mut decoder = Decoder::default();
     let mut counters: HashMap<IpAddr, Counters> = HashMap::new();
-    let mut rx = recv::RecvBatch::new();
+    // A UDP payload is at most 65,535 bytes: slots of that size truncate nothing.
+    let mut rx = RecvBatch::new(65_535);
     let mut batch = Batch::default();
-    // What is queued on the socket is taken in one system call (`recvmmsg`, up to recv::BATCH
+    // What is queued on the socket is taken in one system call (`recvmmsg`, up to mamori_udp::BATCH
     // datagrams), and the flows wait in `batch` until the socket is drained (a call took fewer
     // datagrams than it could) or the batch is full: a burst of datagrams is one hand-over and
     // one wake-up of the engine instead of one per datagram. While flows wait the socket is read
     // without blocking, so no flow waits for a datagram that isn't there; a slow stream (one
     // datagram per call) is handed over datagram by datagram.
     while !stop.load(Ordering::Relaxed) {
-        let n = match rx.recv(&socket, batch.flows.is_empty()) {
+        let taken = if batch.flows.is_empty() { rx.recv(&socket) } else { rx.try_recv(&socket) };
+        let n = match taken {
             Ok(n) => n,
             Err(e) => {
                 // Nothing (more) queued, or the read timeout that lets the loop see `stop`.
@@ -353,7 +356,7 @@ fn run(socket: UdpSocket, protocol: Protocol, sink: SyncSender<FlowBatch>, stop:
             }
         }
         // Drained: hand over what waits.
-        if n < recv::BATCH && !batch.send(&sink, &stats, &mut counters) {
+        if n < mamori_udp::BATCH && !batch.send(&sink, &stats, &mut counters) {
             return;
         }
     }

@@ -1,7 +1,8 @@
-//! Batched UDP I/O for the filter: `recvmmsg` receives up to [`BATCH`] datagrams in one system
-//! call and `sendmmsg` sends up to as many, through nix (the workspace forbids `unsafe`, and std
-//! has neither call). Buffers and message headers are allocated once per thread and reused; a
-//! batch costs no allocation.
+//! Batched UDP I/O for mamori's listeners (the DNS filter, the flow collector): `recvmmsg`
+//! receives up to [`BATCH`] datagrams in one system call and `sendmmsg` sends up to as many,
+//! through nix (the workspace forbids `unsafe`, and std has neither call). Buffers and message
+//! headers are allocated once per thread and reused; a batch costs no allocation. The batches
+//! are not `Send` (nix's headers hold raw pointers): each is made on the thread that uses it.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -47,14 +48,23 @@ impl RecvBatch {
     }
 
     /// Waits for at least one datagram (up to the socket's read timeout: an error then) and takes
-    /// what else is already queued, up to [`BATCH`]. Returns how many. Truncated datagrams are
-    /// dropped.
+    /// what else is already queued, up to [`BATCH`]. Returns how many; fewer than [`BATCH`] means
+    /// the socket was drained. Truncated datagrams are dropped.
     pub fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+        self.recv_with(sock, MsgFlags::MSG_WAITFORONE)
+    }
+
+    /// [`RecvBatch::recv`] without waiting: what is queued now, or a `WouldBlock` error when
+    /// nothing is.
+    pub fn try_recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+        self.recv_with(sock, MsgFlags::MSG_WAITFORONE | MsgFlags::MSG_DONTWAIT)
+    }
+
+    fn recv_with(&mut self, sock: &UdpSocket, flags: MsgFlags) -> io::Result<usize> {
         let mut chunks = self.bufs.chunks_exact_mut(self.size);
         let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
             std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())]);
-        let res = recvmmsg(sock.as_raw_fd(), &mut self.hdrs, iovs.iter_mut(), MsgFlags::MSG_WAITFORONE, None)
-            .map_err(io::Error::from)?;
+        let res = recvmmsg(sock.as_raw_fd(), &mut self.hdrs, iovs.iter_mut(), flags, None).map_err(io::Error::from)?;
         let mut n = 0;
         for m in res {
             if m.flags.contains(MsgFlags::MSG_TRUNC) {
@@ -68,10 +78,14 @@ impl RecvBatch {
         Ok(n)
     }
 
-    /// The `i`th datagram of the last [`RecvBatch::recv`] and its sender.
+    /// The `i`th datagram of the last [`RecvBatch::recv`] and its sender (empty and `None` past
+    /// the datagrams received).
     pub fn get(&mut self, i: usize) -> (&mut [u8], Option<SocketAddr>) {
+        if i >= self.n {
+            return (&mut [], None);
+        }
         let start = i * self.size;
-        (&mut self.bufs[start..start + self.lens[i]], self.from[i])
+        (self.bufs.get_mut(start..start + self.lens[i]).unwrap_or_default(), self.from[i])
     }
 }
 
