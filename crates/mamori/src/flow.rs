@@ -90,14 +90,11 @@ pub fn flow_cmd(config: &Config, gov: &Governance, cmd: FlowCommand) -> anyhow::
         } => {
             let dst: Prefix = prefix.parse()?;
             let attack = FlowMatch {
-                dst,
-                src: None,
                 protocol,
                 src_ports,
                 dst_ports,
-                tcp_flags: None,
-                fragment: false,
                 action: rate_limit.map_or(FlowAction::Discard, |bytes_per_sec| FlowAction::RateLimit { bytes_per_sec }),
+                ..FlowMatch::discard_to(dst)
             };
             let report = VictimReport {
                 subscriber: SubscriberId(subscriber),

@@ -857,16 +857,13 @@ pub(crate) async fn victim_request(
         via: body.via,
         operator: p.actor(),
         attack: FlowMatch {
-            dst,
-            src: None,
             protocol: body.protocol,
             src_ports: body.src_ports,
             dst_ports: body.dst_ports,
-            tcp_flags: None,
-            fragment: false,
             action: body
                 .rate_limit
                 .map_or(FlowAction::Discard, |bytes_per_sec| FlowAction::RateLimit { bytes_per_sec }),
+            ..FlowMatch::discard_to(dst)
         },
         blackhole: body.blackhole,
         duration,

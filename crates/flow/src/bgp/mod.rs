@@ -70,6 +70,23 @@ pub struct FlowMatch {
     pub action: FlowAction,
 }
 
+impl FlowMatch {
+    /// All traffic toward `dst`, discarded: no other component set. Detectors and requests narrow
+    /// it from here.
+    pub fn discard_to(dst: Prefix) -> Self {
+        FlowMatch {
+            dst,
+            src: None,
+            protocol: None,
+            src_ports: Vec::new(),
+            dst_ports: Vec::new(),
+            tcp_flags: None,
+            fragment: false,
+            action: FlowAction::Discard,
+        }
+    }
+}
+
 impl Mitigation {
     /// The destination it protects.
     pub fn dst(&self) -> Prefix {

@@ -198,16 +198,7 @@ fn parse_unicast(p: &Value, attrs: &[Value], communities: &BTreeSet<u32>, family
 fn parse_flowspec(p: &Value, attrs: &[Value], family: &str) -> Option<(RouteKey, String)> {
     let comps = p.get("nlri")?.get("value")?.as_array()?;
     let mut dst = None;
-    let mut m = FlowMatch {
-        dst: Prefix::host(IpAddr::from([0, 0, 0, 0])),
-        src: None,
-        protocol: None,
-        src_ports: Vec::new(),
-        dst_ports: Vec::new(),
-        tcp_flags: None,
-        fragment: false,
-        action: FlowAction::Discard,
-    };
+    let mut m = FlowMatch::discard_to(Prefix::host(IpAddr::from([0, 0, 0, 0])));
     for c in comps {
         let value = c.get("value")?;
         match c.get("type")?.as_u64()? {

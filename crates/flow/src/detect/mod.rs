@@ -28,7 +28,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bgp::{FlowAction, FlowMatch};
+use crate::bgp::FlowMatch;
 use crate::collector::FlowRecord;
 use crate::prefix::{Prefix, PrefixIndex};
 pub use views::{AttackTraffic, DestinationTraffic, IngressSources, OutboundAttack, SourceTraffic, SpoofedSources};
@@ -810,16 +810,7 @@ fn characterise(dst: Prefix, acc: &Acc, share: f64) -> (FlowMatch, f64) {
     let empty = Detail::default();
     let acc = acc.detail.as_deref().unwrap_or(&empty);
     let total = acc.packets;
-    let mut m = FlowMatch {
-        dst,
-        src: None,
-        protocol: None,
-        src_ports: Vec::new(),
-        dst_ports: Vec::new(),
-        tcp_flags: None,
-        fragment: false,
-        action: FlowAction::Discard,
-    };
+    let mut m = FlowMatch::discard_to(dst);
     let mut covered = total;
     if let Some((proto, n)) = dominant(&acc.by_proto, total, share) {
         m.protocol = Some(proto);
@@ -847,16 +838,7 @@ fn characterise_outbound(src: IpAddr, acc: &OutAcc, share: f64) -> (FlowMatch, f
         IpAddr::V4(_) => Prefix::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0),
         IpAddr::V6(_) => Prefix::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 0),
     };
-    let mut m = FlowMatch {
-        dst: any,
-        src: Some(Prefix::host(src)),
-        protocol: None,
-        src_ports: Vec::new(),
-        dst_ports: Vec::new(),
-        tcp_flags: None,
-        fragment: false,
-        action: FlowAction::Discard,
-    };
+    let mut m = FlowMatch { src: Some(Prefix::host(src)), ..FlowMatch::discard_to(any) };
     let mut covered = total;
     if let Some((proto, n)) = dominant(&acc.by_proto, total, share) {
         m.protocol = Some(proto);
