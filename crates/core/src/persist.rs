@@ -52,6 +52,21 @@ pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, PersistE
     serde_json::from_slice(&bytes).map(Some).map_err(|e| PersistError::format(path, e))
 }
 
+/// [`load_json`] for a file that carries its format version: one of another version than
+/// `expected` (what `version_of` reads from it) is refused, naming both.
+pub fn load_versioned<T: DeserializeOwned>(
+    path: &Path,
+    expected: u32,
+    version_of: impl Fn(&T) -> u32,
+) -> Result<Option<T>, PersistError> {
+    let Some(state) = load_json::<T>(path)? else { return Ok(None) };
+    let found = version_of(&state);
+    if found != expected {
+        return Err(PersistError::format(path, format!("format version {found} (this build reads {expected})")));
+    }
+    Ok(Some(state))
+}
+
 /// Writes a JSON state file atomically, mode 0600.
 pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), PersistError> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));

@@ -66,14 +66,7 @@ pub struct CountryLearned {
 impl Learned {
     /// Reads the file; `Ok(None)` when there is none yet.
     pub fn load(path: &Path) -> Result<Option<Learned>, PersistError> {
-        let Some(learned) = persist::load_json::<Learned>(path)? else { return Ok(None) };
-        if learned.version != FORMAT_VERSION {
-            return Err(PersistError::format(
-                path,
-                format!("format version {} (this build reads {FORMAT_VERSION})", learned.version),
-            ));
-        }
-        Ok(Some(learned))
+        persist::load_versioned(path, FORMAT_VERSION, |l: &Learned| l.version)
     }
 
     /// Writes the file atomically, readable by its owner only: it names lines.

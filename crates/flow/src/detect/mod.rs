@@ -445,14 +445,7 @@ pub struct FlowLearned {
 impl FlowLearned {
     /// Reads the file; `Ok(None)` when there is none yet.
     pub fn load(path: &std::path::Path) -> Result<Option<FlowLearned>, mamori_core::persist::PersistError> {
-        let Some(learned) = mamori_core::persist::load_json::<FlowLearned>(path)? else { return Ok(None) };
-        if learned.version != FLOW_LEARNED_VERSION {
-            return Err(mamori_core::persist::PersistError::format(
-                path,
-                format!("format version {} (this build reads {FLOW_LEARNED_VERSION})", learned.version),
-            ));
-        }
-        Ok(Some(learned))
+        mamori_core::persist::load_versioned(path, FLOW_LEARNED_VERSION, |l: &FlowLearned| l.version)
     }
 
     /// Writes the file atomically, readable by its owner only: it names hosts.
