@@ -41,6 +41,11 @@ export MAMORI_REQUIRE_PEERS=1
 # Two cores: keep parallelism explicit so builds don't thrash memory.
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# A one-off build gains nothing from incremental caches, which would roughly double the target
+# directory on a CI machine's limited disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
+echo "==> disk free before the build: $(df -h --output=avail . | tail -1 | tr -d ' ')"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
