@@ -325,9 +325,11 @@ impl LineState {
         }
     }
 
-    /// After an evaluation: a legitimate-use verdict ends with its rise, and the normal levels
-    /// learn this window unless the line is under a fraud verdict or rose without a verdict yet
-    /// (a rise judged legitimate is learned, after the lag; a fraud never is).
+    /// After an evaluation (and its judgement, if it rose): a legitimate-use verdict ends with its
+    /// rise, and the normal levels learn this window unless the line is under a fraud verdict or
+    /// rose without a verdict (a rise judged legitimate is learned, after the lag, from the hour
+    /// it was judged in, unless [`spoil_hour`](Self::spoil_hour) kept that hour out; a fraud never
+    /// is).
     fn settle(&mut self, t: Timestamp, window_jpy: f64, sustained_jpy: f64, rising: bool, half_life: SignedDuration) {
         let fraud = matches!(self.verdict, Verdict::Fraud { .. });
         if !rising && matches!(self.verdict, Verdict::Legit { .. }) {
@@ -336,6 +338,13 @@ impl LineState {
         let spoiled = fraud || (rising && self.verdict == Verdict::Calm);
         self.normal.observe(t, window_jpy, spoiled, half_life);
         self.normal_sustained.observe(t, sustained_jpy, spoiled, half_life);
+    }
+
+    /// Keeps the hour of `t` out of the learned levels.
+    fn spoil_hour(&mut self, t: Timestamp, half_life: SignedDuration) {
+        // A zero value raises no maximum: only the hour's mark changes.
+        self.normal.observe(t, 0.0, true, half_life);
+        self.normal_sustained.observe(t, 0.0, true, half_life);
     }
 }
 
@@ -1012,12 +1021,19 @@ impl Engine {
             totals.normal_sustained_jpy = normal_sustained_jpy;
             let Admission::Admitted(view) = self.gates.surge_totals.admit(&self.totals) else { continue };
             let rise = surge::rise(&view, &self.surge);
+            let rising = rise.is_some();
+            // Judged first, learned after: a rise that stage 2 judges the subscriber's own use is
+            // learned (after the lag) from this very evaluation. Settled before the judgement, its
+            // first hour was spoiled, so a line whose use abroad is one short burst a day never
+            // learned it and had stage 2 unlocked for it every day.
+            let judged = match rise {
+                Some(rise) => self.on_rise(li, t, rise, window_start),
+                None => Ok(()),
+            };
             if let Some(line) = self.lines.get_mut(li as usize) {
-                line.settle(t, window_jpy, sustained_jpy, rise.is_some(), self.settings.normal_half_life);
+                line.settle(t, window_jpy, sustained_jpy, rising, self.settings.normal_half_life);
             }
-            if let Some(rise) = rise {
-                self.on_rise(li, t, rise, window_start)?;
-            }
+            judged?;
         }
         still_hot.append(&mut self.hot);
         self.hot = still_hot;
@@ -1058,7 +1074,7 @@ impl Engine {
                 };
                 match state {
                     Some(ActionState::Rejected | ActionState::Lifted) => {
-                        // "It was me": this use is the subscriber's.
+                        // "It was me": this use is the subscriber's, and theirs to learn.
                         if let Some(line) = self.lines.get_mut(li as usize) {
                             line.verdict = Verdict::legit(&rise);
                         }
@@ -1127,7 +1143,15 @@ impl Engine {
         };
         let judgement = surge::judge(&view, &rise, &self.surge);
         if !judgement.other_user_highly_probable {
+            let half_life = self.settings.normal_half_life;
             if let Some(line) = self.lines.get_mut(li as usize) {
+                if judgement.unfamiliar {
+                    // Judged the subscriber's own, but to new dear destinations: the hour it began
+                    // is not learned (a slow fraud judged before its second kind of sign arrives
+                    // must not raise the bar it has to cross); the hours after it, still judged
+                    // the subscriber's, are.
+                    line.spoil_hour(t, half_life);
+                }
                 line.verdict = Verdict::legit(&rise);
             }
             return Ok(());

@@ -332,3 +332,49 @@ fn learned_levels_survive_a_restart() {
     again.save(&path).unwrap();
     assert_eq!(Learned::load(&path).unwrap(), Some(again));
 }
+
+#[test]
+fn a_short_daily_burst_is_learned_after_its_first_day() {
+    // An office that calls its partner abroad for half an hour every morning, all within one
+    // clock hour: six 15-minute calls at a time to the US from its own address. The first morning
+    // is a rise that stage 2 judges the subscriber's own use; that judgement must teach the line
+    // its level, or the same burst unlocks stage 2 again every morning.
+    let mut rig = Rig::new("2026-11-01T09:00:00");
+    for d in 0..10 {
+        let day = jst("2026-11-02T10:00:00").checked_add(SignedDuration::from_hours(24 * d)).unwrap();
+        for i in 0..12 {
+            rig.call(
+                "B3",
+                day.checked_add(SignedDuration::from_secs(150 * i)).unwrap(),
+                900,
+                "0101212555000",
+                "192.0.2.60",
+                100.0,
+            );
+        }
+    }
+    rig.until(jst("2026-11-12T12:00:00"));
+    assert!(rig.engine.counters.unlocks >= 1, "the first morning is a rise");
+    assert!(rig.engine.counters.unlocks <= 2, "stage 2 unlocked on {} mornings of 10", rig.engine.counters.unlocks);
+    assert!(rig.kinds(T5, "line:B3").is_empty(), "the subscriber's own use is no fraud");
+}
+
+#[test]
+fn a_slow_fraud_judged_own_use_at_first_is_not_learned_and_is_caught_when_it_lasts() {
+    // Dear calls one at a time (20 minutes, then 5 without) to a destination the line never
+    // called, from its own address:
+    // at first only one kind of sign (where), so stage 2 judges it the subscriber's. That first
+    // hour must not teach the line its level, or the hours-long sum that later makes the second
+    // kind of sign is judged against the fraud itself.
+    let mut rig = Rig::new("2026-11-10T09:00:00");
+    rig.history("L4", "192.0.2.40", jst("2026-11-10T09:00:00"), 7);
+    let onset = jst("2026-11-18T13:00:00"); // a Wednesday afternoon
+    for i in 0..14 {
+        let at = onset.checked_add(SignedDuration::from_secs(1500 * i)).unwrap();
+        rig.call("L4", at, 1190, &format!("0108821600{i:04}"), "192.0.2.40", 300.0);
+    }
+    rig.until(jst("2026-11-18T19:00:00"));
+    assert!(rig.engine.counters.unlocks >= 1, "the first dear hour is a rise");
+    let kinds = rig.kinds(T5, "line:L4");
+    assert_eq!(kinds.first(), Some(&"finding"), "the lasting fraud is found: {kinds:?}");
+}

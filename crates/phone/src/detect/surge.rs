@@ -88,6 +88,9 @@ pub struct Judgement {
     pub anomalies: Vec<&'static str>,
     /// The supporting signs that counted.
     pub support: Vec<&'static str>,
+    /// The *where* kind of sign counted: new expensive destinations (or, for a line with too
+    /// little past, expensive ones).
+    pub unfamiliar: bool,
 }
 
 /// Stage 2: weighs what the calls look like against the line's own past.
@@ -152,6 +155,7 @@ pub fn judge(v: &SurgeCallDetails, rise: &Rise, s: &SurgeSettings) -> Judgement 
         expensive_share,
         anomalies,
         support,
+        unfamiliar: destination,
     }
 }
 
