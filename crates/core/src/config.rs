@@ -738,6 +738,13 @@ normal_factor = 10
 min_pps = 10000
 # Exporter scopes (address, version, observation domain) kept at most.
 max_exporters = 4096
+# A learned normal rate (toward a host or customer prefix, or a host's outbound rate) is forgotten
+# when no window had its traffic for this long (window time, at least `window`).
+learned_forget_after = "168h"
+# Learned normal rates kept at most per map (hosts, prefixes, outbound). A full map first forgets
+# those learned from one window and unseen for an hour (scan targets); then new hosts are judged
+# by the fixed limits only (counted in mamori_flow_learned_normals_refused_total).
+learned_max_entries = 1000000
 # Aggregate customer prefixes (at most /24 or /48 each) exported as top talkers by
 # `net.traffic-overview` on /metrics.
 top_talkers = 10

@@ -166,6 +166,8 @@ impl Flow {
             top_talkers: f.top_talkers as usize,
             normal_factor: f64::from(f.normal_factor),
             min_pps: f.min_pps as f64,
+            learned_forget_after: f.learned_forget_after.as_secs_f64(),
+            learned_max_entries: f.learned_max_entries as usize,
             ..DetectConfig::default()
         };
         let act: Arc<dyn Actuator> = match &actuator {
@@ -176,8 +178,10 @@ impl Flow {
         let learned_path = config.data_dir.join(LEARNED_FILE);
         match FlowLearned::load(&learned_path) {
             Ok(Some(learned)) => {
+                let in_file = learned.hosts.len() + learned.prefixes.len() + learned.outbound.len();
                 let normals = engine.restore(learned);
-                tracing::info!(normals, "flow engine: learned normal rates restored");
+                // Fewer when some were idle past `learned_forget_after` or over `learned_max_entries`.
+                tracing::info!(normals, in_file, "flow engine: learned normal rates restored");
             }
             Ok(None) => {}
             // Not fatal: the detector learns again, and the next save replaces the file.
@@ -186,6 +190,7 @@ impl Flow {
         let _ = mamori_server::metrics_handle();
         mamori_flow::collector::metric::describe();
         mamori_flow::overview::metric::describe();
+        mamori_flow::detect::metric::describe();
         let (tx, rx) = std::sync::mpsc::sync_channel(4096);
         let mut collectors = Vec::new();
         if let Some(listen) = f.listen {

@@ -50,6 +50,13 @@ pub struct FlowConfig {
     pub max_exporters: u32,
     /// How many aggregate customer prefixes `net.traffic-overview` exports as top talkers.
     pub top_talkers: u32,
+    /// A host's or customer prefix's learned normal rate is forgotten when no window for this
+    /// long had traffic toward (or from) it; counted in windows closed, not wall clock.
+    pub learned_forget_after: SignedDuration,
+    /// Learned normal rates kept at most per map (toward hosts, toward customer prefixes, from
+    /// hosts outward). A full map first forgets normals learned from one window and unseen for an
+    /// hour (scan targets); past that, new hosts are judged by the fixed limits only, and counted.
+    pub learned_max_entries: u32,
     /// The BGP speaker (GoBGP) that announces FlowSpec and RTBH routes. Without it findings and
     /// proposals are recorded, but nothing is announced.
     pub bgp: Option<FlowBgpConfig>,
@@ -113,6 +120,8 @@ impl Default for FlowConfig {
             min_pps: 10_000,
             max_exporters: 4096,
             top_talkers: 10,
+            learned_forget_after: SignedDuration::from_hours(7 * 24),
+            learned_max_entries: 1_000_000,
             bgp: None,
         }
     }
@@ -164,6 +173,14 @@ impl FlowConfig {
         if self.max_exporters == 0 {
             out.push(("max_exporters".to_owned(), "must be positive".to_owned()));
         }
+        if self.learned_forget_after < self.window
+            || self.learned_forget_after > SignedDuration::from_hours(10 * 365 * 24)
+        {
+            out.push(("learned_forget_after".to_owned(), "must be between `window` and 87600h (10 years)".to_owned()));
+        }
+        if self.learned_max_entries == 0 {
+            out.push(("learned_max_entries".to_owned(), "must be positive".to_owned()));
+        }
         if let Some(b) = &self.bgp {
             let community =
                 |v: &str| v.split_once(':').is_some_and(|(a, c)| a.parse::<u16>().is_ok() && c.parse::<u16>().is_ok());
@@ -198,6 +215,13 @@ mod tests {
         let keys: Vec<_> = c.problems().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["window", "customer_prefixes[0]"]);
         assert!(FlowConfig::default().problems().is_empty());
+        let c = FlowConfig {
+            learned_forget_after: SignedDuration::from_secs(4),
+            learned_max_entries: 0,
+            ..FlowConfig::default()
+        };
+        let keys: Vec<_> = c.problems().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["learned_forget_after", "learned_max_entries"]);
     }
 
     #[test]

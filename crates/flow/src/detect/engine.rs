@@ -107,6 +107,11 @@ impl FlowEngine {
         self.detector.restore(learned)
     }
 
+    /// The detector's learned normals per map; see [`Detector::learned_counts`].
+    pub fn learned_counts(&self) -> crate::detect::LearnedStats {
+        self.detector.learned_counts()
+    }
+
     /// Windows are expected to last `secs`; see [`Detector::expect_window`].
     pub fn expect_window(&mut self, secs: f64) {
         self.detector.expect_window(secs);
@@ -132,6 +137,7 @@ impl FlowEngine {
     /// Closes the window and acts on it.
     pub fn close_window(&mut self, secs: f64) -> Result<WindowReport, EngineError> {
         let WindowOutcome { attacks, spoofing, sources } = self.detector.close_window(secs);
+        super::metric::export(&self.detector.learned_counts());
         let mut report = WindowReport::default();
         // `net.traffic-overview`: aggregates only, exported whatever the restrictive measures do.
         if let Admission::Admitted(v) = self.overview_gate.admit(&self.overview.close_window(secs)) {

@@ -18,6 +18,11 @@
 //! destinations is probably a bot; its traffic is characterised — dominant protocol, destination
 //! port and victim, the only fields that measure may read besides the source — into a match on
 //! the source host.
+//!
+//! The learned normals are bounded, whatever the traffic (an IPv6 customer /48 has 2^80 hosts
+//! for a scan or spoofed traffic to name): a normal not seen for
+//! [`DetectConfig::learned_forget_after`] (of windows closed) is forgotten, and each map holds at
+//! most [`DetectConfig::learned_max_entries`].
 
 pub mod engine;
 pub mod views;
@@ -138,6 +143,15 @@ pub struct DetectConfig {
     pub source_fps: f64,
     /// How many aggregate prefixes `net.traffic-overview` reports as top talkers.
     pub top_talkers: usize,
+    /// Seconds of windows (the sum of the windows closed, not wall clock) after which a host's or
+    /// prefix's learned normal is forgotten when it appeared in none of them.
+    pub learned_forget_after: f64,
+    /// Learned normals kept at most in each of the three maps (toward hosts, toward prefixes,
+    /// from hosts outward). A full map first forgets the normals learned from one window and
+    /// unseen for an hour (scan targets); past that a new host gets no normal, is judged by the
+    /// fixed limits only (as before any normal is learned), and is counted
+    /// ([`LearnedCounts::refused`]).
+    pub learned_max_entries: usize,
 }
 
 impl Default for DetectConfig {
@@ -160,6 +174,8 @@ impl Default for DetectConfig {
             source_bps: 5e8,
             source_fps: 10_000.0,
             top_talkers: 10,
+            learned_forget_after: 7.0 * 86_400.0,
+            learned_max_entries: 1_000_000,
         }
     }
 }
@@ -424,12 +440,310 @@ struct Spoof {
     spoofed: Map<IpAddr, u64>,
 }
 
+/// A learned normal packet rate and when it was last seen. 16 bytes: a map holds up to
+/// [`DetectConfig::learned_max_entries`] of them.
+#[derive(Debug, Clone, Copy)]
+struct Normal {
+    /// Packets per second.
+    pps: f64,
+    /// Detector time (whole seconds of windows closed, see [`Detector::close_window`]) of the
+    /// last window that taught it or judged its host over a limit. Negative for a normal restored
+    /// from a file that was already idle when written.
+    seen: i32,
+    /// Windows it was learned from (saturating).
+    windows: u32,
+}
+
+/// When a map is full, a normal learned from one window only and not seen again for this long
+/// (detector seconds) is forgotten first: a scan or spoofed traffic toward random addresses of a
+/// customer prefix leaves exactly such entries, one window each, and a host with real traffic
+/// comes back within the hour.
+const ONCE_FORGET_SECS: i64 = 3600;
+
+/// A full map is swept at most this often (detector seconds): a sweep goes over every entry, and
+/// while every entry is worth keeping each new host would otherwise sweep again.
+const FULL_SWEEP_EVERY: i64 = 60;
+
+/// Idle normals are swept at least this often (detector seconds; a quarter of the forget time
+/// when that is shorter): once an hour over a million entries is a few milliseconds an hour.
+const SWEEP_EVERY_MAX: i64 = 3600;
+
+/// A full map is reported in the log at most this often (detector seconds).
+const FULL_WARN_EVERY: i64 = 3600;
+
+/// The detector's clock and the bounds of its learned normals, for one window.
+#[derive(Debug, Clone, Copy)]
+struct Retention {
+    /// Detector time (seconds).
+    now: i32,
+    /// Normals idle longer than this (seconds) are forgotten.
+    forget: i64,
+    /// Entries per map at most.
+    max: usize,
+}
+
+impl Retention {
+    /// Seconds since `n` was last seen.
+    fn idle(self, n: &Normal) -> i64 {
+        i64::from(self.now) - i64::from(n.seen)
+    }
+
+    /// Whether `n` is still remembered (it may wait for the next sweep to be removed).
+    fn fresh(self, n: &Normal) -> bool {
+        self.idle(n) <= self.forget
+    }
+}
+
+/// A saved normal's idle seconds when written and the windows it was learned from (see
+/// [`FlowLearned`]).
+type Seen = (u32, u32);
+
+/// One map of learned normals (toward hosts, toward prefixes or from hosts outward), bounded:
+/// normals idle longer than [`DetectConfig::learned_forget_after`] are forgotten (periodically,
+/// and are ignored meanwhile), and at [`DetectConfig::learned_max_entries`] a new key is first
+/// made room for by forgetting normals learned from one window and idle for
+/// [`ONCE_FORGET_SECS`], and otherwise not learned: it is judged by the fixed limits only, as a
+/// host is before any normal is learned, and counted.
+#[derive(Debug)]
+struct Normals<K> {
+    /// The map's name in metrics and logs (`host`, `prefix`, `outbound`): never an address.
+    kind: &'static str,
+    map: Map<K, Normal>,
+    /// New keys not learned because the map was full (since start).
+    refused: u64,
+    /// Normals forgotten (idle, or made room for).
+    forgotten: u64,
+    /// When the map was last swept because it was full.
+    full_sweep: Option<i32>,
+    /// When a full map was last reported in the log.
+    warned: Option<i32>,
+}
+
+impl<K: Eq + std::hash::Hash + Copy> Normals<K> {
+    fn new(kind: &'static str) -> Self {
+        Normals { kind, map: Map::default(), refused: 0, forgotten: 0, full_sweep: None, warned: None }
+    }
+
+    /// The normal of `k`, unless it is forgotten.
+    fn get(&self, k: &K, r: Retention) -> Option<f64> {
+        self.map.get(k).filter(|n| r.fresh(n)).map(|n| n.pps)
+    }
+
+    /// Judges `k`'s window of `pps` packets/s with `judge`, given `k`'s normal (if any), and
+    /// teaches the normal the window when `judge` finds nothing (an exponential average of weight
+    /// `alpha`); a window judged over a limit doesn't move it but counts as seen. One lookup
+    /// whether the key is known or new (this runs for every host of every window). Returns what
+    /// `judge` found and the normal.
+    fn observe<R>(
+        &mut self,
+        k: K,
+        pps: f64,
+        alpha: f64,
+        r: Retention,
+        judge: impl FnOnce(Option<f64>) -> Option<R>,
+    ) -> (Option<R>, Option<f64>) {
+        use std::collections::hash_map::Entry;
+        /// Judges a known key and updates its normal.
+        fn known<R>(
+            n: &mut Normal,
+            pps: f64,
+            alpha: f64,
+            r: Retention,
+            judge: impl FnOnce(Option<f64>) -> Option<R>,
+        ) -> (Option<R>, Option<f64>) {
+            let fresh = r.fresh(n);
+            let normal = fresh.then_some(n.pps);
+            let found = judge(normal);
+            match (found.is_none(), fresh) {
+                (true, true) => {
+                    n.pps += alpha * (pps - n.pps);
+                    n.windows = n.windows.saturating_add(1);
+                    n.seen = r.now;
+                }
+                // Forgotten, not swept yet: learned afresh.
+                (true, false) => *n = Normal { pps, seen: r.now, windows: 1 },
+                (false, true) => n.seen = r.now,
+                (false, false) => {}
+            }
+            (found, normal)
+        }
+        let new = Normal { pps, seen: r.now, windows: 1 };
+        if self.map.len() < r.max {
+            // Not through `entry` when full: a vacant entry reserves room for one more, which
+            // could grow the table past what the cap needs.
+            return match self.map.entry(k) {
+                Entry::Occupied(o) => known(o.into_mut(), pps, alpha, r, judge),
+                Entry::Vacant(v) => {
+                    let found = judge(None);
+                    if found.is_none() {
+                        v.insert(new);
+                    }
+                    (found, None)
+                }
+            };
+        }
+        if let Some(n) = self.map.get_mut(&k) {
+            return known(n, pps, alpha, r, judge);
+        }
+        let found = judge(None);
+        if found.is_none() {
+            if self.make_room(r) {
+                self.map.insert(k, new);
+            } else {
+                self.refused += 1;
+            }
+        }
+        (found, None)
+    }
+
+    /// Sweeps a full map (at most every [`FULL_SWEEP_EVERY`]): forgets idle normals, and those
+    /// learned from one window and idle for [`ONCE_FORGET_SECS`]. Whether there is room now.
+    fn make_room(&mut self, r: Retention) -> bool {
+        if self.full_sweep.is_some_and(|t| i64::from(r.now) - i64::from(t) < FULL_SWEEP_EVERY) {
+            return false;
+        }
+        self.full_sweep = Some(r.now);
+        let once = r.forget.min(ONCE_FORGET_SECS);
+        self.sweep(|n| r.fresh(n) && (n.windows > 1 || r.idle(n) <= once));
+        if self.map.len() < r.max {
+            return true;
+        }
+        if self.warned.is_none_or(|t| i64::from(r.now) - i64::from(t) >= FULL_WARN_EVERY) {
+            self.warned = Some(r.now);
+            tracing::warn!(
+                map = self.kind,
+                max = r.max,
+                "flow detector: learned normals full; new ones are judged by the fixed limits only (learned_max_entries)"
+            );
+        }
+        false
+    }
+
+    /// Forgets the normals idle longer than the forget time.
+    fn forget_idle(&mut self, r: Retention) {
+        self.sweep(|n| r.fresh(n));
+    }
+
+    /// Keeps the normals `keep` wants, counts the others, and gives memory back after a flood
+    /// of keys has gone.
+    fn sweep(&mut self, keep: impl Fn(&Normal) -> bool) {
+        let before = self.map.len();
+        self.map.retain(|_, n| keep(n));
+        self.forgotten += (before - self.map.len()) as u64;
+        if self.map.capacity() > 4 * self.map.len().max(1024) {
+            self.map.shrink_to_fit();
+        }
+    }
+
+    /// Takes back normals from a file: `(key, pps, (idle seconds, windows))`. Unforgotten ones
+    /// only, the most recently seen first, up to the cap (the rest are counted as refused); a key
+    /// this map has already keeps its own. Returns the number taken.
+    fn restore(&mut self, entries: impl Iterator<Item = (K, f64, Seen)>, r: Retention) -> usize {
+        let mut v: Vec<_> = entries.filter(|(_, n, (idle, _))| n.is_finite() && i64::from(*idle) <= r.forget).collect();
+        v.sort_by_key(|(_, _, (idle, _))| *idle);
+        let mut restored = 0;
+        for (k, pps, (idle, windows)) in v {
+            if self.map.contains_key(&k) {
+                continue;
+            }
+            if self.map.len() >= r.max {
+                self.refused += 1;
+                continue;
+            }
+            let seen = (i64::from(r.now) - i64::from(idle)).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+            self.map.insert(k, Normal { pps, seen, windows: windows.max(1) });
+            restored += 1;
+        }
+        restored
+    }
+
+    /// The remembered normals sorted by key, and beside them how long each has been idle and the
+    /// windows it was learned from (see [`FlowLearned`]).
+    fn saved(&self, r: Retention) -> (Vec<(K, f64)>, Vec<Seen>)
+    where
+        K: Ord,
+    {
+        let mut v: Vec<(K, Normal)> = self.map.iter().filter(|(_, n)| r.fresh(n)).map(|(k, n)| (*k, *n)).collect();
+        v.sort_by_key(|(k, _)| *k);
+        v.into_iter().map(|(k, n)| ((k, n.pps), (r.idle(&n).clamp(0, i64::from(u32::MAX)) as u32, n.windows))).unzip()
+    }
+
+    fn counts(&self) -> LearnedCounts {
+        LearnedCounts { entries: self.map.len(), refused: self.refused, forgotten: self.forgotten }
+    }
+}
+
+/// One map of learned normals, for operators (see [`Detector::learned_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LearnedCounts {
+    /// Normals kept now.
+    pub entries: usize,
+    /// New keys not learned because the map was full (`learned_max_entries`), since start.
+    pub refused: u64,
+    /// Normals forgotten (idle for `learned_forget_after`, or to make room), since start.
+    pub forgotten: u64,
+}
+
+/// The learned normals of a detector, per map.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LearnedStats {
+    /// Toward each customer host.
+    pub hosts: LearnedCounts,
+    /// Toward each customer prefix as a whole.
+    pub prefixes: LearnedCounts,
+    /// From each customer host outward.
+    pub outbound: LearnedCounts,
+}
+
+/// Prometheus metric names of the detector's learned normals (labels name the map only, never
+/// an address).
+pub mod metric {
+    /// Gauge: learned normals kept, by `map` (host, prefix, outbound).
+    pub const LEARNED: &str = "mamori_flow_learned_normals";
+    /// Counter: new normals not learned because the map was full, by `map`.
+    pub const REFUSED: &str = "mamori_flow_learned_normals_refused_total";
+    /// Counter: learned normals forgotten (idle, or to make room), by `map`.
+    pub const FORGOTTEN: &str = "mamori_flow_learned_normals_forgotten_total";
+
+    /// Registers the help texts (call once, after the recorder is installed).
+    pub fn describe() {
+        metrics::describe_gauge!(
+            LEARNED,
+            "Learned normal rates kept by the flow detector, by map (host, prefix, outbound)"
+        );
+        metrics::describe_counter!(
+            REFUSED,
+            "Normal rates not learned because the map was full (learned_max_entries); those hosts are judged by the fixed limits only"
+        );
+        metrics::describe_counter!(
+            FORGOTTEN,
+            "Learned normal rates forgotten: idle for learned_forget_after, or to make room in a full map"
+        );
+    }
+
+    /// Exports a detector's counts.
+    pub fn export(s: &super::LearnedStats) {
+        for (map, c) in [("host", s.hosts), ("prefix", s.prefixes), ("outbound", s.outbound)] {
+            metrics::gauge!(LEARNED, "map" => map).set(c.entries as f64);
+            metrics::counter!(REFUSED, "map" => map).absolute(c.refused);
+            metrics::counter!(FORGOTTEN, "map" => map).absolute(c.forgotten);
+        }
+    }
+}
+
 /// The format version of [`FlowLearned`].
 pub const FLOW_LEARNED_VERSION: u32 = 1;
 
 /// What a detector has learned and a restart would otherwise lose: the normal packet rates
 /// (packets/s, learned from quiet windows) toward each customer host and prefix and from each
 /// customer host outward: the rates the `ddos.*` measures' views carry, nothing more.
+///
+/// Beside each list, `*_seen` holds for each of its entries, in the same order, the seconds (of
+/// windows) since it was last seen when written and the windows it was learned from, for the
+/// forget time and the cap ([`DetectConfig::learned_forget_after`], `learned_max_entries`) to
+/// go on across restarts. They were added to version 1 without changing it: a file written before
+/// them has none (its entries count as seen at restore, learned from one window), and a build
+/// before them ignores them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlowLearned {
     /// [`FLOW_LEARNED_VERSION`] when written.
@@ -440,6 +754,15 @@ pub struct FlowLearned {
     pub prefixes: Vec<(String, f64)>,
     /// From each customer host outward.
     pub outbound: Vec<(IpAddr, f64)>,
+    /// For each of `hosts`: idle seconds when written, windows learned from.
+    #[serde(default)]
+    pub hosts_seen: Vec<(u32, u32)>,
+    /// For each of `prefixes`: idle seconds when written, windows learned from.
+    #[serde(default)]
+    pub prefixes_seen: Vec<(u32, u32)>,
+    /// For each of `outbound`: idle seconds when written, windows learned from.
+    #[serde(default)]
+    pub outbound_seen: Vec<(u32, u32)>,
 }
 
 impl FlowLearned {
@@ -463,11 +786,16 @@ pub struct Detector {
     hosts: Hosts,
     /// Per customer prefix (index into the configuration's list), its hosts summed.
     prefixes: Vec<Acc>,
-    normal_prefix: Map<Prefix, f64>,
+    normal_prefix: Normals<Prefix>,
     spoof: Map<(IpAddr, u32), Spoof>,
-    normal: Map<IpAddr, f64>,
+    normal: Normals<IpAddr>,
     sources: Map<IpAddr, OutAcc>,
-    normal_out: Map<IpAddr, f64>,
+    normal_out: Normals<IpAddr>,
+    /// Seconds of windows closed so far (the sum of their lengths): the clock of the learned
+    /// normals' forget time, which a stalled or stepped wall clock doesn't move.
+    now: f64,
+    /// When (detector time) idle normals are swept next.
+    next_sweep: f64,
     /// A host's packet, bit and flow budgets for a whole window (its limits × the expected
     /// window), when the engine closes windows early.
     budget: Option<(u64, u64, u64)>,
@@ -498,11 +826,13 @@ impl Detector {
             config,
             hosts: Hosts::default(),
             prefixes: Vec::new(),
-            normal_prefix: Map::default(),
+            normal_prefix: Normals::new("prefix"),
             spoof: Map::default(),
-            normal: Map::default(),
+            normal: Normals::new("host"),
             sources: Map::default(),
-            normal_out: Map::default(),
+            normal_out: Normals::new("outbound"),
+            now: 0.0,
+            next_sweep: 0.0,
             budget: None,
             urgent: false,
             reported_last: std::collections::HashSet::default(),
@@ -515,63 +845,76 @@ impl Detector {
         &self.config
     }
 
+    /// The detector's clock and the bounds of its learned normals.
+    fn retention(&self) -> Retention {
+        let forget = self.config.learned_forget_after;
+        Retention {
+            // Float-to-int `as` saturates.
+            now: self.now as i32,
+            forget: if forget.is_nan() { i64::MAX } else { forget.max(0.0) as i64 },
+            max: self.config.learned_max_entries,
+        }
+    }
+
     /// The learned normal packet rates (see [`FlowLearned`]), to be [restored](Self::restore)
     /// after a restart.
     pub fn learned(&self) -> FlowLearned {
-        fn sorted<K: Ord + Copy>(m: &Map<K, f64>) -> Vec<(K, f64)> {
-            let mut v: Vec<(K, f64)> = m.iter().map(|(k, n)| (*k, *n)).collect();
-            v.sort_by_key(|(k, _)| *k);
-            v
-        }
+        let r = self.retention();
+        let (hosts, hosts_seen) = self.normal.saved(r);
+        let (prefixes, prefixes_seen) = self.normal_prefix.saved(r);
+        let (outbound, outbound_seen) = self.normal_out.saved(r);
         FlowLearned {
             version: FLOW_LEARNED_VERSION,
-            hosts: sorted(&self.normal),
-            prefixes: sorted(&self.normal_prefix).into_iter().map(|(p, n)| (p.to_string(), n)).collect(),
-            outbound: sorted(&self.normal_out),
+            hosts,
+            prefixes: prefixes.into_iter().map(|(p, n)| (p.to_string(), n)).collect(),
+            outbound,
+            hosts_seen,
+            prefixes_seen,
+            outbound_seen,
         }
     }
 
     /// Takes back the normal rates an earlier detector learned. A host or prefix this detector
-    /// learned already keeps its own; a prefix that no longer parses is skipped. Returns the number
-    /// of normals restored.
+    /// learned already keeps its own; a prefix that no longer parses, a normal idle longer than
+    /// the forget time, and past `learned_max_entries` the least recently seen, are skipped.
+    /// Returns the number of normals restored.
     pub fn restore(&mut self, learned: FlowLearned) -> usize {
-        let mut restored = 0;
-        for (host, n) in learned.hosts.into_iter().filter(|(_, n)| n.is_finite()) {
-            self.normal.entry(host).or_insert_with(|| {
-                restored += 1;
-                n
-            });
+        let r = self.retention();
+        // Without its idle time (a file written before it was kept), a normal counts as seen now
+        // and learned from one window: forgotten first when the map is full, unless it comes back.
+        let seen = |v: &[Seen], i: usize| v.get(i).copied().unwrap_or((0, 1));
+        let FlowLearned { hosts, prefixes, outbound, hosts_seen, prefixes_seen, outbound_seen, .. } = learned;
+        let hosts = hosts.into_iter().enumerate().map(|(i, (h, n))| (h, n, seen(&hosts_seen, i)));
+        let prefixes = prefixes
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, (p, n))| Some((p.parse::<Prefix>().ok()?, n, seen(&prefixes_seen, i))));
+        let outbound = outbound.into_iter().enumerate().map(|(i, (h, n))| (h, n, seen(&outbound_seen, i)));
+        self.normal.restore(hosts, r) + self.normal_prefix.restore(prefixes, r) + self.normal_out.restore(outbound, r)
+    }
+
+    /// How many normals each map keeps, and how many it refused or forgot.
+    pub fn learned_counts(&self) -> LearnedStats {
+        LearnedStats {
+            hosts: self.normal.counts(),
+            prefixes: self.normal_prefix.counts(),
+            outbound: self.normal_out.counts(),
         }
-        for (prefix, n) in learned.prefixes.into_iter().filter(|(_, n)| n.is_finite()) {
-            if let Ok(p) = prefix.parse::<Prefix>() {
-                self.normal_prefix.entry(p).or_insert_with(|| {
-                    restored += 1;
-                    n
-                });
-            }
-        }
-        for (host, n) in learned.outbound.into_iter().filter(|(_, n)| n.is_finite()) {
-            self.normal_out.entry(host).or_insert_with(|| {
-                restored += 1;
-                n
-            });
-        }
-        restored
     }
 
     /// The learned normal packet rate of a host.
     pub fn normal_pps(&self, host: IpAddr) -> Option<f64> {
-        self.normal.get(&host).copied()
+        self.normal.get(&host, self.retention())
     }
 
     /// The learned normal packet rate toward a customer prefix as a whole.
     pub fn normal_prefix_pps(&self, prefix: Prefix) -> Option<f64> {
-        self.normal_prefix.get(&prefix).copied()
+        self.normal_prefix.get(&prefix, self.retention())
     }
 
     /// The learned normal packet rate a customer host sends toward outside destinations.
     pub fn normal_out_pps(&self, host: IpAddr) -> Option<f64> {
-        self.normal_out.get(&host).copied()
+        self.normal_out.get(&host, self.retention())
     }
 
     /// The index of the longest customer prefix holding `ip` (the last listed of equally long
@@ -646,8 +989,22 @@ impl Detector {
     }
 
     /// Closes the window of `secs` seconds: reports what crossed a limit and learns the rest.
+    ///
+    /// The windows' lengths summed are the clock of the learned normals: normals not seen for
+    /// `learned_forget_after` of it are forgotten, swept every quarter of that time (at most
+    /// hourly), so a window pays for no sweep but rarely.
     pub fn close_window(&mut self, secs: f64) -> WindowOutcome {
         let secs = secs.max(0.001);
+        if secs.is_finite() {
+            self.now += secs;
+        }
+        let r = self.retention();
+        if self.now >= self.next_sweep {
+            self.next_sweep = self.now + (r.forget / 4).clamp(1, SWEEP_EVERY_MAX) as f64;
+            self.normal.forget_idle(r);
+            self.normal_prefix.forget_idle(r);
+            self.normal_out.forget_idle(r);
+        }
         let c = &self.config;
         let mut out = WindowOutcome::default();
         // Packets of the hosts reported, per customer prefix.
@@ -657,7 +1014,7 @@ impl Detector {
             let host = *host;
             let (pps, bps, fps) = rates(acc.packets, acc.bytes, acc.flows, secs);
             let limits = (c.host_pps, c.host_bps, c.host_fps);
-            let Some((reason, normal_pps)) = over_limits(c, (pps, bps, fps), limits, &mut self.normal, host) else {
+            let Some((reason, normal_pps)) = over_limits(c, (pps, bps, fps), limits, &mut self.normal, r, host) else {
                 continue;
             };
             let (attack, coverage) = characterise(Prefix::host(host), acc, c.dominance);
@@ -691,7 +1048,8 @@ impl Detector {
             }
             let (pps, bps, fps) = rates(acc.packets, acc.bytes, acc.flows, secs);
             let limits = (c.prefix_pps, c.prefix_bps, c.prefix_fps);
-            let Some((reason, normal_pps)) = over_limits(c, (pps, bps, fps), limits, &mut self.normal_prefix, prefix)
+            let Some((reason, normal_pps)) =
+                over_limits(c, (pps, bps, fps), limits, &mut self.normal_prefix, r, prefix)
             else {
                 continue;
             };
@@ -738,7 +1096,8 @@ impl Detector {
         for (host, acc) in std::mem::take(&mut self.sources) {
             let (pps, bps, fps) = rates(acc.packets, acc.bytes, acc.flows, secs);
             let limits = (c.source_pps, c.source_bps, c.source_fps);
-            let Some((reason, normal_pps)) = over_limits(c, (pps, bps, fps), limits, &mut self.normal_out, host) else {
+            let Some((reason, normal_pps)) = over_limits(c, (pps, bps, fps), limits, &mut self.normal_out, r, host)
+            else {
                 continue;
             };
             let (attack, coverage) = characterise_outbound(host, &acc, c.dominance);
@@ -771,30 +1130,29 @@ impl Detector {
 /// Which limit a host's (or a prefix's) window crossed — packets/s, bits/s, flows/s, or `normal_factor` times its
 /// learned normal packet rate (over `min_pps`) — toward it or from it. A quiet window teaches the
 /// host's normal instead (an exponential average, learned only from quiet windows). Returns the
-/// reason and the normal packet rate it was judged against (0 before any was learned).
-fn over_limits<K: Eq + std::hash::Hash>(
+/// reason and the normal packet rate it was judged against (0 before any was learned, or when
+/// none could be: see [`Normals`]).
+fn over_limits<K: Eq + std::hash::Hash + Copy>(
     c: &DetectConfig,
     (pps, bps, fps): (f64, f64, f64),
     (max_pps, max_bps, max_fps): (f64, f64, f64),
-    normals: &mut Map<K, f64>,
+    normals: &mut Normals<K>,
+    r: Retention,
     host: K,
 ) -> Option<(&'static str, f64)> {
-    let normal = normals.get(&host).copied();
-    let reason = if pps >= max_pps {
-        Some("pps")
-    } else if bps >= max_bps {
-        Some("bps")
-    } else if fps >= max_fps {
-        Some("fps")
-    } else if pps >= c.min_pps && normal.is_some_and(|n| pps >= c.normal_factor * n.max(1.0)) {
-        Some("normal")
-    } else {
-        None
-    };
-    if reason.is_none() {
-        let n = normals.entry(host).or_insert(pps);
-        *n += c.learn_alpha * (pps - *n);
-    }
+    let (reason, normal) = normals.observe(host, pps, c.learn_alpha, r, |normal| {
+        if pps >= max_pps {
+            Some("pps")
+        } else if bps >= max_bps {
+            Some("bps")
+        } else if fps >= max_fps {
+            Some("fps")
+        } else if pps >= c.min_pps && normal.is_some_and(|n| pps >= c.normal_factor * n.max(1.0)) {
+            Some("normal")
+        } else {
+            None
+        }
+    });
     reason.map(|r| (r, normal.unwrap_or(0.0)))
 }
 

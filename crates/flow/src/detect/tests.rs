@@ -513,3 +513,213 @@ fn a_learned_state_of_another_version_is_refused() {
     let e = FlowLearned::load(&path).unwrap_err().to_string();
     assert!(e.contains("format version 7") && e.contains("flow-learned.json"), "{e}");
 }
+
+/// A flow of `packets` from an outside IPv6 source toward `dst` (on a core interface).
+fn v6(dst: std::net::Ipv6Addr, packets: u64) -> FlowRecord {
+    FlowRecord {
+        src: "2001:db8:ffff::1".parse().unwrap(),
+        dst: IpAddr::V6(dst),
+        input_if: 1,
+        ..rec([0; 4], [0; 4], 17, 123, 4000, 0, packets)
+    }
+}
+
+/// The customer /48 of the bounded-normals tests, and its `i`th host.
+fn scan_host(i: u32) -> std::net::Ipv6Addr {
+    let [a, b] = (i as u16).to_be_bytes().map(u16::from);
+    let hi = (i >> 16) as u16;
+    std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x42, hi, 0x5ca9, 0, a, b)
+}
+
+fn bounded_config(max: usize) -> DetectConfig {
+    DetectConfig {
+        customer_prefixes: vec!["203.0.113.0/24".parse().unwrap(), "2001:db8:42::/48".parse().unwrap()],
+        learned_max_entries: max,
+        ..config()
+    }
+}
+
+#[test]
+fn a_scan_of_a_v6_customer_prefix_fills_no_map_past_its_cap() {
+    let mut d = Detector::new(bounded_config(100));
+    // A scan (or spoofed traffic) toward 1000 random-looking hosts of the /48, and 1000 of its
+    // hosts "sending" outward (spoofed sources inside it): all quiet, all would be learned.
+    for i in 0..1000 {
+        d.ingest(&v6(scan_host(i), 1));
+        d.ingest(&FlowRecord {
+            src: IpAddr::V6(scan_host(i)),
+            dst: "2001:db8:9999::1".parse().unwrap(),
+            ..v6(scan_host(i), 1)
+        });
+    }
+    assert!(d.close_window(1.0).attacks.is_empty());
+    let c = d.learned_counts();
+    assert_eq!((c.hosts.entries, c.hosts.refused), (100, 900), "{c:?}");
+    assert_eq!((c.outbound.entries, c.outbound.refused), (100, 900), "{c:?}");
+    assert_eq!(c.prefixes.entries, 1);
+    // More of the scan in the next windows: still at the cap, each refusal counted.
+    for w in 1..4 {
+        for i in 0..1000 {
+            d.ingest(&v6(scan_host(w * 1000 + i), 1));
+        }
+        assert!(d.close_window(1.0).attacks.is_empty());
+    }
+    let c = d.learned_counts();
+    assert_eq!((c.hosts.entries, c.hosts.refused), (100, 3900), "{c:?}");
+    // A host learned before the map filled goes on learning.
+    let known = IpAddr::V6(scan_host(0));
+    assert_eq!(d.normal_pps(known), Some(1.0));
+    d.ingest(&v6(scan_host(0), 21));
+    d.close_window(1.0);
+    assert!((d.normal_pps(known).unwrap() - 2.0).abs() < 1e-9);
+    // A host refused a normal is still judged by the fixed limits.
+    let victim = scan_host(999);
+    assert_eq!(d.normal_pps(IpAddr::V6(victim)), None);
+    for _ in 0..60 {
+        d.ingest(&v6(victim, 1000));
+    }
+    let out = d.close_window(1.0);
+    assert_eq!(
+        out.attacks.iter().map(|a| (a.dst, a.reason)).collect::<Vec<_>>(),
+        [(Prefix::host(IpAddr::V6(victim)), "pps")]
+    );
+    assert_eq!(out.attacks[0].normal_pps, 0.0);
+    assert!(d.learned_counts().hosts.entries <= 100);
+
+    // A full prefix map refuses the same way.
+    let mut d = Detector::new(bounded_config(1));
+    d.ingest(&rec([198, 51, 100, 1], [203, 0, 113, 5], 6, 40000, 443, 0x18, 500));
+    d.ingest(&v6(scan_host(1), 1));
+    d.close_window(1.0);
+    let c = d.learned_counts();
+    assert_eq!((c.prefixes.entries, c.prefixes.refused), (1, 1), "{c:?}");
+    assert_eq!((c.hosts.entries, c.hosts.refused), (1, 1), "{c:?}");
+}
+
+#[test]
+fn a_full_map_forgets_one_window_normals_first_and_keeps_regular_hosts() {
+    let mut d = Detector::new(bounded_config(100));
+    // Two regular hosts, learned over 20 windows each.
+    baseline(&mut d);
+    for i in 0..1000 {
+        d.ingest(&v6(scan_host(i), 1));
+    }
+    d.close_window(1.0);
+    assert_eq!(d.learned_counts().hosts.entries, 100);
+    let regular: IpAddr = "203.0.113.5".parse().unwrap();
+    // Over an hour later (of windows, not wall clock), a new host: the scan targets, learned
+    // from one window and unseen since, make room for it; the regular host keeps its normal.
+    for _ in 0..7 {
+        d.close_window(600.0);
+    }
+    let newcomer = scan_host(5000);
+    d.ingest(&v6(newcomer, 1));
+    d.close_window(1.0);
+    assert!(d.normal_pps(IpAddr::V6(newcomer)).is_some());
+    assert!((d.normal_pps(regular).unwrap() - 600.0).abs() < 1.0);
+    let c = d.learned_counts();
+    assert_eq!(c.hosts.entries, 2, "{c:?}");
+    assert_eq!(c.hosts.forgotten, 99, "{c:?}");
+}
+
+#[test]
+fn an_unseen_host_is_forgotten_and_a_seen_one_keeps_its_normal() {
+    let mut d = Detector::new(DetectConfig { learned_forget_after: 100.0, ..config() });
+    let (gone, staying, attacked): (IpAddr, IpAddr, IpAddr) =
+        ("203.0.113.5".parse().unwrap(), "203.0.113.6".parse().unwrap(), "203.0.113.7".parse().unwrap());
+    baseline(&mut d);
+    // `staying` gets quiet traffic every window, `attacked` is learned and then attacked (judged
+    // over a limit, its normal not moved) every window; `gone` gets nothing more.
+    for w in 0..150 {
+        d.ingest(&rec([198, 51, 100, 1], [203, 0, 113, 6], 6, 40000, 443, 0x18, 700));
+        let attack = if w < 10 { 300 } else { 60_000 };
+        d.ingest(&rec([198, 51, 100, 1], [203, 0, 113, 7], 17, 53, 1, 0, attack));
+        let out = d.close_window(1.0);
+        assert_eq!(out.attacks.len(), usize::from(w >= 10), "window {w}");
+        if w == 90 {
+            assert!(d.normal_pps(gone).is_some(), "90 s after its last window");
+        }
+    }
+    assert_eq!(d.normal_pps(gone), None, "150 s after its last window");
+    assert!((d.normal_pps(staying).unwrap() - 700.0).abs() < 1.0);
+    assert!((d.normal_pps(attacked).unwrap() - 300.0).abs() < 1.0);
+    let c = d.learned_counts();
+    assert_eq!((c.hosts.entries, c.hosts.forgotten), (2, 1), "swept, not only hidden: {c:?}");
+    assert!(!d.learned().hosts.iter().any(|(h, _)| *h == gone));
+    // Long windows with no traffic at all count the same: everything goes.
+    d.close_window(60.0);
+    d.close_window(60.0);
+    assert_eq!(d.normal_pps(staying), None);
+    assert_eq!(d.learned_counts().hosts.entries, 0);
+    assert_eq!(d.learned_counts().prefixes.entries, 0);
+}
+
+#[test]
+fn the_forget_time_goes_on_across_a_restart() {
+    let cfg = DetectConfig { learned_forget_after: 100.0, ..config() };
+    let mut before = Detector::new(cfg.clone());
+    baseline(&mut before);
+    let host: IpAddr = "203.0.113.5".parse().unwrap();
+    for _ in 0..6 {
+        before.close_window(10.0);
+    }
+    let learned = before.learned();
+    assert_eq!(learned.hosts_seen, [(60, 20)]);
+    let mut after = Detector::new(cfg);
+    assert_eq!(after.restore(learned), 2);
+    for _ in 0..3 {
+        after.close_window(10.0);
+    }
+    assert!(after.normal_pps(host).is_some(), "90 s idle");
+    after.close_window(15.0);
+    assert_eq!(after.normal_pps(host), None, "105 s idle, 60 of them before the restart");
+}
+
+#[test]
+fn a_restore_keeps_at_most_the_cap_the_most_recently_seen_first() {
+    let hosts: Vec<(IpAddr, f64)> = (0..1000).map(|i| (IpAddr::V6(scan_host(i)), 5.0)).collect();
+    // The higher the host, the more recently it was seen; the first ten were idle past the
+    // forget time when written.
+    let seen: Vec<(u32, u32)> =
+        (0..1000u32).map(|i| (if i < 10 { 700_000 } else { 100_000 - i * 10 }, 1 + i % 3)).collect();
+    let learned = FlowLearned {
+        version: FLOW_LEARNED_VERSION,
+        hosts: hosts.clone(),
+        prefixes: vec![("2001:db8:42::/48".into(), 5000.0), ("203.0.113.0/24".into(), 600.0)],
+        outbound: hosts,
+        hosts_seen: seen.clone(),
+        prefixes_seen: vec![],
+        outbound_seen: seen,
+    };
+    let mut d = Detector::new(bounded_config(100));
+    assert_eq!(d.restore(learned.clone()), 202);
+    let c = d.learned_counts();
+    assert_eq!((c.hosts.entries, c.outbound.entries, c.prefixes.entries), (100, 100, 2), "{c:?}");
+    assert_eq!(c.hosts.refused, 890, "the ten forgotten ones are not refused: {c:?}");
+    assert!(d.normal_pps(IpAddr::V6(scan_host(999))).is_some());
+    assert!(d.normal_pps(IpAddr::V6(scan_host(900))).is_some());
+    assert_eq!(d.normal_pps(IpAddr::V6(scan_host(899))), None);
+    assert_eq!(d.learned().hosts_seen.iter().map(|s| s.1).max(), Some(3), "windows kept");
+    // A file of the format before the idle times (version 1 too) still loads, within the cap.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow-learned.json");
+    let mut old = serde_json::to_value(&learned).unwrap();
+    for k in ["hosts_seen", "prefixes_seen", "outbound_seen"] {
+        old.as_object_mut().unwrap().remove(k);
+    }
+    std::fs::write(&path, old.to_string()).unwrap();
+    let loaded = FlowLearned::load(&path).unwrap().expect("saved");
+    assert!(loaded.hosts_seen.is_empty() && loaded.hosts.len() == 1000);
+    let mut d = Detector::new(bounded_config(100));
+    assert_eq!(d.restore(loaded), 202);
+    assert_eq!(d.learned_counts().hosts.entries, 100);
+    // … and a restore into a detector that learned already never goes past the cap either.
+    let mut d = Detector::new(bounded_config(100));
+    for i in 0..60 {
+        d.ingest(&v6(scan_host(10_000 + i), 1));
+    }
+    d.close_window(1.0);
+    // 40 hosts, the outbound normals (none learned yet), the prefix not learned yet.
+    assert_eq!(d.restore(learned), 40 + 100 + 1);
+    assert_eq!(d.learned_counts().hosts.entries, 100);
+}
