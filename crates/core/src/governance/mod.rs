@@ -8,7 +8,7 @@
 mod batch;
 mod lifecycle;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -117,9 +117,32 @@ pub enum GovernanceError {
 /// The state views read: opt-outs and stage unlocks, shared with every [`crate::view::ViewGate`].
 #[derive(Debug, Default)]
 pub(crate) struct GateState {
-    pub(crate) opted_out: RwLock<HashSet<(MeasureId, SubscriberId)>>,
+    pub(crate) opted_out: RwLock<OptedOut>,
     pub(crate) unlocks: RwLock<Vec<StageUnlock>>,
     generation: AtomicU64,
+}
+
+/// The subscribers opted out of each measure. Per measure, so that a gate looks a record's
+/// subscriber up by reference: a set of `(measure, subscriber)` pairs made every lookup clone the
+/// id, once per record that reaches a consent-based detector.
+#[derive(Debug, Default)]
+pub(crate) struct OptedOut(HashMap<MeasureId, HashSet<SubscriberId>>);
+
+impl OptedOut {
+    /// Whether `subscriber` opted out of `measure`.
+    pub(crate) fn contains(&self, measure: MeasureId, subscriber: &SubscriberId) -> bool {
+        self.0.get(&measure).is_some_and(|s| s.contains(subscriber))
+    }
+
+    fn insert(&mut self, measure: MeasureId, subscriber: SubscriberId) {
+        self.0.entry(measure).or_default().insert(subscriber);
+    }
+
+    fn remove(&mut self, measure: MeasureId, subscriber: &SubscriberId) {
+        if let Some(s) = self.0.get_mut(&measure) {
+            s.remove(subscriber);
+        }
+    }
 }
 
 /// A measure's standing: enabled, notice recorded, refused.
@@ -190,11 +213,11 @@ impl Governance {
 
     fn reload_gate(&self) -> Result<(), GovernanceError> {
         let generation = self.store.consent_generation()?;
-        let mut opted = HashSet::new();
+        let mut opted = OptedOut::default();
         for m in MeasureId::ALL {
             if catalog::measure(m).consent != ConsentModel::NotRequired {
                 for s in self.store.opted_out(m)? {
-                    opted.insert((m, s));
+                    opted.insert(m, s);
                 }
             }
         }
@@ -364,10 +387,10 @@ impl Governance {
         if let Ok(mut w) = self.gate.opted_out.write() {
             match change {
                 ConsentChange::OptedOut => {
-                    w.insert((measure, subscriber.clone()));
+                    w.insert(measure, subscriber.clone());
                 }
                 ConsentChange::OptedIn | ConsentChange::Granted => {
-                    w.remove(&(measure, subscriber.clone()));
+                    w.remove(measure, subscriber);
                 }
             }
         }
@@ -474,7 +497,7 @@ impl Governance {
 
     /// Whether the subscriber is opted out of the measure (as views see it now).
     pub fn is_opted_out(&self, subscriber: &SubscriberId, measure: MeasureId) -> bool {
-        self.gate.opted_out.read().map(|s| s.contains(&(measure, subscriber.clone()))).unwrap_or(true)
+        self.gate.opted_out.read().map(|s| s.contains(measure, subscriber)).unwrap_or(true)
     }
 
     // ── staged minimization ─────────────────────────────────────────────────────────────────
