@@ -20,4 +20,5 @@ pub mod lists;
 pub mod names;
 pub mod reputation;
 pub mod rpz;
+mod seeded;
 pub mod views;

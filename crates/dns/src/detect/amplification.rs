@@ -1,8 +1,8 @@
 //! Amplification: names abused for large ANY or TXT answers, counted per name and window.
 
 use jiff::{SignedDuration, Timestamp};
-use rustc_hash::FxHashMap;
 
+use crate::seeded::SeededMap;
 use crate::views::FqdnTraffic;
 
 const ANY: u16 = 255;
@@ -58,13 +58,14 @@ struct Name {
 #[derive(Debug, Default)]
 pub struct Amplification {
     cfg: AmplificationConfig,
-    names: FxHashMap<(Box<str>, u16), Name>,
+    /// Seeded: keyed by the queried names, which clients choose.
+    names: SeededMap<(Box<str>, u16), Name>,
 }
 
 impl Amplification {
     /// A detector.
     pub fn new(cfg: AmplificationConfig) -> Self {
-        Amplification { cfg, names: FxHashMap::default() }
+        Amplification { cfg, names: SeededMap::default() }
     }
 
     /// Takes one view; returns a detection once per window and name.

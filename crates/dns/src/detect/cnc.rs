@@ -4,15 +4,17 @@
 use std::net::IpAddr;
 
 use jiff::{SignedDuration, Timestamp};
-use rustc_hash::FxHashMap;
 
+use crate::seeded::SeededMap;
 use crate::views::CncQueryView;
 
 /// The detector.
 #[derive(Debug)]
 pub struct CncQueries {
     cooldown: SignedDuration,
-    last: FxHashMap<(IpAddr, Box<str>), Timestamp>,
+    /// Seeded: keyed by client addresses and queried names (listed names only, but the clients
+    /// are any the resolver serves).
+    last: SeededMap<(IpAddr, Box<str>), Timestamp>,
 }
 
 impl Default for CncQueries {
@@ -24,7 +26,7 @@ impl Default for CncQueries {
 impl CncQueries {
     /// A detector reporting each client and name at most once per `cooldown`.
     pub fn new(cooldown: SignedDuration) -> Self {
-        CncQueries { cooldown, last: FxHashMap::default() }
+        CncQueries { cooldown, last: SeededMap::default() }
     }
 
     /// Whether this query is a new finding.

@@ -2,9 +2,9 @@
 //! and of NXDOMAIN/SERVFAIL answers in each window, against the domain's own normal level.
 
 use jiff::{SignedDuration, Timestamp};
-use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::parent_domain;
+use crate::seeded::{SeededMap, SeededSet};
 use crate::views::FqdnTraffic;
 
 /// Thresholds.
@@ -59,7 +59,8 @@ pub struct RandomSubdomain {
 
 #[derive(Debug, Default)]
 struct Parent {
-    seen: FxHashSet<Box<str>>,
+    /// Seeded: a random-subdomain attack chooses these labels by design.
+    seen: SeededSet<Box<str>>,
     window_start: Option<Timestamp>,
     new_labels: u32,
     queries: u32,
@@ -75,13 +76,14 @@ struct Parent {
 #[derive(Debug, Default)]
 pub struct WaterTorture {
     cfg: WaterTortureConfig,
-    parents: FxHashMap<Box<str>, Parent>,
+    /// Seeded: keyed by the queried names' parents, which clients choose.
+    parents: SeededMap<Box<str>, Parent>,
 }
 
 impl WaterTorture {
     /// A detector.
     pub fn new(cfg: WaterTortureConfig) -> Self {
-        WaterTorture { cfg, parents: FxHashMap::default() }
+        WaterTorture { cfg, parents: SeededMap::default() }
     }
 
     /// Parents tracked.
@@ -201,6 +203,21 @@ mod tests {
         assert_eq!(hits.len(), 1, "{hits:?}");
         assert_eq!(hits[0].parent, "victim.example");
         assert!(hits[0].new_labels >= 50);
+    }
+
+    #[test]
+    fn labels_and_parents_are_hashed_with_a_seed_of_their_own() {
+        use std::hash::BuildHasher;
+        // The labels are the attacker's by design: a fixed hash would let them be chosen to
+        // collide in the set of labels seen.
+        let now = Timestamp::from_second(0).unwrap();
+        let (mut a, mut b) = (WaterTorture::default(), WaterTorture::default());
+        a.observe(&ev("x.victim.example", None, 0), now);
+        b.observe(&ev("x.victim.example", None, 0), now);
+        let label = "q0123abcdz";
+        let seen = |d: &WaterTorture| d.parents["victim.example"].seen.hasher().hash_one(label);
+        assert_ne!(seen(&a), seen(&b));
+        assert_ne!(a.parents.hasher().hash_one("victim.example"), b.parents.hasher().hash_one("victim.example"));
     }
 
     #[test]

@@ -32,7 +32,8 @@ use std::time::Instant;
 use hickory_proto::op::{Header, Query, ResponseCode};
 use hickory_proto::rr::Name;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
-use rustc_hash::FxHashMap;
+
+use crate::seeded::SeededMap;
 
 /// The longest an answer is kept, whatever its TTLs (dnsdist's default `maxTTL`).
 pub const MAX_TTL: u32 = 86_400;
@@ -144,7 +145,8 @@ pub enum Probe {
 /// Answers by query (without its id).
 #[derive(Debug)]
 pub struct AnswerCache {
-    map: FxHashMap<Held, Life>,
+    /// Seeded: keyed by the query's bytes, which any client chooses.
+    map: SeededMap<Held, Life>,
     capacity: usize,
     /// Answers served from here.
     pub hits: u64,
@@ -215,7 +217,7 @@ pub fn same_question(key: &[u8], answer: &[u8]) -> bool {
 impl AnswerCache {
     /// A cache of at most `capacity` answers.
     pub fn new(capacity: usize) -> Self {
-        AnswerCache { map: FxHashMap::default(), capacity, hits: 0, misses: 0 }
+        AnswerCache { map: SeededMap::default(), capacity, hits: 0, misses: 0 }
     }
 
     /// Answers held (expired ones included until they are found or swept).
@@ -453,5 +455,14 @@ mod tests {
         c.insert(&k[2..], &ans, t0, Some(2));
         assert_eq!(c.probe_into(&k[2..], [0, 1], t0 + Duration::from_secs(60), 2, &mut out), Probe::Miss);
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn each_cache_hashes_queries_with_its_own_seed() {
+        use std::hash::BuildHasher;
+        // Keyed by bytes any client sends: a fixed hash would let them be chosen to collide.
+        let k = query("www.example.test.", RecordType::A, false).to_vec().unwrap();
+        let (a, b) = (AnswerCache::new(10), AnswerCache::new(10));
+        assert_ne!(a.map.hasher().hash_one(&k[2..]), b.map.hasher().hash_one(&k[2..]));
     }
 }

@@ -212,6 +212,9 @@ impl FlowEngine {
                 ended.push((target.clone(), id.clone()));
             }
         }
+        // Lifted in the order of their keys, not of the (randomly seeded) map: the ledger's order
+        // follows the data.
+        ended.sort_unstable();
         for (key, id) in ended {
             self.active.remove(&key);
             match self.gov.lift(

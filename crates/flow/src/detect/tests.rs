@@ -723,3 +723,162 @@ fn a_restore_keeps_at_most_the_cap_the_most_recently_seen_first() {
     assert_eq!(d.restore(learned), 40 + 100 + 1);
     assert_eq!(d.learned_counts().hosts.entries, 100);
 }
+
+/// The fixed hash the detector's maps used before they were seeded (rustc's `FxHasher` step with
+/// Murmur3's finaliser), kept here only to build keys that collide under it.
+#[derive(Default)]
+struct OldFx(u64);
+
+const OLD_FX_K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl std::hash::Hasher for OldFx {
+    fn finish(&self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(OLD_FX_K);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
+/// `n` hosts of the customer /48 `2001:db8:42::/48` that all have one and the same 64-bit hash
+/// under [`OldFx`]: the hash's last step takes the address's low 8 bytes, and its multiplier is
+/// odd, so for any upper half (16 free bits below the /48) the low half that reaches a chosen
+/// state is one xor away.
+fn old_fx_collisions(n: u16) -> Vec<IpAddr> {
+    use std::hash::BuildHasher;
+    let old = std::hash::BuildHasherDefault::<OldFx>::default();
+    // The multiplier's inverse mod 2^64 (Newton's iteration doubles the correct bits).
+    let mut inv = OLD_FX_K;
+    for _ in 0..6 {
+        inv = inv.wrapping_mul(2u64.wrapping_sub(OLD_FX_K.wrapping_mul(inv)));
+    }
+    assert_eq!(OLD_FX_K.wrapping_mul(inv), 1);
+    let host = |hi: u16, lo: u64| {
+        let mut o = [0u8; 16];
+        o[..6].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0x00, 0x42]);
+        o[6..8].copy_from_slice(&hi.to_be_bytes());
+        o[8..].copy_from_slice(&lo.to_le_bytes());
+        IpAddr::from(o)
+    };
+    // The state before the last step: the address's hash with the low half left out, replayed.
+    let before_last = |hi: u16| {
+        let mut h = OldFx::default();
+        std::hash::Hash::hash(&host(hi, 0), &mut h);
+        // Undo the last step (which took 0): state = (prev.rotl5 ^ 0) * K.
+        h.0.wrapping_mul(inv).rotate_right(5)
+    };
+    let target = 0x0123_4567_89ab_cdef_u64;
+    let hosts: Vec<IpAddr> =
+        (0..n).map(|hi| host(hi, before_last(hi).rotate_left(5) ^ target.wrapping_mul(inv))).collect();
+    let first = old.hash_one(hosts[0]);
+    assert!(hosts.iter().all(|h| old.hash_one(h) == first), "the construction collides under the old hash");
+    hosts
+}
+
+#[test]
+fn keys_that_collided_under_the_old_fixed_hash_spread_under_the_seeded_one() {
+    use std::hash::BuildHasher;
+    let hosts = old_fx_collisions(4096);
+    let distinct: std::collections::HashSet<IpAddr> = hosts.iter().copied().collect();
+    assert_eq!(distinct.len(), hosts.len());
+    let d = Detector::new(bounded_config(1_000_000));
+    // The maps a flood toward (or from) those addresses fills: hosts without a table, the
+    // learned normals, a breakdown's IPv6 sources.
+    let hosts6: Vec<std::net::Ipv6Addr> =
+        hosts.iter().map(|h| if let IpAddr::V6(a) = h { *a } else { unreachable!() }).collect();
+    let spread = |hashes: Vec<u64>| {
+        let full: std::collections::HashSet<u64> = hashes.iter().copied().collect();
+        // Buckets of a table of 4096 (the low bits): ~2,590 of 4,096 expected for random hashes.
+        let buckets: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 0xfff).collect();
+        (full.len(), buckets.len())
+    };
+    for (name, (full, buckets)) in [
+        ("hosts", spread(hosts.iter().map(|h| d.hosts.other.hasher().hash_one(h)).collect())),
+        ("normals", spread(hosts.iter().map(|h| d.normal.map.hasher().hash_one(h)).collect())),
+        ("sources", spread(hosts6.iter().map(|h| Detail::default().by_src6.hasher().hash_one(h)).collect())),
+    ] {
+        assert!(full >= hosts.len() - 1, "{name}: {full} distinct hashes");
+        assert!(buckets > 2_000, "{name}: {buckets} buckets");
+    }
+    // Two detectors are seeded differently: what collides in one doesn't in the other.
+    let e = Detector::new(bounded_config(1_000_000));
+    assert_ne!(d.normal.map.hasher().hash_one(hosts[0]), e.normal.map.hasher().hash_one(hosts[0]));
+
+    // And the flood itself is counted and learned as any other.
+    let mut d = d;
+    for h in &hosts6 {
+        d.ingest(&v6(*h, 10));
+    }
+    let w = d.close_window(1.0);
+    assert!(w.attacks.is_empty());
+    assert_eq!(d.learned_counts().hosts.entries, hosts.len());
+    assert_eq!(d.normal_pps(hosts[4095]), Some(10.0));
+}
+
+/// Sixteen hosts attacked alike, sixteen customer hosts sending alike, spoofing on eight
+/// interfaces alike, given in some order: the window's lists are busiest first, then by address
+/// (or interface), whatever the order given and however each detector's maps are seeded.
+fn tied_window(order: impl Iterator<Item = u8>) -> WindowOutcome {
+    let mut c = config();
+    c.source_pps = 50_000.0;
+    c.customer_interfaces = (10..18)
+        .map(|if_index| CustomerInterface {
+            exporter: "192.0.2.1".parse().unwrap(),
+            if_index,
+            prefixes: vec!["198.51.100.0/24".parse().unwrap()],
+        })
+        .collect();
+    let mut d = Detector::new(c);
+    for i in order {
+        // Toward host .i: 60 000 packets from one outside source.
+        d.ingest(&FlowRecord { input_if: 1, ..rec([198, 18, 0, 1], [203, 0, 113, i], 17, 123, 4000, 0, 60_000) });
+        // From host .(100 + i) toward an outside victim.
+        d.ingest(&FlowRecord { input_if: 1, ..rec([203, 0, 113, 100 + i], [198, 18, 0, 2], 17, 4000, 80, 0, 60_000) });
+        // Spoofed on interface 10 + i % 8.
+        d.ingest(&FlowRecord {
+            input_if: 10 + u32::from(i % 8),
+            ..rec([10, 0, 0, i], [203, 0, 113, 200], 17, 1, 1, 0, 500)
+        });
+    }
+    d.close_window(1.0)
+}
+
+#[test]
+fn tied_outputs_come_out_by_address_whatever_the_seed_and_the_order() {
+    let a = tied_window([5, 12, 0, 9, 3, 15, 7, 1, 14, 2, 11, 6, 13, 4, 10, 8].into_iter());
+    let b = tied_window((0..16).rev());
+    let dsts = |w: &WindowOutcome| w.attacks.iter().map(|x| x.dst).collect::<Vec<_>>();
+    let srcs = |w: &WindowOutcome| w.sources.iter().map(|x| x.src).collect::<Vec<_>>();
+    let ifs = |w: &WindowOutcome| w.spoofing.iter().map(|x| (x.exporter, x.input_if)).collect::<Vec<_>>();
+    assert_eq!(dsts(&a).len(), 16);
+    assert_eq!(srcs(&a).len(), 16);
+    assert_eq!(ifs(&a).len(), 8);
+    assert!(dsts(&a).is_sorted() && srcs(&a).is_sorted() && ifs(&a).is_sorted());
+    assert_eq!(dsts(&a), dsts(&b));
+    assert_eq!(srcs(&a), srcs(&b));
+    assert_eq!(ifs(&a), ifs(&b));
+}
