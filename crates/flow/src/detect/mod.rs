@@ -150,9 +150,28 @@ impl Default for DetectConfig {
 /// are taken from.
 const DETAIL_AFTER: u64 = 256;
 
-/// A customer prefix's breakdown takes one flow in this many (its totals take every flow): a
-/// prefix sees every flow toward it, and shares don't need them all.
-const PREFIX_DETAIL_EVERY: u64 = 8;
+/// A breakdown past its exact part takes one flow in this many (see [`sampled`]), each counted
+/// this many times. A customer prefix's breakdown samples from its first flow (its totals take
+/// every flow): a prefix sees every flow toward it, and shares don't need them all.
+const DETAIL_EVERY: u64 = 8;
+
+/// A host's breakdown takes every flow until it holds this many, then samples (see
+/// [`DETAIL_EVERY`]). Shares (the dominant protocol and ports, a match's coverage, the top
+/// sources' shares) are then estimates, from at least this many flows taken whole: within a
+/// percent or two at the sizes that matter, which no dominance threshold is that close to. A busy
+/// host's breakdown (thousands of ports and sources) is what misses the caches, and at a million
+/// flows a second it was most of the engine's time.
+const HOST_DETAIL_EXACT: u64 = 1024;
+
+/// Whether a destination's `n`th flow is in its one-in-[`DETAIL_EVERY`] sample: the top three bits
+/// of `n` times 2^64/φ (Fibonacci hashing) are zero. Unlike `n % 8 == 0`, the sample doesn't lock
+/// onto traffic that repeats with a period (reflectors taking turns, say 200 of them: `n % 8`
+/// would only ever see 25 of them, each at eight times its share), as the fractional parts of
+/// `n`/φ fall evenly whatever `n`'s residue modulo any period.
+fn sampled(n: u64) -> bool {
+    const _: () = assert!(DETAIL_EVERY == 8, "three bits make one in eight");
+    n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 61 == 0
+}
 
 /// A destination's window: its totals, and its breakdown once it has [`DETAIL_AFTER`] packets.
 /// The breakdown is boxed: most destinations never get one, and without it an accumulator is
@@ -169,8 +188,10 @@ struct Acc {
 /// The breakdown of a destination's flows by protocol, ports, TCP flags and source.
 #[derive(Debug, Default)]
 struct Detail {
-    /// Packets in the breakdown.
+    /// Packets in the breakdown (sampled flows counted with their weight).
     packets: u64,
+    /// Flows taken into the breakdown.
+    flows: u64,
     by_proto: Map<u8, u64>,
     by_sport: Map<u16, u64>,
     by_dport: Map<u16, u64>,
@@ -184,24 +205,41 @@ struct Detail {
 }
 
 impl Acc {
-    /// Adds a flow; the breakdown takes one flow in `every`, in a breakdown from `spare` when it
-    /// starts.
-    fn add(&mut self, f: &FlowRecord, every: u64, spare: &mut Spare) {
+    /// Adds a flow; the breakdown, in a breakdown from `spare` when it starts, takes every flow
+    /// for its first [`HOST_DETAIL_EXACT`] (unless `sample_all`, a prefix's) and a sample after.
+    fn add(&mut self, f: &FlowRecord, sample_all: bool, spare: &mut Spare) {
         self.packets += f.packets;
         self.bytes += f.bytes;
         self.flows += 1;
-        if self.packets < DETAIL_AFTER || self.flows % every != 0 {
+        if self.packets < DETAIL_AFTER {
             return;
         }
+        // A prefix's samples are all alike, so its shares need no weight; a host's sampled flows
+        // stand for DETAIL_EVERY each beside its exact ones.
+        let weight = if sample_all {
+            if !sampled(self.flows) {
+                return;
+            }
+            1
+        } else if self.detail.as_ref().is_some_and(|d| d.flows >= HOST_DETAIL_EXACT) {
+            if !sampled(self.flows) {
+                return;
+            }
+            DETAIL_EVERY
+        } else {
+            1
+        };
         let d = self.detail.get_or_insert_with(|| spare.lend());
-        d.packets += f.packets;
-        *d.by_proto.entry(f.protocol).or_default() += f.packets;
+        let packets = f.packets.saturating_mul(weight);
+        d.flows += 1;
+        d.packets += packets;
+        *d.by_proto.entry(f.protocol).or_default() += packets;
         if f.protocol == 6 || f.protocol == 17 {
-            *d.by_sport.entry(f.src_port).or_default() += f.packets;
-            *d.by_dport.entry(f.dst_port).or_default() += f.packets;
+            *d.by_sport.entry(f.src_port).or_default() += packets;
+            *d.by_dport.entry(f.dst_port).or_default() += packets;
         }
         if f.protocol == 6 && f.tcp_flags & 0x12 == 0x02 {
-            d.syn_only += f.packets;
+            d.syn_only += packets;
         }
         // Bounded: past 4096 distinct sources only the ones already counted grow.
         let full = d.by_src4.len() + d.by_src6.len() >= 4096;
@@ -209,12 +247,12 @@ impl Acc {
             IpAddr::V4(a) => {
                 let a = a.to_bits();
                 if !full || d.by_src4.contains_key(&a) {
-                    *d.by_src4.entry(a).or_default() += f.packets;
+                    *d.by_src4.entry(a).or_default() += packets;
                 }
             }
             IpAddr::V6(a) => {
                 if !full || d.by_src6.contains_key(&a) {
-                    *d.by_src6.entry(a).or_default() += f.packets;
+                    *d.by_src6.entry(a).or_default() += packets;
                 }
             }
         }
@@ -268,6 +306,7 @@ impl Spare {
             return;
         }
         d.packets = 0;
+        d.flows = 0;
         d.syn_only = 0;
         d.by_proto.clear();
         d.by_sport.clear();
@@ -928,7 +967,7 @@ impl Detector {
     pub(crate) fn ingest_located(&mut self, f: &FlowRecord, dst: Option<usize>, src: Option<usize>) {
         if let Some((i, prefix)) = dst.and_then(|i| Some((i, *self.config.customer_prefixes.get(i)?))) {
             let acc = self.hosts.get(f.dst, i, prefix);
-            acc.add(f, 1, &mut self.spare);
+            acc.add(f, false, &mut self.spare);
             if let Some((p, b, n)) = self.budget {
                 if !self.urgent
                     && (acc.packets >= p || acc.bytes >= b || acc.flows >= n)
@@ -941,7 +980,7 @@ impl Detector {
                 self.prefixes.resize_with(self.config.customer_prefixes.len(), Acc::default);
             }
             if let Some(p) = self.prefixes.get_mut(i) {
-                p.add(f, PREFIX_DETAIL_EVERY, &mut self.spare);
+                p.add(f, true, &mut self.spare);
             }
         } else if src.is_some() {
             self.sources.entry(f.src).or_default().add(f);

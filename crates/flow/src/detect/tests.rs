@@ -882,3 +882,35 @@ fn tied_outputs_come_out_by_address_whatever_the_seed_and_the_order() {
     assert_eq!(srcs(&a), srcs(&b));
     assert_eq!(ifs(&a), ifs(&b));
 }
+
+/// 40 000 one-packet flows toward one host: 200 reflectors taking turns (UDP from port 123), and
+/// every tenth flow ordinary HTTPS from one client. Past its first flows the host's breakdown is a
+/// sample; its shares must still be the traffic's, not an alias of the turns.
+#[test]
+fn a_sampled_breakdown_keeps_the_shares_of_periodic_traffic() {
+    let mut d = Detector::new(DetectConfig { host_pps: 10_000.0, ..config() });
+    for i in 0..40_000u32 {
+        let f = if i % 10 == 9 {
+            rec([198, 51, 100, 1], [203, 0, 113, 9], 6, 40000, 443, 0x18, 1)
+        } else {
+            let r = (i / 10 * 9 + i % 10) % 200;
+            rec([100, 64, (r / 256) as u8, (r % 256) as u8], [203, 0, 113, 9], 17, 123, 40000 + (i % 7) as u16, 0, 1)
+        };
+        d.ingest(&f);
+    }
+    let out = d.close_window(1.0);
+    assert_eq!(out.attacks.len(), 1);
+    let a = &out.attacks[0];
+    assert_eq!(a.attack.protocol, Some(17));
+    assert_eq!(a.attack.src_ports, vec![123]);
+    // 90 % of the packets are the reflection's.
+    assert!((a.coverage - 0.9).abs() < 0.02, "coverage {}", a.coverage);
+    // Each reflector sent 0.45 % of the packets; a sample that locked onto the turns would show
+    // some of them at several times that, and the HTTPS client (10 %) would lead or vanish.
+    let (top, share) = a.top_sources[0];
+    assert_eq!(top, IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)), "{:?}", a.top_sources);
+    assert!((share - 0.1).abs() < 0.02, "{:?}", a.top_sources);
+    for (src, share) in &a.top_sources[1..] {
+        assert!(*share < 0.0045 * 2.0, "{src}: {share} ({:?})", a.top_sources);
+    }
+}
