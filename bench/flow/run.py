@@ -173,7 +173,11 @@ def send(port, fps, secs, extra=()):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rates", default="100000,200000,400000,800000,1600000,3200000")
+    ap.add_argument(
+        "--rates",
+        default="400000,800000,1600000,2400000,3200000,4000000,4400000,4800000,5200000,8000000,9600000,10400000,11200000",
+        help="flows/s to send, comma-separated; fine steps where the two tools start to drop on a 2-core VM",
+    )
     ap.add_argument("--secs", type=float, default=5.0)
     ap.add_argument("--host-pps", type=int, default=20000)
     ap.add_argument("--window", type=int, default=1, help="mamori's window and FastNetMon's average_calculation_time (s)")
