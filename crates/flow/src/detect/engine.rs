@@ -160,6 +160,9 @@ impl FlowEngine {
                 "customer_prefix": v.customer_prefix.map(|p| p.to_string()),
                 "coverage": (v.coverage * 1000.0).round() / 1000.0,
                 "top_sources": v.top_sources.iter().map(|(ip, s)| json!({"src": ip.to_string(), "share": (s * 1000.0).round() / 1000.0})).collect::<Vec<_>>(),
+                // Shares and coverage from a one-in-eight sample are estimates; the largest of many
+                // estimated shares tends to sit above the true one.
+                "estimated_from_sample": v.sampled,
                 "mitigation": Mitigation::Flowspec(v.attack.clone()),
             });
             report.findings.push(self.gov.record_finding(

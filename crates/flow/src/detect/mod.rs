@@ -202,6 +202,9 @@ struct Detail {
     /// IPv6 sources. These maps are seeded ([`Seeded`]): spoofed sources are the attacker's
     /// choice.
     by_src6: Map<std::net::Ipv6Addr, u64>,
+    /// A host's breakdown went on from its exact part to one flow in [`DETAIL_EVERY`]: its counts,
+    /// and the sources' shares most of all, are estimates.
+    sampled: bool,
 }
 
 impl Acc {
@@ -221,7 +224,10 @@ impl Acc {
                 return;
             }
             1
-        } else if self.detail.as_ref().is_some_and(|d| d.flows >= HOST_DETAIL_EXACT) {
+        } else if let Some(d) = self.detail.as_mut()
+            && d.flows >= HOST_DETAIL_EXACT
+        {
+            d.sampled = true;
             if !sampled(self.flows) {
                 return;
             }
@@ -256,6 +262,12 @@ impl Acc {
                 }
             }
         }
+    }
+
+    /// Whether the breakdown's counts are estimates from a sample: always for a prefix's
+    /// (`sample_all`), for a host's once it went past its exact part.
+    fn breakdown_sampled(&self, sample_all: bool) -> bool {
+        self.detail.as_ref().is_some_and(|d| sample_all || d.sampled)
     }
 
     /// The `n` sources with the most packets in the breakdown, with their shares of it.
@@ -308,6 +320,7 @@ impl Spare {
         d.packets = 0;
         d.flows = 0;
         d.syn_only = 0;
+        d.sampled = false;
         d.by_proto.clear();
         d.by_sport.clear();
         d.by_dport.clear();
@@ -1042,6 +1055,7 @@ impl Detector {
                 reason,
                 attack,
                 top_sources: acc.top_sources(5),
+                sampled: acc.breakdown_sampled(false),
                 coverage,
             });
         }
@@ -1078,6 +1092,7 @@ impl Detector {
                 reason,
                 attack,
                 top_sources: acc.top_sources(5),
+                sampled: acc.breakdown_sampled(true),
                 coverage,
             });
         }

@@ -132,6 +132,8 @@ fn engine_proposes_and_applies_through_governance() {
         crate::bgp::Mitigation::Flowspec(f) => assert_eq!((f.protocol, f.src_ports), (Some(17), vec![123])),
         other => panic!("{other:?}"),
     }
+    // 256 flows: every one of them is in the host's breakdown.
+    assert_eq!(d.action.evidence["estimated_from_sample"], false);
     assert_eq!(act.calls().len(), 1);
     assert_eq!(act.calls()[0].target, "prefix:203.0.113.9/32");
     // Still under attack: the open action is reused, not doubled.
@@ -397,6 +399,8 @@ fn engine_evidence_names_the_scope() {
     assert_eq!(d.action.target.to_string(), "prefix:203.0.113.0/24");
     assert_eq!(d.action.evidence["scope"], "prefix");
     assert_eq!(d.action.evidence["customer_prefix"], "203.0.113.0/24");
+    // A prefix's breakdown is always a sample.
+    assert_eq!(d.action.evidence["estimated_from_sample"], true);
     assert_eq!(act.calls()[0].target, "prefix:203.0.113.0/24");
 }
 
@@ -903,6 +907,8 @@ fn a_sampled_breakdown_keeps_the_shares_of_periodic_traffic() {
     let a = &out.attacks[0];
     assert_eq!(a.attack.protocol, Some(17));
     assert_eq!(a.attack.src_ports, vec![123]);
+    // 40,000 flows: past the exact first 1,024, the breakdown is a sample and says so.
+    assert!(a.sampled);
     // 90 % of the packets are the reflection's.
     assert!((a.coverage - 0.9).abs() < 0.02, "coverage {}", a.coverage);
     // Each reflector sent 0.45 % of the packets; a sample that locked onto the turns would show
@@ -913,4 +919,19 @@ fn a_sampled_breakdown_keeps_the_shares_of_periodic_traffic() {
     for (src, share) in &a.top_sources[1..] {
         assert!(*share < 0.0045 * 2.0, "{src}: {share} ({:?})", a.top_sources);
     }
+    // Breakdowns are made from the emptied maps of past windows (two sampled hosts' here), and
+    // start exact again.
+    for i in 0..4_000u32 {
+        let host = if i % 2 == 0 { 9 } else { 10 };
+        d.ingest(&rec([100, 64, 1, (i % 250) as u8], [203, 0, 113, host], 17, 123, 40000, 0, 10));
+    }
+    let out = d.close_window(1.0);
+    assert_eq!(out.attacks.iter().filter(|a| a.sampled).count(), 2, "{:?}", out.attacks);
+    for i in 0..512u32 {
+        let host = if i % 2 == 0 { 20 } else { 21 };
+        d.ingest(&rec([100, 64, 1, (i % 250) as u8], [203, 0, 113, host], 17, 123, 40000, 0, 400));
+    }
+    let out = d.close_window(1.0);
+    assert_eq!(out.attacks.len(), 2, "{:?}", out.attacks);
+    assert!(out.attacks.iter().all(|a| !a.sampled), "{:?}", out.attacks);
 }

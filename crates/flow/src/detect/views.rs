@@ -33,6 +33,8 @@ pub struct DestinationTraffic {
     pub attack: FlowMatch,
     /// The largest sources by packets, with their share.
     pub top_sources: Vec<(std::net::IpAddr, f64)>,
+    /// The breakdown behind `top_sources` and `coverage` is a sample: their figures are estimates.
+    pub sampled: bool,
     /// Share of the destination's packets the match covers.
     pub coverage: f64,
 }
@@ -52,6 +54,8 @@ pub struct AttackTraffic {
     pub attack: FlowMatch,
     /// Top sources.
     pub top_sources: Vec<(std::net::IpAddr, f64)>,
+    /// Whether `top_sources` and `coverage` are estimates from a sample.
+    pub sampled: bool,
     /// Share of packets covered by the match.
     pub coverage: f64,
 }
@@ -85,6 +89,7 @@ impl MeasureView for AttackTraffic {
             reason: r.reason,
             attack: r.attack.clone(),
             top_sources: r.top_sources.clone(),
+            sampled: r.sampled,
             coverage: r.coverage,
         }
     }
