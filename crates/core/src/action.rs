@@ -135,7 +135,7 @@ pub struct Approval {
 /// An action as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionRecord {
-    /// Stable id, e.g. `A20261124-3f9a0c12`.
+    /// Stable id, e.g. `A20261124-22551003f9a0c12` (the date and millisecond in Japan, then a hash).
     pub id: String,
     /// The measure.
     pub measure: MeasureId,
@@ -182,8 +182,10 @@ impl ActionRecord {
     }
 }
 
-/// Generates action ids: date plus a hash of time, process and a counter, so ids from a CLI and a
-/// running server never collide and sort by day.
+/// Generates action ids: the Japan date, the millisecond of that day, then a hash of time, process
+/// and a counter, so ids from a CLI and a running server never collide, and ids sort by time: the
+/// store's indexes keyed by action id (the actions' key, the ledger's entries per action) then grow
+/// at their end instead of taking a write on a random page for every new action.
 pub fn new_action_id(now: Timestamp) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -194,7 +196,8 @@ pub fn new_action_id(now: Timestamp) -> String {
     h.update(&n.to_le_bytes());
     h.update(&Timestamp::now().as_nanosecond().to_le_bytes());
     let local = now.to_zoned_datetime(crate::calendar::japan());
-    format!("A{}-{}", local.strftime("%Y%m%d"), &h.finalize().to_hex()[..10])
+    let day_ms = local.time().duration_since(jiff::civil::Time::midnight()).as_millis().clamp(0, 86_400_999);
+    format!("A{}-{day_ms:07x}{}", local.strftime("%Y%m%d"), &h.finalize().to_hex()[..8])
 }
 
 #[cfg(test)]
@@ -231,5 +234,19 @@ mod tests {
         let b = new_action_id(now);
         assert_ne!(a, b);
         assert!(a.starts_with('A'));
+    }
+
+    #[test]
+    fn ids_sort_by_time() {
+        // 2026-11-24 23:59:59.999 and the next day's first millisecond, Japan time.
+        let t0: Timestamp = "2026-11-24T14:59:59.998Z".parse().unwrap();
+        let ids: Vec<String> =
+            (0..4).map(|ms| new_action_id(t0.checked_add(jiff::SignedDuration::from_millis(ms)).unwrap())).collect();
+        assert!(ids[0].starts_with("A20261124-5265bfe"), "{}", ids[0]);
+        assert!(ids[2].starts_with("A20261125-0000000"), "{}", ids[2]);
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(sorted, ids);
+        assert!(ids.iter().all(|i| i.len() == "A20261124-".len() + 15), "{ids:?}");
     }
 }
