@@ -7,20 +7,25 @@
 //!
 //! A table has two parts:
 //!
-//! - **base**: one vector of entries, each key's entries contiguous (a *run*) and sorted by
-//!   (first port, start); a hash map from key to its run, with the run's longest session and
-//!   widest port block, which bound the search: a lookup binary-searches the ports and the start
-//!   times, then scans back only as far as the longest session could reach.
+//! - **base**: one array of records (an entry and its key) sorted by the key's hash, the key,
+//!   first port and start, so each key's entries are contiguous (a *run*); an array of bucket
+//!   offsets cut it by the top bits of the hash (about four buckets per key), so a lookup reads
+//!   two offsets, which stay in cache, and then the records of one bucket, side by side in one
+//!   page: one random read of main memory. Runs longer than 32 entries (a CGNAT address's port
+//!   blocks, an address handed out many times) also get their longest session, widest port
+//!   block and port groups, which bound the search: a lookup binary-searches the ports and the
+//!   start times, then scans back only as far as the longest session could reach.
 //! - **recent**: entries added since the base was built, in a linked list per key (20 bytes
-//!   each); folded into the base when it grows past a quarter of it (and at least 65,536), so
-//!   the cost of rebuilding is amortised.
+//!   each); folded into the base (a merge: the base is sorted already) when it grows past a
+//!   quarter of it (and at least 65,536), so the cost of rebuilding is amortised.
 //!
 //! A session's end changes while it lives (every Interim-Update moves it): its entries are found
 //! by (key, first port, start, subscriber) and updated in place, the run's longest-session bound
 //! raised with them. Retention rebuilds the base without the entries that ended before a cut-off.
 //!
 //! Lookups are pure functions of the index: no I/O, no allocation unless the answer is
-//! ambiguous. Subscriber ids are interned to `u32` ([`SubscriberNo`]).
+//! ambiguous. Subscriber ids are interned to `u32` ([`SubscriberNo`]). Many lookups at once
+//! ([`Index::lookup_batch`]) run as a software pipeline, so that their memory reads overlap.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -66,7 +71,7 @@ pub fn unix_secs(t: Timestamp) -> u32 {
 }
 
 /// One address held by one session over `[start, end)`, on ports `first..=last`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
 struct Entry {
     start: u32,
@@ -77,21 +82,45 @@ struct Entry {
 }
 
 impl Entry {
+    /// Whether the entry holds the port (any, if `None`) at `t`. Computed without branches (`&`,
+    /// not `&&`): over a run the outcomes are random, and a mispredicted branch per entry cost
+    /// more than the memory reads of a batched lookup.
     #[inline]
     fn covers(&self, port: Option<u16>, t: u32) -> bool {
-        self.start <= t && t < self.end && port.is_none_or(|p| self.first <= p && p <= self.last)
+        let (lo, hi) = match port {
+            Some(p) => (p, p),
+            None => (u16::MAX, 0),
+        };
+        (self.start <= t) & (t < self.end) & (self.first <= lo) & (hi <= self.last)
+    }
+
+    /// Kept by a rebuild with this cut-off: not emptied, not ended before it.
+    #[inline]
+    fn kept(&self, cutoff: u32) -> bool {
+        self.end > self.start && self.end >= cutoff
     }
 }
 
 const NIL: u32 = u32::MAX;
-/// Queries [`Index::lookup_batch`] keeps in flight: enough to overlap their cache misses, few
-/// enough that their directory buckets and runs stay in the first-level cache between passes.
+/// How far ahead [`Index::lookup_batch`] starts loading a query's memory: enough to overlap the
+/// cache misses of many queries, few enough that the lines loaded stay in the first-level cache
+/// until their query is answered.
 pub const BATCH_WINDOW: usize = 32;
 /// Below this many queries [`Index::lookup_sorted`] doesn't sort: a small batch spreads over the
 /// whole index whatever its order, and sorting would cost without saving a miss.
 pub const SORT_MIN: usize = 1 << 14;
 /// The recent part is folded into the base when it holds more than this and a quarter of the base.
 const MIN_RECENT: usize = 1 << 16;
+/// A key with more entries than this gets a [`Big`] description (its longest session, its port
+/// groups) that bounds the search; a shorter run is scanned whole: it spans a few cache lines of
+/// one page, which cost less than a second random read would.
+const SMALL_RUN: usize = 32;
+/// A bucket's records are scanned up to this many, binary-searched beyond.
+const SCAN_MAX: usize = 16;
+/// Cache lines of a bucket [`Table::touch`] starts loading.
+const TOUCH_LINES: usize = 8;
+/// Cache lines of a long run read whole (a port-less query of a CGNAT address) it starts loading.
+const TOUCH_LINES_WHOLE_RUN: usize = 128;
 
 #[derive(Debug, Clone, Copy)]
 struct Node {
@@ -99,15 +128,14 @@ struct Node {
     next: u32,
 }
 
-#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-struct Slot {
+/// How to search a long run (more than [`SMALL_RUN`] entries: a CGNAT address's port blocks, an
+/// address handed out many times within the retention period).
+#[derive(Debug, Clone, Copy)]
+struct Big {
     off: u32,
     len: u32,
     /// Longest `end - start` in the run.
     max_dur: u32,
-    /// Head of the key's recent list.
-    recent: u32,
     /// Where the run's port groups are listed in `gfirst`/`gstart` (runs whose entries have more
     /// than one first port: CGNAT blocks)…
     g: u32,
@@ -115,144 +143,72 @@ struct Slot {
     ng: u32,
     /// Widest `last - first` in the run.
     max_width: u16,
-    /// The bucket holds a key (non-zero).
-    used: u16,
 }
-
-const NEW_SLOT: Slot = Slot { off: 0, len: 0, max_dur: 0, recent: NIL, g: 0, ng: 0, max_width: 0, used: 1 };
 
 /// A key of a table: an IPv4 address, or an IPv6 prefix (top 64 bits, or all 128).
-trait Key: bytemuck::Pod + Eq + Default {
+trait Key: Copy + Eq + Ord + Default + std::hash::Hash + std::fmt::Debug {
+    /// An entry stored with its key.
+    type Rec: bytemuck::Pod + Default + std::fmt::Debug;
     /// A well-mixed 64-bit hash (Fibonacci hashing: the top bits are used).
     fn hash64(self) -> u64;
+    /// The record of an entry under this key.
+    fn rec(self, e: Entry) -> Self::Rec;
+    /// A record's key.
+    fn of(r: &Self::Rec) -> Self;
+    /// A record's entry.
+    fn entry(r: &Self::Rec) -> &Entry;
+    /// A record's entry, to change its end.
+    fn entry_mut(r: &mut Self::Rec) -> &mut Entry;
 }
 
-impl Key for u32 {
-    #[inline]
-    fn hash64(self) -> u64 {
-        u64::from(self).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    }
-}
-
-impl Key for u64 {
-    #[inline]
-    fn hash64(self) -> u64 {
-        (self ^ (self >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    }
-}
-
-impl Key for u128 {
-    #[inline]
-    fn hash64(self) -> u64 {
-        ((self as u64) ^ ((self >> 64) as u64).rotate_left(23)).hash64()
-    }
-}
-
-/// Key → run: open addressing with linear probing, keys and slots in two parallel arrays (in
-/// huge-page memory once large, see [`HugeArray`]); a lookup starts loading both at the key's
-/// home position at once, so it usually waits for one memory access here, with no page walk.
-#[derive(Debug, Default)]
-struct Dir<K: Key> {
-    keys: HugeArray<K>,
-    slots: HugeArray<Slot>,
-    len: usize,
-    shift: u32,
-}
-
-impl<K: Key> Dir<K> {
-    fn with_capacity(n: usize) -> Dir<K> {
-        // Load at most 3/4.
-        let cap = (n * 4 / 3 + 1).next_power_of_two().max(8);
-        Dir {
-            keys: HugeArray::from_vec(vec![K::default(); cap]),
-            slots: HugeArray::from_vec(vec![Slot::default(); cap]),
-            len: 0,
-            shift: 64 - cap.trailing_zeros(),
+/// Declares a record type (an entry and its key, no padding) and makes its key a [`Key`].
+macro_rules! key_with_record {
+    ($key:ty, $rec:ident, |$k:ident| $hash:expr) => {
+        /// An entry stored with its key.
+        #[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+        #[repr(C)]
+        struct $rec {
+            e: Entry,
+            key: $key,
         }
-    }
 
-    #[inline]
-    fn home(&self, k: K) -> usize {
-        (k.hash64() >> self.shift) as usize
-    }
-
-    #[inline]
-    fn find(&self, k: K) -> Option<usize> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(k);
-        loop {
-            if self.slots[i].used == 0 {
-                return None;
+        impl Key for $key {
+            type Rec = $rec;
+            #[inline]
+            fn hash64(self) -> u64 {
+                let $k = self;
+                $hash
             }
-            if self.keys[i] == k {
-                return Some(i);
+            #[inline]
+            fn rec(self, e: Entry) -> $rec {
+                $rec { e, key: self }
             }
-            i = (i + 1) & mask;
-        }
-    }
-
-    #[inline]
-    fn get(&self, k: K) -> Option<&Slot> {
-        self.find(k).map(|i| &self.slots[i])
-    }
-
-    fn get_mut(&mut self, k: K) -> Option<&mut Slot> {
-        self.find(k).map(|i| &mut self.slots[i])
-    }
-
-    /// Starts loading the key's bucket (a software prefetch: nothing waits for it), so that
-    /// several lookups' cache misses overlap.
-    #[inline]
-    fn touch(&self, k: K) {
-        if !self.slots.is_empty() {
-            let i = self.home(k);
-            prefetch_index::prefetch_index(&*self.keys, i);
-            prefetch_index::prefetch_index(&*self.slots, i);
-        }
-    }
-
-    /// The keys held and their slots.
-    fn iter(&self) -> impl Iterator<Item = (K, &Slot)> {
-        self.keys.iter().zip(self.slots.iter()).filter(|(_, s)| s.used != 0).map(|(k, s)| (*k, s))
-    }
-
-    fn get_or_insert(&mut self, k: K) -> &mut Slot {
-        if (self.len + 1) * 4 > self.slots.len() * 3 {
-            let mut bigger = Dir::with_capacity((self.len + 1) * 2);
-            for (key, slot) in self.iter() {
-                *bigger.insert_new(key) = *slot;
+            #[inline]
+            fn of(r: &$rec) -> $key {
+                r.key
             }
-            *self = bigger;
+            #[inline]
+            fn entry(r: &$rec) -> &Entry {
+                &r.e
+            }
+            #[inline]
+            fn entry_mut(r: &mut $rec) -> &mut Entry {
+                &mut r.e
+            }
         }
-        match self.find(k) {
-            Some(i) => &mut self.slots[i],
-            None => self.insert_new(k),
-        }
-    }
+    };
+}
 
-    /// Inserts a key known to be absent, with room for it.
-    fn insert_new(&mut self, k: K) -> &mut Slot {
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(k);
-        while self.slots[i].used != 0 {
-            i = (i + 1) & mask;
-        }
-        self.len += 1;
-        self.keys[i] = k;
-        self.slots[i] = NEW_SLOT;
-        &mut self.slots[i]
-    }
+key_with_record!(u32, Rec4, |k| u64::from(k).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+key_with_record!(u64, Rec8, |k| (k ^ (k >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+key_with_record!(u128, Rec16, |k| ((k as u64) ^ ((k >> 64) as u64).rotate_left(23)).hash64());
 
-    fn bytes(&self) -> usize {
-        self.keys.bytes() + self.slots.bytes()
-    }
-
-    fn mapped_bytes(&self) -> usize {
-        self.keys.mapped_bytes() + self.slots.mapped_bytes()
-    }
+/// The order of a table's records: by key hash (so by bucket, whatever the bucket count), key,
+/// first port, start.
+#[inline]
+fn order<K: Key>(r: &K::Rec) -> (u64, K, u16, u32, u32) {
+    let (k, e) = (K::of(r), K::entry(r));
+    (k.hash64(), k, e.first, e.start, e.sub)
 }
 
 /// Collects distinct subscribers without allocating for the first.
@@ -268,11 +224,9 @@ impl Candidates {
         match self.first {
             None => self.first = Some(s),
             Some(f) if f == s => {}
-            Some(_) => {
-                if !self.more.contains(&s) {
-                    self.more.push(s);
-                }
-            }
+            // Duplicates are dropped by `finish`: a port-less query of a CGNAT address collects
+            // dozens of subscribers, and a search per push would cost quadratic time.
+            Some(_) => self.more.push(s),
         }
     }
 
@@ -283,6 +237,7 @@ impl Candidates {
             Some(f) => {
                 let mut v: Vec<SubscriberNo> = self.more.into_iter().chain([f]).map(SubscriberNo).collect();
                 v.sort_unstable();
+                v.dedup();
                 Attribution::Ambiguous(v)
             }
         }
@@ -291,9 +246,10 @@ impl Candidates {
 
 /// Adds the subscribers of a group's entries (same first port, sorted by start) that cover `t`.
 #[inline]
-fn scan_group(group: &[Entry], port: Option<u16>, t: u32, max_dur: u32, acc: &mut Candidates) {
-    if group.len() <= 16 {
-        for x in group {
+fn scan_group<K: Key>(group: &[K::Rec], port: Option<u16>, t: u32, max_dur: u32, acc: &mut Candidates) {
+    if group.len() <= SCAN_MAX {
+        for r in group {
+            let x = K::entry(r);
             if x.covers(port, t) {
                 acc.push(x.sub);
             }
@@ -303,8 +259,9 @@ fn scan_group(group: &[Entry], port: Option<u16>, t: u32, max_dur: u32, acc: &mu
     // Binary search, then scan back while a session as long as the run's longest could still
     // reach `t`.
     let reach = t.saturating_sub(max_dur);
-    let upto = group.partition_point(|x| x.start <= t);
-    for x in group[..upto].iter().rev() {
+    let upto = group.partition_point(|r| K::entry(r).start <= t);
+    for r in group[..upto].iter().rev() {
+        let x = K::entry(r);
         if x.start < reach {
             break;
         }
@@ -315,30 +272,214 @@ fn scan_group(group: &[Entry], port: Option<u16>, t: u32, max_dur: u32, acc: &mu
 }
 
 /// One table: entries keyed by `K` (an IPv4 address, or an IPv6 prefix of one length).
+///
+/// The base is one array of records (entry and key) sorted by key hash, then key, first port
+/// and start, cut into hash buckets by an offset array (one bucket per key or so). A lookup
+/// reads the key's two bucket offsets (a small array that stays in cache) and then the
+/// bucket's records, which lie side by side in one page: one random read of main memory per
+/// lookup. A directory of keys beside the runs would cost a second one, and on a virtual
+/// machine whose memory the host maps in 4 KiB pages each read of a new page costs a page walk
+/// (measured: two reads in one page cost 1.1× one read, in two pages 2×). Long runs get a
+/// [`Big`] description, found through a per-bucket bit and a small map.
 #[derive(Debug, Default)]
 struct Table<K: Key> {
-    dir: Dir<K>,
-    base: HugeArray<Entry>,
-    recent: Vec<Node>,
-    /// First port of each group of a multi-group run (a few cache lines to binary-search where
-    /// the run itself would cost one miss per step)…
+    recs: HugeArray<K::Rec>,
+    /// The records of bucket `b` are `recs[bucket[b]..bucket[b + 1]]`; `b` is the top bits of
+    /// the key's hash.
+    bucket: HugeArray<u32>,
+    shift: u32,
+    /// Distinct keys in `recs`.
+    keys: usize,
+    /// Keys with long runs…
+    big: FxHashMap<K, Big>,
+    /// …and, one bit per bucket, the buckets that hold one (read only when `big` isn't empty).
+    big_buckets: Vec<u64>,
+    /// First port of each group of a multi-group long run (a few cache lines to binary-search
+    /// where the run itself would cost one miss per step)…
     gfirst: Vec<u16>,
-    /// …and where the group starts in `base`.
+    /// …and where the group starts in `recs`.
     gstart: Vec<u32>,
+    /// Entries added since the base was built, in one list per key (`recent_heads`).
+    recent: Vec<Node>,
+    recent_heads: FxHashMap<K, u32>,
 }
 
 impl<K: Key> Table<K> {
     fn insert(&mut self, k: K, e: Entry) {
-        let slot = self.dir.get_or_insert(k);
         let idx = self.recent.len() as u32;
-        self.recent.push(Node { e, next: slot.recent });
-        slot.recent = idx;
+        let head = self.recent_heads.entry(k).or_insert(NIL);
+        self.recent.push(Node { e, next: *head });
+        *head = idx;
+    }
+
+    /// The records of the bucket `h` (a key's hash) falls in.
+    #[inline]
+    fn bucket_range(&self, h: u64) -> (usize, usize) {
+        let bucket: &[u32] = &self.bucket;
+        let b = (h >> self.shift) as usize;
+        match (bucket.get(b), bucket.get(b + 1)) {
+            (Some(&lo), Some(&hi)) => (lo as usize, hi as usize),
+            _ => (0, 0),
+        }
+    }
+
+    /// The long-run description of `k`, if it has one.
+    #[inline]
+    fn big(&self, k: K, h: u64) -> Option<&Big> {
+        if self.big.is_empty() {
+            return None;
+        }
+        let b = (h >> self.shift) as usize;
+        let marked = self.big_buckets.get(b / 64).is_some_and(|w| (w >> (b % 64)) & 1 != 0);
+        if marked { self.big.get(&k) } else { None }
+    }
+
+    /// Where the records of `k` (a key without a long run) are in `recs`; empty if it has none.
+    #[inline]
+    fn small_run(&self, recs: &[K::Rec], k: K, h: u64) -> (usize, usize) {
+        let (lo, hi) = self.bucket_range(h);
+        let Some(bucket) = recs.get(lo..hi) else { return (0, 0) };
+        let from = if bucket.len() <= SCAN_MAX {
+            match bucket.iter().position(|r| K::of(r) == k) {
+                Some(i) => i,
+                None => return (0, 0),
+            }
+        } else {
+            bucket.partition_point(|r| {
+                let rk = K::of(r);
+                (rk.hash64(), rk) < (h, k)
+            })
+        };
+        let n = bucket[from..].iter().take_while(|r| K::of(r) == k).count();
+        (lo + from, lo + from + n)
+    }
+
+    /// Where the port groups of a long run that `port` may fall in are, as ranges of `recs`.
+    #[inline]
+    fn groups(&self, big: &Big, port: Option<u16>) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let (g, ng) = (big.g as usize, big.ng as usize);
+        let end = big.off as usize + big.len as usize;
+        let (lo, hi) = if ng == 0 {
+            (0, 0)
+        } else {
+            let firsts = &self.gfirst[g..g + ng];
+            match port {
+                None => (0, ng),
+                Some(p) => {
+                    let hi = firsts.partition_point(|f| *f <= p);
+                    let from = p.saturating_sub(big.max_width);
+                    (firsts[..hi].partition_point(|f| *f < from), hi)
+                }
+            }
+        };
+        let whole = (ng == 0).then_some((big.off as usize, end));
+        whole.into_iter().chain((lo..hi).map(move |gi| {
+            let a = self.gstart[g + gi] as usize;
+            let b = if gi + 1 < ng { self.gstart[g + gi + 1] as usize } else { end };
+            (a, b)
+        }))
+    }
+
+    #[inline]
+    fn stab(&self, k: K, port: Option<u16>, t: u32, acc: &mut Candidates) {
+        let recs: &[K::Rec] = &self.recs;
+        let h = k.hash64();
+        if let Some(big) = self.big(k, h) {
+            for (a, b) in self.groups(big, port) {
+                scan_group::<K>(&recs[a..b], port, t, big.max_dur, acc);
+            }
+        } else {
+            let (lo, hi) = self.bucket_range(h);
+            let bucket = recs.get(lo..hi).unwrap_or_default();
+            // A bucket of a few keys is scanned whole, the key compared with the rest: cheaper
+            // than finding the run first (that search's branches are unpredictable).
+            let run = if bucket.len() <= 2 * SCAN_MAX {
+                bucket
+            } else {
+                let (a, b) = self.small_run(recs, k, h);
+                &recs[a..b]
+            };
+            for r in run {
+                let e = K::entry(r);
+                if (K::of(r) == k) & e.covers(port, t) {
+                    acc.push(e.sub);
+                }
+            }
+        }
+        if !self.recent_heads.is_empty() {
+            let mut n = self.recent_heads.get(&k).copied().unwrap_or(NIL);
+            while n != NIL {
+                let node = &self.recent[n as usize];
+                if node.e.covers(port, t) {
+                    acc.push(node.e.sub);
+                }
+                n = node.next;
+            }
+        }
+    }
+
+    /// Starts loading what a lookup of `k` reads (software prefetches: nothing waits for them),
+    /// so that several lookups' cache misses overlap (see [`Index::lookup_batch`]): the key's
+    /// bucket, or the port group of a long run.
+    /// Starts loading the key's bucket offsets (the first pass of [`Index::lookup_batch`]).
+    #[inline]
+    fn touch_bucket(&self, k: K) {
+        let bucket: &[u32] = &self.bucket;
+        let b = (k.hash64() >> self.shift) as usize;
+        if b < bucket.len() {
+            prefetch_index::prefetch_index(bucket, b);
+            if !self.big.is_empty() && b / 64 < self.big_buckets.len() {
+                prefetch_index::prefetch_index(&self.big_buckets, b / 64);
+            }
+        }
+    }
+
+    /// Starts loading the port-group directory of `k` if it has a long run (the second pass
+    /// of [`Index::lookup_batch`]; the bucket's bit is in cache by now).
+    #[inline]
+    fn touch_groups(&self, k: K) {
+        if let Some(big) = self.big(k, k.hash64())
+            && big.ng > 0
+        {
+            let (g, last) = (big.g as usize, (big.g + big.ng - 1) as usize);
+            prefetch_index::prefetch_index(&self.gfirst, g);
+            prefetch_index::prefetch_index(&self.gfirst, last);
+            prefetch_index::prefetch_index(&self.gstart, g);
+            prefetch_index::prefetch_index(&self.gstart, last);
+        }
+    }
+
+    #[inline]
+    fn touch(&self, k: K, port: Option<u16>) {
+        let recs: &[K::Rec] = &self.recs;
+        let h = k.hash64();
+        let (lo, hi, lines) = match self.big(k, h) {
+            // Without a port, the whole run is read (a shared CGNAT address: every block).
+            Some(big) if port.is_none() => {
+                (big.off as usize, big.off as usize + big.len as usize, TOUCH_LINES_WHOLE_RUN)
+            }
+            Some(big) => {
+                let (lo, hi) = self.groups(big, port).next().unwrap_or((0, 0));
+                (lo, hi, TOUCH_LINES)
+            }
+            None => {
+                let (lo, hi) = self.bucket_range(h);
+                (lo, hi, TOUCH_LINES)
+            }
+        };
+        let per_line = (64 / size_of::<K::Rec>()).max(1);
+        let mut i = lo;
+        let end = hi.min(lo + lines * per_line).min(recs.len());
+        while i < end {
+            prefetch_index::prefetch_index(recs, i);
+            i += per_line;
+        }
     }
 
     /// Sets the end of the entry (key, first, last, start, sub); inserts it if absent.
     fn set_end(&mut self, k: K, mut e: Entry, end: u32) {
-        if let Some(slot) = self.dir.get_mut(k) {
-            let mut n = slot.recent;
+        if let Some(&head) = self.recent_heads.get(&k) {
+            let mut n = head;
             while n != NIL {
                 let node = &mut self.recent[n as usize];
                 let x = &mut node.e;
@@ -348,18 +489,32 @@ impl<K: Key> Table<K> {
                 }
                 n = node.next;
             }
-            let (off, len) = (slot.off as usize, slot.len as usize);
-            let run = &mut self.base[off..off + len];
-            let mut i = run.partition_point(|x| (x.first, x.start) < (e.first, e.start));
-            while i < run.len() && run[i].first == e.first && run[i].start == e.start {
-                let x = &mut run[i];
-                if x.sub == e.sub && x.last == e.last {
-                    x.end = end;
-                    slot.max_dur = slot.max_dur.max(end.saturating_sub(x.start));
-                    return;
-                }
-                i += 1;
+        }
+        let h = k.hash64();
+        let (a, b) = match self.big(k, h) {
+            Some(big) => (big.off as usize, big.off as usize + big.len as usize),
+            None => self.small_run(&self.recs, k, h),
+        };
+        let recs: &mut [K::Rec] = &mut self.recs;
+        let run = &mut recs[a..b];
+        let mut i = run.partition_point(|r| {
+            let x = K::entry(r);
+            (x.first, x.start) < (e.first, e.start)
+        });
+        while let Some(r) = run.get_mut(i) {
+            let x = K::entry_mut(r);
+            if x.first != e.first || x.start != e.start {
+                break;
             }
+            if x.sub == e.sub && x.last == e.last {
+                x.end = end;
+                let dur = end.saturating_sub(x.start);
+                if let Some(big) = self.big.get_mut(&k) {
+                    big.max_dur = big.max_dur.max(dur);
+                }
+                return;
+            }
+            i += 1;
         }
         if end > e.start {
             e.end = end;
@@ -367,168 +522,129 @@ impl<K: Key> Table<K> {
         }
     }
 
-    #[inline]
-    fn stab(&self, k: K, port: Option<u16>, t: u32, acc: &mut Candidates) {
-        let Some(slot) = self.dir.get(k) else { return };
-        if slot.len > 0 {
-            let (off, end) = (slot.off as usize, slot.off as usize + slot.len as usize);
-            if slot.ng == 0 {
-                scan_group(&self.base[off..end], port, t, slot.max_dur, acc);
-            } else {
-                let (g, ng) = (slot.g as usize, slot.ng as usize);
-                let firsts = &self.gfirst[g..g + ng];
-                let (lo, hi) = match port {
-                    None => (0, ng),
-                    Some(p) => {
-                        let hi = firsts.partition_point(|f| *f <= p);
-                        let from = p.saturating_sub(slot.max_width);
-                        (firsts[..hi].partition_point(|f| *f < from), hi)
-                    }
-                };
-                for gi in lo..hi {
-                    let a = self.gstart[g + gi] as usize;
-                    let b = if gi + 1 < ng { self.gstart[g + gi + 1] as usize } else { end };
-                    scan_group(&self.base[a..b], port, t, slot.max_dur, acc);
-                }
-            }
-        }
-        let mut n = slot.recent;
-        while n != NIL {
-            let node = &self.recent[n as usize];
-            if node.e.covers(port, t) {
-                acc.push(node.e.sub);
-            }
-            n = node.next;
-        }
-    }
-
-    /// Starts loading what a lookup of `k` reads first (see [`Index::lookup_batch`]).
-    #[inline]
-    fn touch_dir(&self, k: K) {
-        self.dir.touch(k);
-    }
-
-    /// Starts loading the key's run: its first and last cache lines (a run of a few entries
-    /// spans two or three), or, for a run of port groups, the group directory.
-    #[inline]
-    fn touch_run(&self, k: K) {
-        if let Some(slot) = self.dir.get(k) {
-            if slot.ng > 0 {
-                prefetch_index::prefetch_index(&self.gfirst, slot.g as usize);
-                prefetch_index::prefetch_index(&self.gstart, slot.g as usize);
-            } else if slot.len > 0 {
-                let (a, b) = (slot.off as usize, (slot.off + slot.len - 1) as usize);
-                prefetch_index::prefetch_index(&*self.base, a);
-                prefetch_index::prefetch_index(&*self.base, b);
-            }
-        }
-    }
-
-    /// Starts loading the port group a lookup with `port` reads (runs of port groups only; the
-    /// group directory is in cache after [`Table::touch_run`]).
-    #[inline]
-    fn touch_group(&self, k: K, port: Option<u16>) {
-        let (Some(slot), Some(p)) = (self.dir.get(k), port) else { return };
-        if slot.ng == 0 {
-            return;
-        }
-        let (g, ng) = (slot.g as usize, slot.ng as usize);
-        let hi = self.gfirst[g..g + ng].partition_point(|f| *f <= p);
-        if hi > 0 {
-            let a = self.gstart[g + hi - 1] as usize;
-            prefetch_index::prefetch_index(&*self.base, a);
-            prefetch_index::prefetch_index(&*self.base, a + 9);
-        }
-    }
-
     fn needs_rebuild(&self) -> bool {
-        self.recent.len() > MIN_RECENT.max(self.base.len() / 4)
+        self.recent.len() > MIN_RECENT.max(self.recs.len() / 4)
     }
 
     /// Folds the recent entries into the base, dropping entries that ended before `cutoff` (and
     /// empty ones). Returns how many entries were dropped.
     fn rebuild(&mut self, cutoff: u32) -> usize {
-        let mut base = Vec::with_capacity(self.base.len() + self.recent.len());
-        let (mut gfirst, mut gstart) = (Vec::new(), Vec::new());
-        let mut scratch = Vec::new();
-        let mut dropped = 0;
-        let mut kept = Vec::with_capacity(self.dir.len);
-        for (key, slot) in self.dir.iter() {
-            let slot = *slot;
-            scratch.clear();
-            let (off, len) = (slot.off as usize, slot.len as usize);
-            scratch.extend_from_slice(&self.base[off..off + len]);
-            let mut n = slot.recent;
+        let mut fresh: Vec<K::Rec> = Vec::with_capacity(self.recent.len());
+        for (&k, &head) in &self.recent_heads {
+            let mut n = head;
             while n != NIL {
                 let node = &self.recent[n as usize];
-                scratch.push(node.e);
+                fresh.push(k.rec(node.e));
                 n = node.next;
             }
-            let before = scratch.len();
-            scratch.retain(|e| e.end > e.start && e.end >= cutoff);
-            dropped += before - scratch.len();
-            scratch.sort_unstable_by_key(|e| (e.first, e.start, e.sub));
-            if scratch.is_empty() {
-                continue;
-            }
-            let off = base.len() as u32;
-            let (g, mut ng) = (gfirst.len() as u32, 0u32);
-            if scratch.iter().any(|e| e.first != scratch[0].first) {
-                for (i, e) in scratch.iter().enumerate() {
-                    if i == 0 || e.first != scratch[i - 1].first {
-                        gfirst.push(e.first);
-                        gstart.push(off + i as u32);
-                        ng += 1;
-                    }
-                }
-            }
-            kept.push((
-                key,
-                Slot {
-                    off,
-                    len: scratch.len() as u32,
-                    max_dur: scratch.iter().map(|e| e.end - e.start).max().unwrap_or(0),
-                    recent: NIL,
-                    g,
-                    ng,
-                    max_width: scratch.iter().map(|e| e.last - e.first).max().unwrap_or(0),
-                    used: 1,
-                },
-            ));
-            base.extend_from_slice(&scratch);
         }
-        let mut dir = Dir::with_capacity(kept.len());
-        for (key, slot) in kept {
-            *dir.insert_new(key) = slot;
-        }
-        self.dir = dir;
-        gfirst.shrink_to_fit();
-        gstart.shrink_to_fit();
-        self.gfirst = gfirst;
-        self.gstart = gstart;
-        base.shrink_to_fit();
-        // The old entries go before the new ones are copied into their mapping: at most two
-        // copies at a time.
-        self.base = HugeArray::default();
-        self.base = HugeArray::from_vec(base);
         self.recent = Vec::new();
+        self.recent_heads = FxHashMap::default();
+        let before = self.recs.len() + fresh.len();
+        fresh.retain(|r| K::entry(r).kept(cutoff));
+        fresh.sort_unstable_by_key(order::<K>);
+        // The base is sorted already: merge rather than sort it again.
+        let old: &[K::Rec] = &self.recs;
+        let mut merged = Vec::with_capacity(old.len() + fresh.len());
+        let mut new = fresh.into_iter().peekable();
+        for r in old.iter().filter(|r| K::entry(r).kept(cutoff)) {
+            while let Some(n) = new.next_if(|n| order::<K>(n) < order::<K>(r)) {
+                merged.push(n);
+            }
+            merged.push(*r);
+        }
+        merged.extend(new);
+        let dropped = before - merged.len();
+        self.layout(merged);
         dropped
     }
 
+    /// Makes `recs` (sorted by [`order`]) the base: its buckets and its long runs' descriptions.
+    fn layout(&mut self, recs: Vec<K::Rec>) {
+        let keys = recs.iter().enumerate().filter(|(i, r)| *i == 0 || K::of(&recs[i - 1]) != K::of(r)).count();
+        let buckets = (keys * 4).next_power_of_two().max(8);
+        let shift = 64 - buckets.trailing_zeros();
+        let mut bucket = vec![0u32; buckets + 1];
+        let mut big = FxHashMap::default();
+        let mut big_buckets = vec![0u64; buckets.div_ceil(64)];
+        let (mut gfirst, mut gstart) = (Vec::new(), Vec::new());
+        let mut next_bucket = 0;
+        let mut i = 0;
+        while i < recs.len() {
+            let k = K::of(&recs[i]);
+            let b = (k.hash64() >> shift) as usize;
+            while next_bucket <= b {
+                bucket[next_bucket] = i as u32;
+                next_bucket += 1;
+            }
+            let run = &recs[i..i + recs[i..].iter().take_while(|r| K::of(r) == k).count()];
+            if run.len() > SMALL_RUN {
+                let entries = || run.iter().map(K::entry);
+                let (g, mut ng) = (gfirst.len() as u32, 0u32);
+                let first = K::entry(&run[0]).first;
+                if entries().any(|e| e.first != first) {
+                    let mut prev = None;
+                    for (j, e) in entries().enumerate() {
+                        if prev != Some(e.first) {
+                            gfirst.push(e.first);
+                            gstart.push((i + j) as u32);
+                            ng += 1;
+                            prev = Some(e.first);
+                        }
+                    }
+                }
+                big.insert(
+                    k,
+                    Big {
+                        off: i as u32,
+                        len: run.len() as u32,
+                        max_dur: entries().map(|e| e.end - e.start).max().unwrap_or(0),
+                        g,
+                        ng,
+                        max_width: entries().map(|e| e.last - e.first).max().unwrap_or(0),
+                    },
+                );
+                big_buckets[b / 64] |= 1 << (b % 64);
+            }
+            i += run.len();
+        }
+        while next_bucket <= buckets {
+            bucket[next_bucket] = recs.len() as u32;
+            next_bucket += 1;
+        }
+        gfirst.shrink_to_fit();
+        gstart.shrink_to_fit();
+        big.shrink_to_fit();
+        self.keys = keys;
+        self.shift = shift;
+        self.bucket = HugeArray::from_vec(bucket);
+        self.big = big;
+        self.big_buckets = big_buckets;
+        self.gfirst = gfirst;
+        self.gstart = gstart;
+        // The old records go before the new ones are copied into their mapping: at most two
+        // copies at a time.
+        self.recs = HugeArray::default();
+        self.recs = HugeArray::from_vec(recs);
+    }
+
     fn len(&self) -> usize {
-        self.base.len() + self.recent.len()
+        self.recs.len() + self.recent.len()
     }
 
     fn mapped_bytes(&self) -> usize {
-        self.dir.mapped_bytes() + self.base.mapped_bytes()
+        self.recs.mapped_bytes() + self.bucket.mapped_bytes()
     }
 
     fn heap_bytes(&self) -> usize {
-        self.dir.bytes()
-            + self.base.bytes()
-            + self.recent.capacity() * size_of::<Node>()
+        self.recs.bytes()
+            + self.bucket.bytes()
+            + self.big.capacity() * (size_of::<(K, Big)>() + 1)
+            + self.big_buckets.capacity() * 8
             + self.gfirst.capacity() * 2
             + self.gstart.capacity() * 4
+            + self.recent.capacity() * size_of::<Node>()
+            + self.recent_heads.capacity() * (size_of::<(K, u32)>() + 1)
     }
 }
 
@@ -783,31 +899,30 @@ impl Index {
         acc.finish()
     }
 
-    /// Answers many queries, in order: the same answers as one by one, faster. Queries are taken
-    /// [`BATCH_WINDOW`] at a time, in passes (start loading each query's directory bucket, then
-    /// each one's run, then, behind carrier-grade NAT, its port group, then answer), so that their
-    /// cache misses overlap instead of following each other: with millions of sessions a lookup
-    /// is bound by memory latency, not by computing.
+    /// Answers many queries, in order: the same answers as one by one, faster. The queries go
+    /// through a software pipeline (while one is answered, the records of the query
+    /// [`BATCH_WINDOW`]` / 2` ahead, the CGNAT port groups of the one `3/4` ahead and the bucket
+    /// offsets of the one a whole window ahead start loading), so that their cache misses overlap
+    /// with each other and with the computing instead of following each other: with millions of
+    /// sessions a lookup is bound by memory latency, not by computing.
     pub fn lookup_batch(&self, queries: &[Query], out: &mut Vec<Attribution>) {
         out.reserve(queries.len());
-        for chunk in queries.chunks(BATCH_WINDOW) {
-            self.lookup_window(chunk, |_, a| out.push(a));
-        }
+        self.lookup_pipelined(queries.len(), |i| queries[i], |_, a| out.push(a));
     }
 
     /// Answers many queries, in order, like [`Index::lookup_batch`], but visits them in the
-    /// order of their place in the index: the queries are sorted by the directory position of
-    /// their key (a radix sort of (position, query number)), answered in that order with the
-    /// same passes, and the answers put back in the caller's order. Over a large batch (a report
-    /// of a million rows) the directory and the runs are then walked from one end to the other,
+    /// order of their place in the index: the queries are sorted by the bucket of their key (a
+    /// radix sort of (bucket, query number)), answered in that order through the same pipeline,
+    /// and the answers put back in the caller's order. Over a large batch (a report of a million
+    /// rows) the buckets and the runs are then walked from one end to the other,
     /// so neighbouring queries share cache lines and pages and the hardware prefetcher follows
     /// the walk, instead of every read being a random one. The answers are exactly those of
     /// [`Index::lookup_batch`]; below [`SORT_MIN`] queries this is that function.
     ///
-    /// Measured on the benchmark VM (BENCHMARKS.md, issue 5) it is *slower* than
+    /// Measured on the benchmark VMs (BENCHMARKS.md, issue 5) it is *slower* than
     /// [`Index::lookup_batch`] (a 1M-row report: 0.26–0.31 s against 0.14–0.19 s; 10M sessions:
-    /// 1.5–2.4 against 2.0–3.0 M lookups/s): the index is sparse compared with a batch (one query per many cache
-    /// lines even in order) and reading the queries and writing the answers in sorted order
+    /// 15–40 % fewer lookups/s): the index is sparse compared with a batch (one query per many
+    /// cache lines even in order) and reading the queries and writing the answers in sorted order
     /// costs two more random accesses per query. The report import therefore keeps
     /// [`Index::lookup_batch`]; this stays for the benchmark's comparison.
     pub fn lookup_sorted(&self, queries: &[Query], out: &mut Vec<Attribution>) {
@@ -820,21 +935,17 @@ impl Index {
         radix_sort_high32(&mut order);
         let base = out.len();
         out.resize(base + queries.len(), Attribution::Unknown);
-        let mut window: Vec<Query> = Vec::with_capacity(BATCH_WINDOW);
-        for idx in order.chunks(BATCH_WINDOW) {
-            window.clear();
-            window.extend(idx.iter().map(|&k| queries[(k as u32) as usize]));
-            self.lookup_window(&window, |j, a| out[base + (idx[j] as u32) as usize] = a);
-        }
+        let at = |j: usize| (order[j] as u32) as usize;
+        self.lookup_pipelined(queries.len(), |j| queries[at(j)], |j, a| out[base + at(j)] = a);
     }
 
-    /// The IPv6 table whose directory order [`Index::lookup_sorted`] follows: the one with the
+    /// The IPv6 table whose bucket order [`Index::lookup_sorted`] follows: the one with the
     /// most keys (the delegated prefixes, typically).
     fn v6_order(&self) -> V6Order {
-        let short = self.v6_short.iter().max_by_key(|(_, t)| t.dir.len);
-        let long = self.v6_long.iter().max_by_key(|(_, t)| t.dir.len);
+        let short = self.v6_short.iter().max_by_key(|(_, t)| t.keys);
+        let long = self.v6_long.iter().max_by_key(|(_, t)| t.keys);
         match (short, long) {
-            (Some((l, s)), Some((_, g))) if s.dir.len >= g.dir.len => V6Order::Short(*l),
+            (Some((l, s)), Some((_, g))) if s.keys >= g.keys => V6Order::Short(*l),
             (_, Some((l, _))) => V6Order::Long(*l),
             (Some((l, _)), None) => V6Order::Short(*l),
             (None, None) => V6Order::None,
@@ -842,8 +953,7 @@ impl Index {
     }
 
     /// A query's place in the index, for [`Index::lookup_sorted`]: IPv4 before IPv6, then the
-    /// top bits of the key's hash, which order both a directory (its home bucket) and the runs
-    /// (laid out in directory order by the rebuild).
+    /// top bits of the key's hash, which order the buckets and the records alike.
     #[inline]
     fn order_key(&self, q: &Query, v6: V6Order) -> u32 {
         match q.addr {
@@ -860,44 +970,76 @@ impl Index {
         }
     }
 
-    /// Up to [`BATCH_WINDOW`] queries, in passes (see [`Index::lookup_batch`]); `answer` gets
-    /// each query's place in `chunk` and its answer, in order.
+    /// Starts loading the bucket offsets a lookup of `q` reads first.
     #[inline]
-    fn lookup_window(&self, chunk: &[Query], mut answer: impl FnMut(usize, Attribution)) {
-        for q in chunk {
-            match q.addr {
-                IpAddr::V4(a) => self.v4.touch_dir(u32::from(a)),
-                IpAddr::V6(a) => {
-                    let a = u128::from(a);
-                    for (len, t) in &self.v6_short {
-                        t.touch_dir((mask128(a, *len) >> 64) as u64);
-                    }
-                    for (len, t) in &self.v6_long {
-                        t.touch_dir(mask128(a, *len));
-                    }
+    fn touch_buckets(&self, q: &Query) {
+        match q.addr {
+            IpAddr::V4(a) => self.v4.touch_bucket(u32::from(a)),
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                for (len, t) in &self.v6_short {
+                    t.touch_bucket((mask128(a, *len) >> 64) as u64);
+                }
+                for (len, t) in &self.v6_long {
+                    t.touch_bucket(mask128(a, *len));
                 }
             }
         }
-        for q in chunk {
-            match q.addr {
-                IpAddr::V4(a) => self.v4.touch_run(u32::from(a)),
-                IpAddr::V6(a) => {
-                    let a = u128::from(a);
-                    for (len, t) in &self.v6_short {
-                        t.touch_run((mask128(a, *len) >> 64) as u64);
-                    }
-                    for (len, t) in &self.v6_long {
-                        t.touch_run(mask128(a, *len));
-                    }
+    }
+
+    /// Starts loading the port-group directory a lookup of `q` reads (IPv4 only: CGNAT).
+    #[inline]
+    fn touch_groups(&self, q: &Query) {
+        if let IpAddr::V4(a) = q.addr {
+            self.v4.touch_groups(u32::from(a));
+        }
+    }
+
+    /// Starts loading the records a lookup of `q` reads (its bucket offsets are in cache by now).
+    #[inline]
+    fn touch_records(&self, q: &Query) {
+        match q.addr {
+            IpAddr::V4(a) => self.v4.touch(u32::from(a), q.port),
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                for (len, t) in &self.v6_short {
+                    t.touch((mask128(a, *len) >> 64) as u64, None);
+                }
+                for (len, t) in &self.v6_long {
+                    t.touch(mask128(a, *len), None);
                 }
             }
         }
-        for q in chunk {
-            if let IpAddr::V4(a) = q.addr {
-                self.v4.touch_group(u32::from(a), q.port);
-            }
+    }
+
+    /// Answers `n` queries (`query(i)`, in order) as a software pipeline: while query `i` is
+    /// answered, the records of query `i + BATCH_WINDOW / 2` and the bucket offsets of query
+    /// `i + BATCH_WINDOW` start loading, so the memory reads of the queries ahead overlap with
+    /// the computing of the current one instead of following it.
+    #[inline]
+    fn lookup_pipelined(&self, n: usize, query: impl Fn(usize) -> Query, mut answer: impl FnMut(usize, Attribution)) {
+        const AHEAD: usize = BATCH_WINDOW / 2;
+        const GROUPS_AHEAD: usize = BATCH_WINDOW * 3 / 4;
+        for i in 0..n.min(BATCH_WINDOW) {
+            self.touch_buckets(&query(i));
         }
-        for (i, q) in chunk.iter().enumerate() {
+        for i in 0..n.min(GROUPS_AHEAD) {
+            self.touch_groups(&query(i));
+        }
+        for i in 0..n.min(AHEAD) {
+            self.touch_records(&query(i));
+        }
+        for i in 0..n {
+            if i + BATCH_WINDOW < n {
+                self.touch_buckets(&query(i + BATCH_WINDOW));
+            }
+            if i + GROUPS_AHEAD < n {
+                self.touch_groups(&query(i + GROUPS_AHEAD));
+            }
+            if i + AHEAD < n {
+                self.touch_records(&query(i + AHEAD));
+            }
+            let q = query(i);
             answer(
                 i,
                 match q.addr {
@@ -1194,6 +1336,118 @@ mod tests {
             got_sorted.sort_unstable();
             assert_eq!(got_sorted, want, "t={t} port={port:?}");
         }
+    }
+
+    /// Many keys, as the compact layout sees them: buckets holding several keys (scanned, and
+    /// binary-searched when they hold more than `SCAN_MAX` records), long runs with and without
+    /// port groups, IPv6 prefixes, entries in the base and recent, ends moved by updates and
+    /// sessions removed after the base was built; every lookup (one by one and batched) against
+    /// brute force over the rows as they stand.
+    #[test]
+    fn many_keys_agree_with_brute_force() {
+        let mut x: u64 = 0x0123_4567_89ab_cdef;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let addr = |i: u64| Ipv4Addr::new(10, 0, (i / 256) as u8, (i % 256) as u8);
+        let prefix = |i: u64| Ipv6Addr::new(0x2001, 0xdb8, (i >> 8) as u16, ((i & 0xff) << 8) as u16, 0, 0, 0, 0);
+        let mut rows = Vec::new();
+        for key in 0..1200u64 {
+            // Mostly short runs; every 7th key a long one (past SMALL_RUN), every 11th behind CGNAT.
+            let n = if key % 7 == 0 { 40 + next() % 30 } else { 1 + next() % 24 };
+            for j in 0..n {
+                let start = (next() % 50_000) as u32;
+                let dur = (next() % 5_000) as u32 + 1;
+                let id = format!("{key}-{j}");
+                let mut r = row(&format!("s{}", next() % 400), &id, start, Some(start + dur));
+                if key % 11 == 0 {
+                    let block = (next() % 8) as u16;
+                    r.port_blocks =
+                        vec![PortBlock { public: addr(key), first: 1024 + block * 512, last: 1535 + block * 512 }];
+                } else {
+                    r.framed_ipv4 = Some(addr(key));
+                }
+                r.ipv6 = vec![Ipv6Prefix::new(prefix(key), 56)];
+                rows.push(r);
+            }
+        }
+        let mut ix = Index::new();
+        let half = rows.len() / 2;
+        for (i, r) in rows.iter().enumerate() {
+            ix.insert(r);
+            if i == half {
+                ix.compact();
+            }
+        }
+        // Interim-Updates and Stops after the build: move ends of entries in the base (short and
+        // long runs) and in recent, and remove a few sessions.
+        for r in rows.iter_mut() {
+            let pick = next() % 10;
+            if pick < 3 {
+                let mut new = r.clone();
+                new.stop = Some(new.start + (next() % 9_000) as u32 + 1);
+                ix.update(Some(r), &new);
+                *r = new;
+            } else if pick == 3 {
+                ix.remove(r);
+                r.stop = Some(r.start);
+            }
+        }
+        let check = |ix: &Index, rows: &[SessionRow], next: &mut dyn FnMut() -> u64| {
+            let mut queries = Vec::new();
+            let mut wants = Vec::new();
+            for _ in 0..4000 {
+                let key = next() % 1300; // some misses
+                let t = (next() % 60_000) as u32;
+                let v6 = next() % 2 == 0;
+                let port = if v6 || next() % 3 == 0 { None } else { Some(1024 + (next() % 4200) as u16) };
+                let covers = |r: &&SessionRow| {
+                    r.start <= t
+                        && t < r.end()
+                        && if v6 {
+                            r.ipv6.iter().any(|p| p.addr == prefix(key))
+                        } else {
+                            r.framed_ipv4 == Some(addr(key))
+                                || r.port_blocks
+                                    .iter()
+                                    .any(|b| b.public == addr(key) && port.is_none_or(|p| b.first <= p && p <= b.last))
+                        }
+                };
+                let mut want: Vec<String> = rows.iter().filter(covers).map(|r| r.subscriber.clone()).collect();
+                want.sort_unstable();
+                want.dedup();
+                let (got, q) = if v6 {
+                    let a = Ipv6Addr::from(u128::from(prefix(key)) | (next() as u128 & ((1u128 << 72) - 1)));
+                    (ix.lookup_v6_secs(a, t), Query { addr: IpAddr::V6(a), port: None, at: t })
+                } else {
+                    (ix.lookup_v4_secs(addr(key), port, t), Query { addr: IpAddr::V4(addr(key)), port, at: t })
+                };
+                let got = match who(ix, got) {
+                    Attribution::Unknown => vec![],
+                    Attribution::Unique(s) => vec![s],
+                    Attribution::Ambiguous(v) => v,
+                };
+                assert_eq!(got, want, "key={key} t={t} port={port:?} v6={v6}");
+                queries.push(q);
+                wants.push(want);
+            }
+            let mut out = Vec::new();
+            ix.lookup_batch(&queries, &mut out);
+            for (a, want) in out.into_iter().zip(wants) {
+                let got = match who(ix, a) {
+                    Attribution::Unknown => vec![],
+                    Attribution::Unique(s) => vec![s],
+                    Attribution::Ambiguous(v) => v,
+                };
+                assert_eq!(got, want);
+            }
+        };
+        check(&ix, &rows, &mut next);
+        ix.compact();
+        check(&ix, &rows, &mut next);
     }
 
     /// `lookup_sorted` against `lookup_v4`/`lookup_v6` one by one, on a random index (public
