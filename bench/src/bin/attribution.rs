@@ -42,15 +42,51 @@ static ALLOC: Cap<System> = Cap::new(System, usize::MAX);
 const USAGE: &str = "attribution: session index lookups/s and bytes/session beside a HashMap
 
 usage: attribution [--sessions N] [--subscribers N] [--lookups N] [--queries N] [--sorted-batch N] [--seed N]
+                   [--only KIND]
 
   --sessions N     sessions in both structures (default 10000000)
   --subscribers N  distinct subscribers (default 1000000)
   --lookups N      timed lookups per structure (default 10000000)
   --queries N      distinct queries, cycled (default 2000000)
   --sorted-batch N queries per call of the sorted batches (default 1000000: a report)
-  --seed N         generator seed (default 5)";
+  --seed N         generator seed (default 5)
+  --only KIND      time only one kind of query, to see what each costs: ipv6, ipv4 (public addresses),
+                   cgnat (CGNAT addresses, with or without a port) or cgnat-port (with a port);
+                   misses are dropped with the other kinds (default: the whole mix)";
 
-const KNOWN: &[&str] = &["sessions", "subscribers", "lookups", "queries", "sorted-batch", "seed"];
+const KNOWN: &[&str] = &["sessions", "subscribers", "lookups", "queries", "sorted-batch", "seed", "only"];
+
+/// The kinds of query `--only` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Only {
+    Ipv6,
+    Ipv4,
+    Cgnat,
+    CgnatPort,
+}
+
+impl Only {
+    fn parse(v: &str) -> Result<Only> {
+        Ok(match v {
+            "ipv6" => Only::Ipv6,
+            "ipv4" => Only::Ipv4,
+            "cgnat" => Only::Cgnat,
+            "cgnat-port" => Only::CgnatPort,
+            _ => bail!("--only {v:?}: expected ipv6, ipv4, cgnat or cgnat-port"),
+        })
+    }
+
+    /// Whether a query drawn from session `s` is of this kind.
+    fn keeps(self, s: &Session, q: &Query) -> bool {
+        match (self, q) {
+            (Only::Ipv6, Query::V6 { .. }) => true,
+            (Only::Ipv4, Query::V4 { .. }) => s.block.is_none(),
+            (Only::Cgnat, Query::V4 { .. }) => s.block.is_some(),
+            (Only::CgnatPort, Query::V4 { port, .. }) => s.block.is_some() && port.is_some(),
+            _ => false,
+        }
+    }
+}
 
 /// 2026-08-26T00:00:00Z: 90 days before the end of the data.
 const T_BASE: u32 = 1_787_702_400;
@@ -135,7 +171,7 @@ fn sub_name(n: u32) -> String {
     format!("S{n:07}")
 }
 
-fn queries(sessions: u64, subscribers: u64, seed: u64, count: usize) -> Vec<Query> {
+fn queries(sessions: u64, subscribers: u64, seed: u64, count: usize, only: Option<Only>) -> Vec<Query> {
     let mut rng = Rng(seed.wrapping_mul(7) ^ 0x5eed);
     let keep = (count as f64 * 0.9 / sessions as f64).min(1.0);
     let mut out = Vec::with_capacity(count);
@@ -144,18 +180,21 @@ fn queries(sessions: u64, subscribers: u64, seed: u64, count: usize) -> Vec<Quer
             return;
         }
         let at = s.start + rng.below(u64::from(s.end - s.start)) as u32;
-        if rng.below(2) == 0 {
+        let q = if rng.below(2) == 0 {
             let port = match s.block {
                 Some((f, l)) if rng.below(20) != 0 => Some(f + rng.below(u64::from(l - f) + 1) as u16),
                 Some(_) => None,
                 None => (rng.below(2) == 0).then(|| rng.below(65_536) as u16),
             };
-            out.push(Query::V4 { addr: s.v4, port, at });
+            Query::V4 { addr: s.v4, port, at }
         } else {
-            out.push(Query::V6 { addr: s.v6 | u128::from(rng.next() & 0xff_ffff_ffff_ffff), at });
+            Query::V6 { addr: s.v6 | u128::from(rng.next() & 0xff_ffff_ffff_ffff), at }
+        };
+        if only.is_none_or(|o| o.keeps(s, &q)) {
+            out.push(q);
         }
     });
-    while out.len() < count {
+    while only.is_none() && out.len() < count {
         let at = T_BASE + rng.below(u64::from(SPAN)) as u32;
         if rng.below(2) == 0 {
             out.push(Query::V4 { addr: rng.next() as u32, port: Some(rng.below(65_536) as u16), at });
@@ -387,6 +426,7 @@ fn main() -> Result<()> {
     let nq: usize = args.get("queries", 2_000_000)?;
     let seed: u64 = args.get("seed", 5)?;
     let sorted_batch: usize = args.get("sorted-batch", 1_000_000)?;
+    let only = args.value("only").map(Only::parse).transpose()?;
     if sorted_batch == 0
         || sessions == 0
         || subscribers == 0
@@ -399,7 +439,10 @@ fn main() -> Result<()> {
     let machine = machine_description(&std::env::temp_dir());
     eprintln!("attribution bench: {machine}");
 
-    let qs = queries(sessions, subscribers, seed, nq);
+    let qs = queries(sessions, subscribers, seed, nq, only);
+    if qs.is_empty() {
+        bail!("no query of the kind asked for: raise --sessions or --queries");
+    }
     eprintln!("{} queries drawn", thousands(qs.len() as u64));
 
     // mamori's index.
