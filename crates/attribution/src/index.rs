@@ -156,9 +156,9 @@ trait Key: Copy + Eq + Ord + Default + std::hash::Hash + std::fmt::Debug {
     /// A record's key.
     fn of(r: &Self::Rec) -> Self;
     /// A record's entry.
-    fn entry(r: &Self::Rec) -> &Entry;
-    /// A record's entry, to change its end.
-    fn entry_mut(r: &mut Self::Rec) -> &mut Entry;
+    fn entry(r: &Self::Rec) -> Entry;
+    /// Moves a record's end.
+    fn set_end(r: &mut Self::Rec, end: u32);
 }
 
 /// Declares a record type (an entry and its key, no padding) and makes its key a [`Key`].
@@ -188,19 +188,58 @@ macro_rules! key_with_record {
                 r.key
             }
             #[inline]
-            fn entry(r: &$rec) -> &Entry {
-                &r.e
+            fn entry(r: &$rec) -> Entry {
+                r.e
             }
             #[inline]
-            fn entry_mut(r: &mut $rec) -> &mut Entry {
-                &mut r.e
+            fn set_end(r: &mut $rec, end: u32) {
+                r.e.end = end;
             }
         }
     };
 }
 
 key_with_record!(u32, Rec4, |k| u64::from(k).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-key_with_record!(u64, Rec8, |k| (k ^ (k >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+
+/// An IPv6 entry (prefixes up to /64) with its key: no ports (an IPv6 entry holds them all), the
+/// key as two halves, so 20 bytes instead of 24. Half the lookups are IPv6, and a run of them
+/// is read whole: a fifth fewer cache lines.
+#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Rec8 {
+    start: u32,
+    end: u32,
+    sub: u32,
+    key_low: u32,
+    key_high: u32,
+}
+
+impl Key for u64 {
+    type Rec = Rec8;
+    #[inline]
+    fn hash64(self) -> u64 {
+        (self ^ (self >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+    /// IPv6 entries hold every port (see `targets`), so the ports are not stored.
+    #[inline]
+    fn rec(self, e: Entry) -> Rec8 {
+        debug_assert!(e.first == 0 && e.last == u16::MAX, "an IPv6 entry holds every port");
+        Rec8 { start: e.start, end: e.end, sub: e.sub, key_low: self as u32, key_high: (self >> 32) as u32 }
+    }
+    #[inline]
+    fn of(r: &Rec8) -> u64 {
+        u64::from(r.key_low) | (u64::from(r.key_high) << 32)
+    }
+    #[inline]
+    fn entry(r: &Rec8) -> Entry {
+        Entry { start: r.start, end: r.end, sub: r.sub, first: 0, last: u16::MAX }
+    }
+    #[inline]
+    fn set_end(r: &mut Rec8, end: u32) {
+        r.end = end;
+    }
+}
+
 key_with_record!(u128, Rec16, |k| ((k as u64) ^ ((k >> 64) as u64).rotate_left(23)).hash64());
 
 /// The order of a table's records: by key hash (so by bucket, whatever the bucket count), key,
@@ -502,12 +541,12 @@ impl<K: Key> Table<K> {
             (x.first, x.start) < (e.first, e.start)
         });
         while let Some(r) = run.get_mut(i) {
-            let x = K::entry_mut(r);
+            let x = K::entry(r);
             if x.first != e.first || x.start != e.start {
                 break;
             }
             if x.sub == e.sub && x.last == e.last {
-                x.end = end;
+                K::set_end(r, end);
                 let dur = end.saturating_sub(x.start);
                 if let Some(big) = self.big.get_mut(&k) {
                     big.max_dur = big.max_dur.max(dur);
@@ -579,7 +618,7 @@ impl<K: Key> Table<K> {
             }
             let run = &recs[i..i + recs[i..].iter().take_while(|r| K::of(r) == k).count()];
             if run.len() > SMALL_RUN {
-                let entries = || run.iter().map(K::entry);
+                let entries = || run.iter().map(|r| K::entry(r));
                 let (g, mut ng) = (gfirst.len() as u32, 0u32);
                 let first = K::entry(&run[0]).first;
                 if entries().any(|e| e.first != first) {
