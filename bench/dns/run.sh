@@ -15,6 +15,8 @@
 # most 86400 s), so both answer repeated queries without Unbound and the proxies themselves are
 # measured. (mamori serves a cached answer before probing its lists when the name was found on no list
 # and no list has changed since; dnsdist runs its block rule on every query first. BENCHMARKS.md says more.)
+# Busy polling (BUSY_POLL_US=N, default 0: off): mamori's `[dns.filter] busy_poll_us = N`, its UDP
+# threads polling their sockets for up to N µs before sleeping (dnsdist has no such setting).
 # UDP batching: mamori uses recvmmsg/sendmmsg; dnsdist is given the same with
 # `setUDPMultipleMessagesVectorSize(DNSDIST_VECTOR)` (default 32, mamori's batch; 1 = dnsdist's
 # own default, recvmsg one query at a time).
@@ -34,6 +36,7 @@ SUT_CPU=${SUT_CPU:-1}
 UNBOUND_CPU=${UNBOUND_CPU:-0}
 PERF_CPU=${PERF_CPU:-0}
 CACHE_ENTRIES=${CACHE_ENTRIES:-0}
+BUSY_POLL_US=${BUSY_POLL_US:-0}
 DNSDIST_VECTOR=${DNSDIST_VECTOR:-32}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 W=${DNS_BENCH_DIR:-/tmp/mamori-dns-bench}
@@ -93,6 +96,7 @@ level = "warn"
 listen = "127.0.0.1:$PM"
 upstream = "127.0.0.1:$PU"
 cache_entries = $CACHE_ENTRIES
+busy_poll_us = $BUSY_POLL_US
 [[dns.lists]]
 path = "$W/block.txt"
 kind = "block"
@@ -116,7 +120,7 @@ CONF
 if [ "$CACHE_ENTRIES" -gt 0 ]; then
   echo "getPool(\"\"):setCache(newPacketCache($CACHE_ENTRIES))" >> "$W/dnsdist.conf"
 fi
-echo "caches: $CACHE_ENTRIES entries each; dnsdist UDP vector size $DNSDIST_VECTOR; CPU budget ${SUT_CPU_QUOTA:-100} %"
+echo "caches: $CACHE_ENTRIES entries each; dnsdist UDP vector size $DNSDIST_VECTOR; CPU budget ${SUT_CPU_QUOTA:-100} %; mamori busy poll $BUSY_POLL_US µs"
 
 wait_answer() { # PORT: until h1.bench.test answers
   for _ in $(seq 1 600); do
@@ -174,10 +178,12 @@ measure() { # NAME PORT
   qps=$(awk '/Queries per second/ {print $4}' "$W/$name.sat.txt")
   lost=$(awk '/Queries lost/ {print $3}' "$W/$name.sat.txt")
   avg=$(awk '/Average Latency/ {print $4}' "$W/$name.sat.txt")
+  local c2 c3; c2=$(cpu_ticks "$SUT")
   taskset -c "$PERF_CPU" dnsperf -v -s 127.0.0.1 -p "$p" -d "$W/queries.txt" -c 8 -q 500 -Q "$LAT_QPS" -l "$SECS" > "$W/$name.lat.txt" 2>&1
-  python3 - "$W/$name.lat.txt" "$name" "$qps" "$lost" "$avg" "$((c1 - c0))" "$SECS" "$(getconf CLK_TCK)" <<'PY'
+  c3=$(cpu_ticks "$SUT")
+  python3 - "$W/$name.lat.txt" "$name" "$qps" "$lost" "$avg" "$((c1 - c0))" "$SECS" "$(getconf CLK_TCK)" "$((c3 - c2))" <<'PY'
 import sys
-path, name, qps, lost, avg, ticks, secs, hz = sys.argv[1:9]
+path, name, qps, lost, avg, ticks, secs, hz, lat_ticks = sys.argv[1:10]
 cpu = int(ticks) / int(hz)
 cpu_us = cpu / (float(qps) * float(secs)) * 1e6
 lat = []
@@ -190,7 +196,7 @@ for line in open(path):
             pass
 lat.sort()
 q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1e6 if lat else float("nan")
-print(f"RESULT {name} qps={float(qps):.0f} lost={lost} cpu={cpu / float(secs) * 100:.0f}% cpu_us_per_q={cpu_us:.2f} sat_avg_us={float(avg)*1e6:.0f} lat_n={len(lat)} p50_us={q(0.50):.0f} p99_us={q(0.99):.0f} p999_us={q(0.999):.0f}")
+print(f"RESULT {name} qps={float(qps):.0f} lost={lost} cpu={cpu / float(secs) * 100:.0f}% cpu_us_per_q={cpu_us:.2f} sat_avg_us={float(avg)*1e6:.0f} lat_n={len(lat)} p50_us={q(0.50):.0f} p99_us={q(0.99):.0f} p999_us={q(0.999):.0f} lat_cpu={int(lat_ticks) / int(hz) / float(secs) * 100:.0f}%")
 PY
 }
 

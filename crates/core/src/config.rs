@@ -691,6 +691,8 @@ block_for = "1h"
 # warn_address = "127.0.0.1"
 # warn_page_listen = "127.0.0.1:8080"
 # cache_entries = 0               # the resolver's answers kept, each for its TTL (0: no cache)
+# busy_poll_us = 0                # poll the sockets this long before sleeping: a lower latency tail on
+#                                 # VMs for a core kept busy under steady load (0: sleep at once)
 # List files loaded at start (kind: cnc, malware or block; format: plain, hosts or rpz, else
 # guessed from the name). `mamori dns load-list` adds lists without editing this file.
 # [[dns.lists]]

@@ -310,3 +310,38 @@ fn cached_answers_follow_every_list_change() {
     }
     drop(unbound);
 }
+
+/// With busy polling, the UDP threads answer as without: a forwarded query (the relay thread
+/// polling the resolver's socket), a cached one (the receiving thread), a blocked one, and a
+/// query after a pause longer than the polling budget (the threads went back to blocking).
+#[test]
+fn busy_polling_answers_as_blocking_does() {
+    let Some(bin) = support::unbound_binary() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let text = "$ORIGIN example.test.\n$TTL 3600\n@ SOA ns admin 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n\
+                www A 192.0.2.1\nmail A 192.0.2.2\n";
+    let (unbound, gov) = unbound_and_governance(&bin, dir.path(), text);
+    let f = Arc::new(
+        Filter::new(&gov, Arc::new(WallClock), None, Arc::new(TwoSubscribers), "127.0.0.1".parse().unwrap()).unwrap(),
+    );
+    f.enable_cache(1000);
+    f.set_busy_poll(Duration::from_micros(500));
+    let mut blocked = SuffixMap::new();
+    blocked.insert("blocked.example.test", Match::Subtree, ());
+    f.set_static_list(blocked);
+    let (addr, tasks) = rt.block_on(filter::serve(f.clone(), "127.0.0.1:0".parse().unwrap(), unbound.addr)).unwrap();
+
+    assert_eq!(first_a(&query_from("127.0.0.1", addr, "www.example.test.")), Some("192.0.2.1".parse().unwrap()));
+    assert_eq!(first_a(&query_from("127.0.0.1", addr, "www.example.test.")), Some("192.0.2.1".parse().unwrap()));
+    assert_eq!(f.stats.cached.load(Ordering::Relaxed), 1, "the second query came from the cache");
+    let r = query_from("127.0.0.2", addr, "x.blocked.example.test.");
+    assert_eq!(r.response_code(), ResponseCode::NXDomain, "{r:?}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(first_a(&query_from("127.0.0.1", addr, "mail.example.test.")), Some("192.0.2.2".parse().unwrap()));
+    for t in tasks {
+        t.abort();
+    }
+    drop(unbound);
+}
