@@ -693,6 +693,8 @@ block_for = "1h"
 # cache_entries = 0               # the resolver's answers kept, each for its TTL (0: no cache)
 # busy_poll_us = 0                # poll the sockets this long before sleeping: a lower latency tail on
 #                                 # VMs for a core kept busy under steady load (0: sleep at once)
+# udp_workers = 0                 # UDP workers, two threads each (0: one per CPU, at most 8); with
+#                                 # busy polling every worker polls, so fewer keep cores free
 # List files loaded at start (kind: cnc, malware or block; format: plain, hosts or rpz, else
 # guessed from the name). `mamori dns load-list` adds lists without editing this file.
 # [[dns.lists]]

@@ -311,7 +311,7 @@ fn cached_answers_follow_every_list_change() {
     drop(unbound);
 }
 
-/// With busy polling, the UDP threads answer as without: a forwarded query (the relay thread
+/// With busy polling (and one UDP worker), the UDP threads answer as without: a forwarded query (the relay thread
 /// polling the resolver's socket), a cached one (the receiving thread), a blocked one, and a
 /// query after a pause longer than the polling budget (the threads went back to blocking).
 #[test]
@@ -328,6 +328,7 @@ fn busy_polling_answers_as_blocking_does() {
     );
     f.enable_cache(1000);
     f.set_busy_poll(Duration::from_micros(500));
+    f.set_udp_workers(1);
     let mut blocked = SuffixMap::new();
     blocked.insert("blocked.example.test", Match::Subtree, ());
     f.set_static_list(blocked);

@@ -407,6 +407,7 @@ impl Dns {
                 set_filter_lists(&flt, &lists);
                 flt.enable_cache(f.cache_entries);
                 flt.set_busy_poll(std::time::Duration::from_micros(f.busy_poll_us));
+                flt.set_udp_workers(f.udp_workers);
                 let (addr, _tasks) = rt
                     .block_on(filter::serve(flt.clone(), f.listen, f.upstream))
                     .with_context(|| format!("cannot listen for DNS on {}", f.listen))?;

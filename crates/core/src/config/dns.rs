@@ -103,6 +103,9 @@ pub struct FilterConfig {
     /// block at once). Lowers the latency tail on virtual machines, at the cost of a core kept busy
     /// while queries arrive more often than this.
     pub busy_poll_us: u64,
+    /// UDP workers (two threads and one socket each, spread by `SO_REUSEPORT`); 0: one per CPU
+    /// the process may run on, at most 8.
+    pub udp_workers: usize,
 }
 
 impl Default for FilterConfig {
@@ -114,6 +117,7 @@ impl Default for FilterConfig {
             warn_page_listen: None,
             cache_entries: 0,
             busy_poll_us: 0,
+            udp_workers: 0,
         }
     }
 }

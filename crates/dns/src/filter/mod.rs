@@ -92,6 +92,8 @@ pub struct Filter {
     /// How long the UDP threads poll their sockets without sleeping before they block, in
     /// microseconds (0: they block at once). See [`Filter::set_busy_poll`].
     busy_poll_us: AtomicU64,
+    /// UDP workers [`serve`] starts (0: one per CPU, see `udp_workers`).
+    udp_workers: AtomicU64,
     /// Bumped after each replacement of the static, C&C or malware list (the policy zone keeps
     /// its own, [`PolicyZone::names_generation`]).
     generation: AtomicU64,
@@ -126,6 +128,7 @@ impl Filter {
             continued: Mutex::default(),
             cache: OnceLock::new(),
             busy_poll_us: AtomicU64::new(0),
+            udp_workers: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             stats: FilterStats::default(),
         })
@@ -148,6 +151,14 @@ impl Filter {
     /// afterwards.
     pub fn set_busy_poll(&self, budget: Duration) {
         self.busy_poll_us.store(u64::try_from(budget.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// How many UDP workers (two threads each) [`serve`] starts: `0`, the default, one per CPU the
+    /// process may run on (at most 8). Fewer keeps cores free, which matters with busy polling
+    /// ([`Filter::set_busy_poll`]): every worker polls while its socket gets queries. Takes effect
+    /// for [`serve`] started afterwards.
+    pub fn set_udp_workers(&self, workers: usize) {
+        self.udp_workers.store(workers as u64, Ordering::Relaxed);
     }
 
     /// Replaces the static FQDN list (e.g. a large operator list under `dns.block-fqdn-list`).
@@ -636,7 +647,10 @@ pub async fn serve(
     let tcp = TcpListener::bind(listen).await?;
     let local = tcp.local_addr()?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let workers = udp_workers();
+    let workers = match filter.udp_workers.load(Ordering::Relaxed) {
+        0 => udp_workers(),
+        n => usize::try_from(n).unwrap_or(usize::MAX).min(64),
+    };
     for i in 0..workers {
         let front = mamori_udp::bind_reuseport(local)?;
         let back = std::net::UdpSocket::bind(if upstream.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
