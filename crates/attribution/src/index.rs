@@ -313,13 +313,13 @@ fn scan_group<K: Key>(group: &[K::Rec], port: Option<u16>, t: u32, max_dur: u32,
 /// One table: entries keyed by `K` (an IPv4 address, or an IPv6 prefix of one length).
 ///
 /// The base is one array of records (entry and key) sorted by key hash, then key, first port
-/// and start, cut into hash buckets by an offset array (one bucket per key or so). A lookup
-/// reads the key's two bucket offsets (a small array that stays in cache) and then the
-/// bucket's records, which lie side by side in one page: one random read of main memory per
-/// lookup. A directory of keys beside the runs would cost a second one, and on a virtual
-/// machine whose memory the host maps in 4 KiB pages each read of a new page costs a page walk
-/// (measured: two reads in one page cost 1.1× one read, in two pages 2×). Long runs get a
-/// [`Big`] description, found through a per-bucket bit and a small map.
+/// and start, cut into hash buckets by an offset array (about four buckets per key, so a bucket
+/// rarely holds another key's records). A lookup reads the key's two bucket offsets and then the
+/// bucket's records, which lie side by side: one random read of main memory per lookup, where a
+/// directory of keys beside the runs cost a second one. With millions of sessions a lookup is
+/// bound by the cache lines it reads (`bench/src/bin/memprobe.rs` measures what each costs), so
+/// records are kept small. Long runs get a [`Big`] description, found through a per-bucket bit
+/// and a small map.
 #[derive(Debug, Default)]
 struct Table<K: Key> {
     recs: HugeArray<K::Rec>,
@@ -473,8 +473,8 @@ impl<K: Key> Table<K> {
         }
     }
 
-    /// Starts loading the port-group directory of `k` if it has a long run (the second pass
-    /// of [`Index::lookup_batch`]; the bucket's bit is in cache by now).
+    /// Starts loading the port-group list of `k` if it has a long run (the second stage of
+    /// [`Index::lookup_batch`]'s pipeline; the bucket's bit is in cache by now).
     #[inline]
     fn touch_groups(&self, k: K) {
         if let Some(big) = self.big(k, k.hash64())
@@ -1026,7 +1026,7 @@ impl Index {
         }
     }
 
-    /// Starts loading the port-group directory a lookup of `q` reads (IPv4 only: CGNAT).
+    /// Starts loading the port-group list a lookup of `q` reads (IPv4 only: CGNAT).
     #[inline]
     fn touch_groups(&self, q: &Query) {
         if let IpAddr::V4(a) = q.addr {
