@@ -16,6 +16,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use mamori_bench::flow::Rng;
 use mamori_bench::{Args, command_line, machine_description};
 use memmap2::{Advice, MmapMut};
 
@@ -32,20 +33,9 @@ const WORDS_PER_LINE: usize = 8;
 const WORDS_PER_PAGE: usize = 512;
 const GROUP: usize = 32;
 
-/// xorshift64: fast and good enough to scatter addresses.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
+/// A random index below `n`.
+fn below(rng: &mut Rng, n: usize) -> usize {
+    (rng.next_u64() % n as u64) as usize
 }
 
 /// Nanoseconds per item of a timed closure over `n` items.
@@ -95,12 +85,12 @@ fn main() -> Result<()> {
         bytemuck::try_cast_slice_mut(&mut map[..]).map_err(|e| anyhow::anyhow!("mapping not aligned: {e}"))?;
     let lines = words.len() / WORDS_PER_LINE;
     let pages_n = words.len() / WORDS_PER_PAGE;
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
 
     // One random cycle through every line (Sattolo's shuffle), stored in the lines themselves.
     let mut next: Vec<u32> = (0..lines as u32).collect();
     for i in (1..lines).rev() {
-        let j = rng.below(i);
+        let j = below(&mut rng, i);
         next.swap(i, j);
     }
     for (line, n) in next.iter().enumerate() {
@@ -117,14 +107,14 @@ fn main() -> Result<()> {
         }
         at as u64
     });
-    let line = |rng: &mut Rng| rng.below(lines) * WORDS_PER_LINE;
+    let line = |rng: &mut Rng| below(rng, lines) * WORDS_PER_LINE;
     let one: Vec<Vec<usize>> = (0..reads).map(|_| vec![line(&mut rng)]).collect();
     let one_ns = ns_per(reads, || prefetched_reads(words, &one));
     drop(one);
     let same_page: Vec<Vec<usize>> = (0..reads)
         .map(|_| {
-            let page = rng.below(pages_n) * WORDS_PER_PAGE;
-            let first = rng.below(WORDS_PER_PAGE / WORDS_PER_LINE - 3) * WORDS_PER_LINE;
+            let page = below(&mut rng, pages_n) * WORDS_PER_PAGE;
+            let first = below(&mut rng, WORDS_PER_PAGE / WORDS_PER_LINE - 3) * WORDS_PER_LINE;
             (0..4).map(|l| page + first + l * WORDS_PER_LINE).collect()
         })
         .collect();

@@ -1166,6 +1166,16 @@ mod tests {
         }
     }
 
+    /// A deterministic xorshift generator for the randomized tests.
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
     fn v4(row: SessionRow, a: [u8; 4]) -> SessionRow {
         SessionRow { framed_ipv4: Some(Ipv4Addr::from(a)), ..row }
     }
@@ -1321,13 +1331,7 @@ mod tests {
     #[test]
     fn long_runs_agree_with_brute_force() {
         let mut rows = Vec::new();
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         for i in 0..3000u32 {
             let start = (next() % 100_000) as u32;
             let dur = if i % 97 == 0 { 50_000 } else { (next() % 3000) as u32 + 1 };
@@ -1384,13 +1388,7 @@ mod tests {
     /// brute force over the rows as they stand.
     #[test]
     fn many_keys_agree_with_brute_force() {
-        let mut x: u64 = 0x0123_4567_89ab_cdef;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x0123_4567_89ab_cdef);
         let addr = |i: u64| Ipv4Addr::new(10, 0, (i / 256) as u8, (i % 256) as u8);
         let prefix = |i: u64| Ipv6Addr::new(0x2001, 0xdb8, (i >> 8) as u16, ((i & 0xff) << 8) as u16, 0, 0, 0, 0);
         let mut rows = Vec::new();
@@ -1495,13 +1493,7 @@ mod tests {
     /// batches below and above the sorting threshold, appended after earlier answers.
     #[test]
     fn sorted_batch_answers_like_single_lookups() {
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let mut ix = Index::new();
         let addr = |n: u64| Ipv4Addr::from(0x0a00_0000 + (n % 5000) as u32);
         for i in 0..40_000u32 {
