@@ -103,8 +103,8 @@ pub struct FilterConfig {
     /// block at once). Lowers the latency tail on virtual machines, at the cost of a core kept busy
     /// while queries arrive more often than this.
     pub busy_poll_us: u64,
-    /// UDP workers (two threads and one socket each, spread by `SO_REUSEPORT`); 0: one per CPU
-    /// the process may run on, at most 8.
+    /// UDP workers (two threads and one socket each, spread by `SO_REUSEPORT`), at most 64; 0: one
+    /// per CPU the process may run on, at most 8.
     pub udp_workers: usize,
 }
 

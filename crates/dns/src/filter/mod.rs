@@ -153,8 +153,8 @@ impl Filter {
         self.busy_poll_us.store(u64::try_from(budget.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
-    /// How many UDP workers (two threads each) [`serve`] starts: `0`, the default, one per CPU the
-    /// process may run on (at most 8). Fewer keeps cores free, which matters with busy polling
+    /// How many UDP workers (two threads each) [`serve`] starts, at most 64: `0`, the default, one
+    /// per CPU the process may run on (at most 8). Fewer keeps cores free, which matters with busy polling
     /// ([`Filter::set_busy_poll`]): every worker polls while its socket gets queries. Takes effect
     /// for [`serve`] started afterwards.
     pub fn set_udp_workers(&self, workers: usize) {
