@@ -128,6 +128,21 @@ struct Node {
     next: u32,
 }
 
+/// What a lookup reads, worked out by [`Table::plan`].
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    /// The records `lo..hi` of the key's bucket (a key without a long run).
+    Bucket { lo: u32, hi: u32 },
+    /// The port groups `glo..ghi` of a long run.
+    Big { big: Big, glo: u32, ghi: u32 },
+}
+
+impl Default for Plan {
+    fn default() -> Plan {
+        Plan::Bucket { lo: 0, hi: 0 }
+    }
+}
+
 /// How to search a long run (more than [`SMALL_RUN`] entries: a CGNAT address's port blocks, an
 /// address handed out many times within the retention period).
 #[derive(Debug, Clone, Copy)]
@@ -393,55 +408,83 @@ impl<K: Key> Table<K> {
         (lo + from, lo + from + n)
     }
 
-    /// Where the port groups of a long run that `port` may fall in are, as ranges of `recs`.
+    /// Which port groups of a long run `port` may fall in, as a range of group numbers (a run
+    /// without groups is one group, the whole run).
     #[inline]
-    fn groups(&self, big: &Big, port: Option<u16>) -> impl Iterator<Item = (usize, usize)> + '_ {
+    fn group_range(&self, big: &Big, port: Option<u16>) -> (u32, u32) {
         let (g, ng) = (big.g as usize, big.ng as usize);
-        let end = big.off as usize + big.len as usize;
-        let (lo, hi) = if ng == 0 {
-            (0, 0)
-        } else {
-            let firsts = &self.gfirst[g..g + ng];
-            match port {
-                None => (0, ng),
-                Some(p) => {
-                    let hi = firsts.partition_point(|f| *f <= p);
-                    let from = p.saturating_sub(big.max_width);
-                    (firsts[..hi].partition_point(|f| *f < from), hi)
-                }
+        if ng == 0 {
+            return (0, 1);
+        }
+        let Some(firsts) = self.gfirst.get(g..g + ng) else { return (0, 0) };
+        match port {
+            None => (0, ng as u32),
+            Some(p) => {
+                let hi = firsts.partition_point(|f| *f <= p);
+                let from = p.saturating_sub(big.max_width);
+                (firsts[..hi].partition_point(|f| *f < from) as u32, hi as u32)
             }
-        };
-        let whole = (ng == 0).then_some((big.off as usize, end));
-        whole.into_iter().chain((lo..hi).map(move |gi| {
-            let a = self.gstart[g + gi] as usize;
-            let b = if gi + 1 < ng { self.gstart[g + gi + 1] as usize } else { end };
-            (a, b)
-        }))
+        }
+    }
+
+    /// The records of group `gi` of a long run, as a range of `recs`.
+    #[inline]
+    fn group_recs(&self, big: &Big, gi: u32) -> (usize, usize) {
+        let end = big.off as usize + big.len as usize;
+        if big.ng == 0 {
+            return (big.off as usize, end);
+        }
+        let at = |i: u32| self.gstart.get((big.g + i) as usize).map_or(end, |&x| x as usize);
+        (at(gi), if gi + 1 < big.ng { at(gi + 1) } else { end })
+    }
+
+    /// What a lookup of `k` on `port` reads, worked out once so that [`Index::lookup_batch`]'s
+    /// pipeline doesn't search the long-run map and the port groups again at each stage.
+    #[inline]
+    fn plan(&self, k: K, port: Option<u16>) -> Plan {
+        let h = k.hash64();
+        match self.big(k, h) {
+            Some(big) => {
+                let (glo, ghi) = self.group_range(big, port);
+                Plan::Big { big: *big, glo, ghi }
+            }
+            None => {
+                let (lo, hi) = self.bucket_range(h);
+                Plan::Bucket { lo: lo as u32, hi: hi as u32 }
+            }
+        }
     }
 
     #[inline]
     fn stab(&self, k: K, port: Option<u16>, t: u32, acc: &mut Candidates) {
+        self.stab_planned(k, self.plan(k, port), port, t, acc);
+    }
+
+    #[inline]
+    fn stab_planned(&self, k: K, plan: Plan, port: Option<u16>, t: u32, acc: &mut Candidates) {
         let recs: &[K::Rec] = &self.recs;
-        let h = k.hash64();
-        if let Some(big) = self.big(k, h) {
-            for (a, b) in self.groups(big, port) {
-                scan_group::<K>(&recs[a..b], port, t, big.max_dur, acc);
+        match plan {
+            Plan::Big { big, glo, ghi } => {
+                for gi in glo..ghi {
+                    let (a, b) = self.group_recs(&big, gi);
+                    scan_group::<K>(recs.get(a..b).unwrap_or_default(), port, t, big.max_dur, acc);
+                }
             }
-        } else {
-            let (lo, hi) = self.bucket_range(h);
-            let bucket = recs.get(lo..hi).unwrap_or_default();
-            // A bucket of a few keys is scanned whole, the key compared with the rest: cheaper
-            // than finding the run first (that search's branches are unpredictable).
-            let run = if bucket.len() <= 2 * SCAN_MAX {
-                bucket
-            } else {
-                let (a, b) = self.small_run(recs, k, h);
-                &recs[a..b]
-            };
-            for r in run {
-                let e = K::entry(r);
-                if (K::of(r) == k) & e.covers(port, t) {
-                    acc.push(e.sub);
+            Plan::Bucket { lo, hi } => {
+                let bucket = recs.get(lo as usize..hi as usize).unwrap_or_default();
+                // A bucket of a few keys is scanned whole, the key compared with the rest:
+                // cheaper than finding the run first (that search's branches are unpredictable).
+                let run = if bucket.len() <= 2 * SCAN_MAX {
+                    bucket
+                } else {
+                    let (a, b) = self.small_run(recs, k, k.hash64());
+                    &recs[a..b]
+                };
+                for r in run {
+                    let e = K::entry(r);
+                    if (K::of(r) == k) & e.covers(port, t) {
+                        acc.push(e.sub);
+                    }
                 }
             }
         }
@@ -457,10 +500,8 @@ impl<K: Key> Table<K> {
         }
     }
 
-    /// Starts loading what a lookup of `k` reads (software prefetches: nothing waits for them),
-    /// so that several lookups' cache misses overlap (see [`Index::lookup_batch`]): the key's
-    /// bucket, or the port group of a long run.
-    /// Starts loading the key's bucket offsets (the first pass of [`Index::lookup_batch`]).
+    /// Starts loading the key's bucket offsets (the first stage of [`Index::lookup_batch`]'s
+    /// pipeline; software prefetches: nothing waits for them).
     #[inline]
     fn touch_bucket(&self, k: K) {
         let bucket: &[u32] = &self.bucket;
@@ -488,23 +529,21 @@ impl<K: Key> Table<K> {
         }
     }
 
+    /// Starts loading the records a planned lookup reads: the bucket, the first port group of
+    /// a long run, or (without a port) the whole run.
     #[inline]
-    fn touch(&self, k: K, port: Option<u16>) {
+    fn touch_planned(&self, plan: Plan, port: Option<u16>) {
         let recs: &[K::Rec] = &self.recs;
-        let h = k.hash64();
-        let (lo, hi, lines) = match self.big(k, h) {
-            // Without a port, the whole run is read (a shared CGNAT address: every block).
-            Some(big) if port.is_none() => {
+        let (lo, hi, lines) = match plan {
+            Plan::Big { big, .. } if port.is_none() => {
                 (big.off as usize, big.off as usize + big.len as usize, TOUCH_LINES_WHOLE_RUN)
             }
-            Some(big) => {
-                let (lo, hi) = self.groups(big, port).next().unwrap_or((0, 0));
+            Plan::Big { big, glo, ghi } if glo < ghi => {
+                let (lo, hi) = self.group_recs(&big, glo);
                 (lo, hi, TOUCH_LINES)
             }
-            None => {
-                let (lo, hi) = self.bucket_range(h);
-                (lo, hi, TOUCH_LINES)
-            }
+            Plan::Big { .. } => (0, 0, 0),
+            Plan::Bucket { lo, hi } => (lo as usize, hi as usize, TOUCH_LINES),
         };
         let per_line = (64 / size_of::<K::Rec>()).max(1);
         let mut i = lo;
@@ -513,6 +552,11 @@ impl<K: Key> Table<K> {
             prefetch_index::prefetch_index(recs, i);
             i += per_line;
         }
+    }
+
+    #[inline]
+    fn touch(&self, k: K, port: Option<u16>) {
+        self.touch_planned(self.plan(k, port), port);
     }
 
     /// Sets the end of the entry (key, first, last, start, sub); inserts it if absent.
@@ -1034,39 +1078,85 @@ impl Index {
         }
     }
 
-    /// Starts loading the records a lookup of `q` reads (its bucket offsets are in cache by now).
+    /// The IPv6 table, when there is only one (delegated prefixes of one length: the usual case),
+    /// so that [`Index::lookup_batch`] can plan its lookups like IPv4 ones.
     #[inline]
-    fn touch_records(&self, q: &Query) {
-        match q.addr {
-            IpAddr::V4(a) => self.v4.touch(u32::from(a), q.port),
-            IpAddr::V6(a) => {
-                let a = u128::from(a);
-                for (len, t) in &self.v6_short {
-                    t.touch((mask128(a, *len) >> 64) as u64, None);
-                }
-                for (len, t) in &self.v6_long {
-                    t.touch(mask128(a, *len), None);
-                }
-            }
+    fn single_v6(&self) -> Option<(u8, &Table<u64>)> {
+        match (&self.v6_short[..], &self.v6_long[..]) {
+            ([(len, t)], []) => Some((*len, t)),
+            _ => None,
         }
     }
 
+    /// Works out what a lookup of `q` reads and starts loading its records (its bucket offsets
+    /// and port groups are in cache by now). `None`: several IPv6 tables, looked up the general
+    /// way.
+    #[inline]
+    fn plan_and_touch(&self, q: &Query) -> Option<Plan> {
+        match q.addr {
+            IpAddr::V4(a) => {
+                let plan = self.v4.plan(u32::from(a), q.port);
+                self.v4.touch_planned(plan, q.port);
+                Some(plan)
+            }
+            IpAddr::V6(a) => match self.single_v6() {
+                Some((len, t)) => {
+                    let plan = t.plan((mask128(u128::from(a), len) >> 64) as u64, None);
+                    t.touch_planned(plan, None);
+                    Some(plan)
+                }
+                None => {
+                    let a = u128::from(a);
+                    for (len, t) in &self.v6_short {
+                        t.touch((mask128(a, *len) >> 64) as u64, None);
+                    }
+                    for (len, t) in &self.v6_long {
+                        t.touch(mask128(a, *len), None);
+                    }
+                    None
+                }
+            },
+        }
+    }
+
+    /// Answers `q` by the plan [`Index::plan_and_touch`] made for it.
+    #[inline]
+    fn answer_planned(&self, q: &Query, plan: Option<Plan>) -> Attribution {
+        let mut acc = Candidates::default();
+        match (q.addr, plan) {
+            (IpAddr::V4(a), Some(plan)) => self.v4.stab_planned(u32::from(a), plan, q.port, q.at, &mut acc),
+            (IpAddr::V6(a), Some(plan)) => match self.single_v6() {
+                Some((len, t)) => {
+                    t.stab_planned((mask128(u128::from(a), len) >> 64) as u64, plan, None, q.at, &mut acc)
+                }
+                None => return self.lookup_v6_secs(a, q.at),
+            },
+            (IpAddr::V4(a), None) => return self.lookup_v4_secs(a, q.port, q.at),
+            (IpAddr::V6(a), None) => return self.lookup_v6_secs(a, q.at),
+        }
+        acc.finish()
+    }
+
     /// Answers `n` queries (`query(i)`, in order) as a software pipeline: while query `i` is
-    /// answered, the records of query `i + BATCH_WINDOW / 2` and the bucket offsets of query
-    /// `i + BATCH_WINDOW` start loading, so the memory reads of the queries ahead overlap with
-    /// the computing of the current one instead of following it.
+    /// answered, the records of query `i + BATCH_WINDOW / 2` (planned then: its bucket or port
+    /// groups worked out), the port-group lists of query `i + 3/4 BATCH_WINDOW` and the bucket
+    /// offsets of query `i + BATCH_WINDOW` start loading, so the memory reads of the queries
+    /// ahead overlap with the computing of the current one instead of following it.
     #[inline]
     fn lookup_pipelined(&self, n: usize, query: impl Fn(usize) -> Query, mut answer: impl FnMut(usize, Attribution)) {
         const AHEAD: usize = BATCH_WINDOW / 2;
         const GROUPS_AHEAD: usize = BATCH_WINDOW * 3 / 4;
+        // The plans of the queries between `i` and `i + AHEAD`, by query number modulo the size.
+        const RING: usize = AHEAD.next_power_of_two() * 2;
+        let mut plans = [None; RING];
         for i in 0..n.min(BATCH_WINDOW) {
             self.touch_buckets(&query(i));
         }
         for i in 0..n.min(GROUPS_AHEAD) {
             self.touch_groups(&query(i));
         }
-        for i in 0..n.min(AHEAD) {
-            self.touch_records(&query(i));
+        for (i, plan) in plans.iter_mut().enumerate().take(n.min(AHEAD)) {
+            *plan = self.plan_and_touch(&query(i));
         }
         for i in 0..n {
             if i + BATCH_WINDOW < n {
@@ -1076,16 +1166,9 @@ impl Index {
                 self.touch_groups(&query(i + GROUPS_AHEAD));
             }
             if i + AHEAD < n {
-                self.touch_records(&query(i + AHEAD));
+                plans[(i + AHEAD) % RING] = self.plan_and_touch(&query(i + AHEAD));
             }
-            let q = query(i);
-            answer(
-                i,
-                match q.addr {
-                    IpAddr::V4(a) => self.lookup_v4_secs(a, q.port, q.at),
-                    IpAddr::V6(a) => self.lookup_v6_secs(a, q.at),
-                },
-            );
+            answer(i, self.answer_planned(&query(i), plans[i % RING]));
         }
     }
 
@@ -1264,6 +1347,24 @@ mod tests {
         assert_eq!(q("2001:db8:99::5", 2000), Attribution::Unique("bob".into()));
         assert_eq!(q("2001:db8:99::6", 2000), Attribution::Unknown);
         assert_eq!(q("2001:db8:1200:ff:ffff::1", 5000), Attribution::Unknown);
+        // Batched lookups take the general path when there are several IPv6 tables, compacted or
+        // not.
+        for compact in [false, true] {
+            if compact {
+                ix.compact();
+            }
+            let qs: Vec<Query> =
+                ["2001:db8:1200:ff:ffff::1", "2001:db8:0:1:aaaa::1", "2001:db8:99::5", "2001:db8:99::6"]
+                    .iter()
+                    .map(|a| Query { addr: a.parse().unwrap(), port: None, at: 2000 })
+                    .collect();
+            let mut got = Vec::new();
+            ix.lookup_batch(&qs, &mut got);
+            let want: Vec<Attribution> =
+                qs.iter().map(|q| ix.lookup(q.addr, None, Timestamp::from_second(2000).unwrap())).collect();
+            assert_eq!(got, want);
+            assert_eq!(got.iter().filter(|a| matches!(a, Attribution::Unique(_))).count(), 3);
+        }
     }
 
     #[test]
