@@ -51,7 +51,8 @@ usage: attribution [--sessions N] [--subscribers N] [--lookups N] [--queries N] 
   --sorted-batch N queries per call of the sorted batches (default 1000000: a report)
   --seed N         generator seed (default 5)
   --only KIND      time only one kind of query, to see what each costs: ipv6, ipv4 (public addresses),
-                   cgnat (CGNAT addresses, with or without a port) or cgnat-port (with a port);
+                   cgnat (CGNAT addresses, with or without a port), cgnat-port (with a port) or
+                   cgnat-no-port (without: every block's session answers);
                    misses are dropped with the other kinds (default: the whole mix)";
 
 const KNOWN: &[&str] = &["sessions", "subscribers", "lookups", "queries", "sorted-batch", "seed", "only"];
@@ -63,6 +64,7 @@ enum Only {
     Ipv4,
     Cgnat,
     CgnatPort,
+    CgnatNoPort,
 }
 
 impl Only {
@@ -72,7 +74,8 @@ impl Only {
             "ipv4" => Only::Ipv4,
             "cgnat" => Only::Cgnat,
             "cgnat-port" => Only::CgnatPort,
-            _ => bail!("--only {v:?}: expected ipv6, ipv4, cgnat or cgnat-port"),
+            "cgnat-no-port" => Only::CgnatNoPort,
+            _ => bail!("--only {v:?}: expected ipv6, ipv4, cgnat, cgnat-port or cgnat-no-port"),
         })
     }
 
@@ -83,6 +86,7 @@ impl Only {
             (Only::Ipv4, Query::V4 { .. }) => s.block.is_none(),
             (Only::Cgnat, Query::V4 { .. }) => s.block.is_some(),
             (Only::CgnatPort, Query::V4 { port, .. }) => s.block.is_some() && port.is_some(),
+            (Only::CgnatNoPort, Query::V4 { port, .. }) => s.block.is_some() && port.is_none(),
             _ => false,
         }
     }

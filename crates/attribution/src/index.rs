@@ -158,6 +158,12 @@ struct Big {
     ng: u32,
     /// Widest `last - first` in the run.
     max_width: u16,
+    /// The distance between consecutive groups' first ports when it is the same for all (port
+    /// blocks of one size, as BNGs allocate them): a port's group is then found by arithmetic,
+    /// without reading the list of first ports. 0 otherwise.
+    step: u16,
+    /// The first port of the first group (with `step`).
+    first: u16,
 }
 
 /// A key of a table: an IPv4 address, or an IPv6 prefix (top 64 bits, or all 128).
@@ -263,6 +269,13 @@ key_with_record!(u128, Rec16, |k| ((k as u64) ^ ((k >> 64) as u64).rotate_left(2
 fn order<K: Key>(r: &K::Rec) -> (u64, K, u16, u32, u32) {
     let (k, e) = (K::of(r), K::entry(r));
     (k.hash64(), k, e.first, e.start, e.sub)
+}
+
+/// The common distance between consecutive first ports, if there are at least two groups and it
+/// is the same between all (see [`Big::step`]); 0 otherwise.
+fn uniform_step(firsts: &[u16]) -> u16 {
+    let Some(step) = firsts.get(1).zip(firsts.first()).map(|(b, a)| b.wrapping_sub(*a)) else { return 0 };
+    if step > 0 && firsts.windows(2).all(|w| w[1].checked_sub(w[0]) == Some(step)) { step } else { 0 }
 }
 
 /// Collects distinct subscribers without allocating for the first.
@@ -416,10 +429,23 @@ impl<K: Key> Table<K> {
         if ng == 0 {
             return (0, 1);
         }
-        let Some(firsts) = self.gfirst.get(g..g + ng) else { return (0, 0) };
         match port {
             None => (0, ng as u32),
+            // The same bounds as the searches below, by arithmetic: the groups whose first port
+            // is at most `p` and at least `p - max_width`.
+            Some(p) if big.step > 0 => {
+                let (f0, step) = (u32::from(big.first), u32::from(big.step));
+                let p = u32::from(p);
+                if p < f0 {
+                    return (0, 0);
+                }
+                let hi = ((p - f0) / step + 1).min(ng as u32);
+                let from = p.saturating_sub(u32::from(big.max_width));
+                let lo = if from <= f0 { 0 } else { (from - f0).div_ceil(step).min(hi) };
+                (lo, hi)
+            }
             Some(p) => {
+                let Some(firsts) = self.gfirst.get(g..g + ng) else { return (0, 0) };
                 let hi = firsts.partition_point(|f| *f <= p);
                 let from = p.saturating_sub(big.max_width);
                 (firsts[..hi].partition_point(|f| *f < from) as u32, hi as u32)
@@ -522,8 +548,10 @@ impl<K: Key> Table<K> {
             && big.ng > 0
         {
             let (g, last) = (big.g as usize, (big.g + big.ng - 1) as usize);
-            prefetch_index::prefetch_index(&self.gfirst, g);
-            prefetch_index::prefetch_index(&self.gfirst, last);
+            if big.step == 0 {
+                prefetch_index::prefetch_index(&self.gfirst, g);
+                prefetch_index::prefetch_index(&self.gfirst, last);
+            }
             prefetch_index::prefetch_index(&self.gstart, g);
             prefetch_index::prefetch_index(&self.gstart, last);
         }
@@ -685,6 +713,8 @@ impl<K: Key> Table<K> {
                         g,
                         ng,
                         max_width: entries().map(|e| e.last - e.first).max().unwrap_or(0),
+                        step: uniform_step(&gfirst[g as usize..]),
+                        first: gfirst.get(g as usize).copied().unwrap_or(0),
                     },
                 );
                 big_buckets[b / 64] |= 1 << (b % 64);
@@ -1487,6 +1517,62 @@ mod tests {
     /// port groups, IPv6 prefixes, entries in the base and recent, ends moved by updates and
     /// sessions removed after the base was built; every lookup (one by one and batched) against
     /// brute force over the rows as they stand.
+    /// A long run of evenly spaced port blocks, found by arithmetic ([`Big::step`]), against a
+    /// brute-force answer: blocks wider than their spacing (overlapping), ports below the first
+    /// block and above the last, one by one and batched; and the same with one block moved, so
+    /// the spacing is uneven and the first ports are searched.
+    #[test]
+    fn evenly_spaced_blocks_agree_with_brute_force() {
+        let public = Ipv4Addr::new(203, 0, 113, 9);
+        for uneven in [false, true] {
+            let mut next = xorshift(0x51ed_2701 + u64::from(uneven));
+            let mut rows = Vec::new();
+            for i in 0..400u32 {
+                let block = (i % 40) as u16;
+                let mut first = 2000 + block * 100;
+                if uneven && block == 17 {
+                    first += 7;
+                }
+                let start = (next() % 50_000) as u32;
+                let mut r =
+                    row(&format!("s{}", next() % 90), &i.to_string(), start, Some(start + 1 + (next() % 4000) as u32));
+                r.port_blocks = vec![PortBlock { public, first, last: first + 250 }];
+                rows.push(r);
+            }
+            let mut ix = Index::new();
+            rows.iter().for_each(|r| ix.insert(r));
+            ix.compact();
+            let big = ix.v4.big.get(&u32::from(public)).copied();
+            assert_eq!(big.map(|b| b.step), Some(if uneven { 0 } else { 100 }));
+            let mut queries = Vec::new();
+            let mut wants = Vec::new();
+            for _ in 0..3000 {
+                let t = (next() % 55_000) as u32;
+                let port = 1900 + (next() % 4300) as u16;
+                let mut want: Vec<String> = rows
+                    .iter()
+                    .filter(|r| r.start <= t && t < r.end())
+                    .filter(|r| r.port_blocks.iter().any(|b| b.first <= port && port <= b.last))
+                    .map(|r| r.subscriber.clone())
+                    .collect();
+                want.sort_unstable();
+                want.dedup();
+                let want = match want.len() {
+                    0 => Attribution::Unknown,
+                    1 => Attribution::Unique(want[0].clone()),
+                    _ => Attribution::Ambiguous(want),
+                };
+                assert_eq!(who(&ix, ix.lookup_v4_secs(public, Some(port), t)), want, "port {port} at {t}");
+                queries.push(Query { addr: IpAddr::V4(public), port: Some(port), at: t });
+                wants.push(want);
+            }
+            let mut out = Vec::new();
+            ix.lookup_batch(&queries, &mut out);
+            let got: Vec<_> = out.into_iter().map(|a| who(&ix, a)).collect();
+            assert_eq!(got, wants);
+        }
+    }
+
     #[test]
     fn many_keys_agree_with_brute_force() {
         let mut next = xorshift(0x0123_4567_89ab_cdef);
