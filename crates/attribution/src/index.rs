@@ -338,6 +338,24 @@ fn scan_group<K: Key>(group: &[K::Rec], port: Option<u16>, t: u32, max_dur: u32,
     }
 }
 
+/// Buckets described by one [`BucketLine`].
+const LINE_BUCKETS: usize = 28;
+
+/// Where the records of [`LINE_BUCKETS`] consecutive buckets are and which of them hold a long
+/// run, in one cache line: 2.3 bytes a bucket instead of the 4 of a plain offset array, so the
+/// tables' offsets (read by every lookup) are a little more likely to be in the last-level
+/// cache, and a lookup reads one line for a bucket's offsets and long-run bit, never two.
+#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+struct BucketLine {
+    /// Where the first bucket's records start in `recs`.
+    base: u32,
+    /// One bit per bucket: it holds a long run.
+    big: u32,
+    /// Where each bucket's records end, from `base`.
+    ends: [u16; LINE_BUCKETS],
+}
+
 /// One table: entries keyed by `K` (an IPv4 address, or an IPv6 prefix of one length).
 ///
 /// The base is one array of records (entry and key) sorted by key hash, then key, first port
@@ -351,15 +369,19 @@ fn scan_group<K: Key>(group: &[K::Rec], port: Option<u16>, t: u32, max_dur: u32,
 #[derive(Debug, Default)]
 struct Table<K: Key> {
     recs: HugeArray<K::Rec>,
-    /// The records of bucket `b` are `recs[bucket[b]..bucket[b + 1]]`; `b` is the top bits of
-    /// the key's hash.
+    /// The buckets' offsets, [`LINE_BUCKETS`] a line; `b` (a bucket) is the top bits of the
+    /// key's hash. Empty when a line's records would not fit its 16-bit ends (more than 65,535
+    /// records in 28 buckets): then `bucket` and `big_buckets` are used.
+    lines: HugeArray<BucketLine>,
+    /// The records of bucket `b` are `recs[bucket[b]..bucket[b + 1]]` (only without `lines`).
     bucket: HugeArray<u32>,
     shift: u32,
     /// Distinct keys in `recs`.
     keys: usize,
     /// Keys with long runs…
     big: FxHashMap<K, Big>,
-    /// …and, one bit per bucket, the buckets that hold one (read only when `big` isn't empty).
+    /// …and, one bit per bucket, the buckets that hold one (read only when `big` isn't empty;
+    /// only without `lines`).
     big_buckets: Vec<u64>,
     /// First port of each group of a multi-group long run (a few cache lines to binary-search
     /// where the run itself would cost one miss per step)…
@@ -382,8 +404,13 @@ impl<K: Key> Table<K> {
     /// The records of the bucket `h` (a key's hash) falls in.
     #[inline]
     fn bucket_range(&self, h: u64) -> (usize, usize) {
-        let bucket: &[u32] = &self.bucket;
         let b = (h >> self.shift) as usize;
+        if let Some(line) = self.lines.get(b / LINE_BUCKETS) {
+            let i = b % LINE_BUCKETS;
+            let lo = if i == 0 { 0 } else { line.ends[i - 1] };
+            return (line.base as usize + lo as usize, line.base as usize + line.ends[i] as usize);
+        }
+        let bucket: &[u32] = &self.bucket;
         match (bucket.get(b), bucket.get(b + 1)) {
             (Some(&lo), Some(&hi)) => (lo as usize, hi as usize),
             _ => (0, 0),
@@ -397,7 +424,10 @@ impl<K: Key> Table<K> {
             return None;
         }
         let b = (h >> self.shift) as usize;
-        let marked = self.big_buckets.get(b / 64).is_some_and(|w| (w >> (b % 64)) & 1 != 0);
+        let marked = match self.lines.get(b / LINE_BUCKETS) {
+            Some(line) => (line.big >> (b % LINE_BUCKETS)) & 1 != 0,
+            None => self.big_buckets.get(b / 64).is_some_and(|w| (w >> (b % 64)) & 1 != 0),
+        };
         if marked { self.big.get(&k) } else { None }
     }
 
@@ -530,8 +560,15 @@ impl<K: Key> Table<K> {
     /// pipeline; software prefetches: nothing waits for them).
     #[inline]
     fn touch_bucket(&self, k: K) {
-        let bucket: &[u32] = &self.bucket;
         let b = (k.hash64() >> self.shift) as usize;
+        let lines: &[BucketLine] = &self.lines;
+        if !lines.is_empty() {
+            if b / LINE_BUCKETS < lines.len() {
+                prefetch_index::prefetch_index(lines, b / LINE_BUCKETS);
+            }
+            return;
+        }
+        let bucket: &[u32] = &self.bucket;
         if b < bucket.len() {
             prefetch_index::prefetch_index(bucket, b);
             if !self.big.is_empty() && b / 64 < self.big_buckets.len() {
@@ -730,9 +767,19 @@ impl<K: Key> Table<K> {
         big.shrink_to_fit();
         self.keys = keys;
         self.shift = shift;
-        self.bucket = HugeArray::from_vec(bucket);
+        match bucket_lines(&bucket, &big_buckets) {
+            Some(lines) => {
+                self.lines = HugeArray::from_vec(lines);
+                self.bucket = HugeArray::default();
+                self.big_buckets = Vec::new();
+            }
+            None => {
+                self.lines = HugeArray::default();
+                self.bucket = HugeArray::from_vec(bucket);
+                self.big_buckets = big_buckets;
+            }
+        }
         self.big = big;
-        self.big_buckets = big_buckets;
         self.gfirst = gfirst;
         self.gstart = gstart;
         // The old records go before the new ones are copied into their mapping: at most two
@@ -746,11 +793,12 @@ impl<K: Key> Table<K> {
     }
 
     fn mapped_bytes(&self) -> usize {
-        self.recs.mapped_bytes() + self.bucket.mapped_bytes()
+        self.recs.mapped_bytes() + self.lines.mapped_bytes() + self.bucket.mapped_bytes()
     }
 
     fn heap_bytes(&self) -> usize {
         self.recs.bytes()
+            + self.lines.bytes()
             + self.bucket.bytes()
             + self.big.capacity() * (size_of::<(K, Big)>() + 1)
             + self.big_buckets.capacity() * 8
@@ -759,6 +807,28 @@ impl<K: Key> Table<K> {
             + self.recent.capacity() * size_of::<Node>()
             + self.recent_heads.capacity() * (size_of::<(K, u32)>() + 1)
     }
+}
+
+/// The offsets `bucket` (one per bucket and one past the last) and long-run bits as
+/// [`BucketLine`]s; `None` if a line's records don't fit its 16-bit ends.
+fn bucket_lines(bucket: &[u32], big_buckets: &[u64]) -> Option<Vec<BucketLine>> {
+    let buckets = bucket.len().saturating_sub(1);
+    let last = bucket.last().copied().unwrap_or(0);
+    let mut lines = Vec::with_capacity(buckets.div_ceil(LINE_BUCKETS));
+    for l in 0..buckets.div_ceil(LINE_BUCKETS) {
+        let base = bucket[l * LINE_BUCKETS];
+        let mut line = BucketLine { base, ..BucketLine::default() };
+        for i in 0..LINE_BUCKETS {
+            let b = l * LINE_BUCKETS + i;
+            let end = bucket.get(b + 1).copied().unwrap_or(last);
+            line.ends[i] = u16::try_from(end - base).ok()?;
+            if b < buckets && (big_buckets[b / 64] >> (b % 64)) & 1 != 0 {
+                line.big |= 1 << i;
+            }
+        }
+        lines.push(line);
+    }
+    Some(lines)
 }
 
 /// Where an entry goes.
@@ -1517,6 +1587,41 @@ mod tests {
     /// port groups, IPv6 prefixes, entries in the base and recent, ends moved by updates and
     /// sessions removed after the base was built; every lookup (one by one and batched) against
     /// brute force over the rows as they stand.
+    /// A key with more records than a bucket line's 16-bit ends can count: the table keeps
+    /// plain 32-bit offsets, and answers as before.
+    #[test]
+    fn a_run_too_long_for_bucket_lines_uses_plain_offsets() {
+        let mut ix = Index::new();
+        for i in 0..70_000u32 {
+            ix.insert(&v4(row(&format!("s{}", i % 5), &i.to_string(), i * 10, Some(i * 10 + 10)), A));
+        }
+        for i in 0..200u32 {
+            ix.insert(&v4(row("other", &format!("o{i}"), 0, Some(100)), [10, 1, (i / 256) as u8, i as u8]));
+        }
+        ix.compact();
+        assert!(ix.v4.lines.is_empty());
+        for (t, want) in [(5, "s0"), (123_456, "s0"), (699_995, "s4"), (350_001, "s0")] {
+            assert_eq!(who(&ix, ix.lookup_v4_secs(Ipv4Addr::from(A), None, t)), Attribution::Unique(want.into()));
+        }
+        assert_eq!(who(&ix, ix.lookup_v4_secs(Ipv4Addr::from(A), Some(80), 700_000)), Attribution::Unknown);
+        let other = Ipv4Addr::new(10, 1, 0, 77);
+        assert_eq!(who(&ix, ix.lookup_v4_secs(other, None, 50)), Attribution::Unique("other".into()));
+        let qs = [
+            Query { addr: IpAddr::V4(other), port: None, at: 50 },
+            Query { addr: IpAddr::V4(Ipv4Addr::from(A)), port: None, at: 15 },
+        ];
+        let mut out = Vec::new();
+        ix.lookup_batch(&qs, &mut out);
+        assert_eq!(
+            out.iter().map(|a| who(&ix, a.clone())).collect::<Vec<_>>(),
+            vec![Attribution::Unique("other".into()), Attribution::Unique("s1".into())]
+        );
+        // Without it, the same index lays out in lines.
+        ix.retain(Timestamp::from_second(600_000).unwrap());
+        assert!(!ix.v4.lines.is_empty());
+        assert_eq!(who(&ix, ix.lookup_v4_secs(Ipv4Addr::from(A), None, 699_995)), Attribution::Unique("s4".into()));
+    }
+
     /// A long run of evenly spaced port blocks, found by arithmetic ([`Big::step`]), against a
     /// brute-force answer: blocks wider than their spacing (overlapping), ports below the first
     /// block and above the last, one by one and batched; and the same with one block moved, so
