@@ -297,15 +297,31 @@ impl Candidates {
         }
     }
 
+    /// Adds the subscribers in `found` (in any order, with repeats).
+    fn absorb(&mut self, mut found: Vec<u32>) {
+        if self.more.capacity() == 0 {
+            std::mem::swap(&mut self.more, &mut found);
+        }
+        self.more.extend_from_slice(&found);
+        if self.first.is_none() {
+            self.first = self.more.pop();
+        }
+    }
+
     fn finish(self) -> Attribution {
         match self.first {
             None => Attribution::Unknown,
             Some(f) if self.more.is_empty() => Attribution::Unique(SubscriberNo(f)),
             Some(f) => {
-                let mut v: Vec<SubscriberNo> = self.more.into_iter().chain([f]).map(SubscriberNo).collect();
+                let mut v = self.more;
+                v.push(f);
                 v.sort_unstable();
                 v.dedup();
-                Attribution::Ambiguous(v)
+                match v[..] {
+                    [one] => Attribution::Unique(SubscriberNo(one)),
+                    // The same allocation, as `SubscriberNo`s.
+                    _ => Attribution::Ambiguous(v.into_iter().map(SubscriberNo).collect()),
+                }
             }
         }
     }
@@ -520,6 +536,21 @@ impl<K: Key> Table<K> {
     fn stab_planned(&self, k: K, plan: Plan, port: Option<u16>, t: u32, acc: &mut Candidates) {
         let recs: &[K::Rec] = &self.recs;
         match plan {
+            // Without a port every entry of the run is read: one pass over it, the subscribers of
+            // those that cover `t` written without a branch (which of them do is random).
+            Plan::Big { big, .. } if port.is_none() => {
+                let (a, b) = (big.off as usize, big.off as usize + big.len as usize);
+                let run = recs.get(a..b).unwrap_or_default();
+                let mut found = vec![0u32; run.len() + 1];
+                let mut n = 0;
+                for r in run {
+                    let e = K::entry(r);
+                    found[n] = e.sub;
+                    n += usize::from((e.start <= t) & (t < e.end));
+                }
+                found.truncate(n);
+                acc.absorb(found);
+            }
             Plan::Big { big, glo, ghi } => {
                 for gi in glo..ghi {
                     let (a, b) = self.group_recs(&big, gi);
@@ -1620,6 +1651,39 @@ mod tests {
         ix.retain(Timestamp::from_second(600_000).unwrap());
         assert!(!ix.v4.lines.is_empty());
         assert_eq!(who(&ix, ix.lookup_v4_secs(Ipv4Addr::from(A), None, 699_995)), Attribution::Unique("s4".into()));
+    }
+
+    /// A port-less query of a shared address whose blocks one subscriber alone held then (a
+    /// business behind its own CGNAT address) has a unique answer, not an ambiguous one of one.
+    #[test]
+    fn one_subscriber_on_every_block_is_unique_without_a_port() {
+        let public = Ipv4Addr::new(203, 0, 113, 10);
+        let mut ix = Index::new();
+        for block in 0..40u16 {
+            for (sub, start) in [("alice", 0), ("bob", 1000)] {
+                let mut r = row(sub, &format!("{sub}{block}"), start, Some(start + 500));
+                r.port_blocks = vec![PortBlock { public, first: 1024 + block * 64, last: 1087 + block * 64 }];
+                ix.insert(&r);
+            }
+        }
+        for compact in [false, true] {
+            if compact {
+                ix.compact();
+                assert!(ix.v4.big.contains_key(&u32::from(public)));
+            }
+            assert_eq!(who(&ix, ix.lookup_v4_secs(public, None, 100)), Attribution::Unique("alice".into()));
+            assert_eq!(who(&ix, ix.lookup_v4_secs(public, None, 1200)), Attribution::Unique("bob".into()));
+            assert_eq!(who(&ix, ix.lookup_v4_secs(public, None, 700)), Attribution::Unknown);
+        }
+        // A block of bob's while alice holds the rest.
+        let mut r = row("bob", "late", 100, Some(200));
+        r.port_blocks = vec![PortBlock { public, first: 60_000, last: 60_063 }];
+        ix.insert(&r);
+        ix.compact();
+        assert_eq!(
+            who(&ix, ix.lookup_v4_secs(public, None, 150)),
+            Attribution::Ambiguous(vec!["alice".into(), "bob".into()])
+        );
     }
 
     /// A long run of evenly spaced port blocks, found by arithmetic ([`Big::step`]), against a
