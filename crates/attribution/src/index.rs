@@ -8,13 +8,15 @@
 //! A table has two parts:
 //!
 //! - **base**: one array of records (an entry and its key) sorted by the key's hash, the key,
-//!   first port and start, so each key's entries are contiguous (a *run*); an array of bucket
-//!   offsets cut it by the top bits of the hash (about four buckets per key), so a lookup reads
-//!   two offsets, which stay in cache, and then the records of one bucket, side by side in one
-//!   page: one random read of main memory. Runs longer than 32 entries (a CGNAT address's port
-//!   blocks, an address handed out many times) also get their longest session, widest port
-//!   block and port groups, which bound the search: a lookup binary-searches the ports and the
-//!   start times, then scans back only as far as the longest session could reach.
+//!   first port and start, so each key's entries are contiguous (a *run*); bucket offsets cut it
+//!   by the top bits of the hash (about four buckets per key, 28 buckets' offsets and long-run
+//!   bits to a cache line), so a lookup reads one line of offsets, often in the last-level
+//!   cache, and then the records of one bucket, side by side in one page: one random read of
+//!   main memory. Runs longer than 32 entries (a CGNAT address's port blocks, an address handed
+//!   out many times) also get their longest session, widest port block and port groups, which
+//!   bound the search: a lookup finds the port's group (by arithmetic when the blocks are evenly
+//!   spaced, as BNGs allocate them), then the start times, and scans back only as far as the
+//!   longest session could reach; a port-less one reads the run in one pass.
 //! - **recent**: entries added since the base was built, in a linked list per key (20 bytes
 //!   each); folded into the base (a merge: the base is sorted already) when it grows past a
 //!   quarter of it (and at least 65,536), so the cost of rebuilding is amortised.
@@ -375,10 +377,10 @@ struct BucketLine {
 /// One table: entries keyed by `K` (an IPv4 address, or an IPv6 prefix of one length).
 ///
 /// The base is one array of records (entry and key) sorted by key hash, then key, first port
-/// and start, cut into hash buckets by an offset array (about four buckets per key, so a bucket
-/// rarely holds another key's records). A lookup reads the key's two bucket offsets and then the
-/// bucket's records, which lie side by side: one random read of main memory per lookup, where a
-/// directory of keys beside the runs cost a second one. With millions of sessions a lookup is
+/// and start, cut into hash buckets by offsets (about four buckets per key, so a bucket rarely
+/// holds another key's records; [`BucketLine`]s of 28). A lookup reads the line of its
+/// bucket's offsets and then the bucket's records, which lie side by side: one random read of
+/// main memory per lookup, where a directory of keys beside the runs cost a second one. With millions of sessions a lookup is
 /// bound by the cache lines it reads (`bench/src/bin/memprobe.rs` measures what each costs), so
 /// records are kept small. Long runs get a [`Big`] description, found through a per-bucket bit
 /// and a small map.
