@@ -106,8 +106,9 @@ impl Entry {
 const NIL: u32 = u32::MAX;
 /// How far ahead [`Index::lookup_batch`] starts loading a query's memory: enough to overlap the
 /// cache misses of many queries, few enough that the lines loaded stay in the first-level cache
-/// until their query is answered.
-pub const BATCH_WINDOW: usize = 32;
+/// until their query is answered. Measured at 10M sessions (BENCHMARKS.md, issue 5): 12 and 16
+/// did best (110–115 ns a lookup), 24 a little slower, 32 and 48 slower by 4–8 %.
+pub const BATCH_WINDOW: usize = 16;
 /// Below this many queries [`Index::lookup_sorted`] doesn't sort: a small batch spreads over the
 /// whole index whatever its order, and sorting would cost without saving a miss.
 pub const SORT_MIN: usize = 1 << 14;
