@@ -140,12 +140,6 @@ enum Plan {
     Big { big: Big, glo: u32, ghi: u32 },
 }
 
-impl Default for Plan {
-    fn default() -> Plan {
-        Plan::Bucket { lo: 0, hi: 0 }
-    }
-}
-
 /// How to search a long run (more than [`SMALL_RUN`] entries: a CGNAT address's port blocks, an
 /// address handed out many times within the retention period).
 #[derive(Debug, Clone, Copy)]
@@ -381,10 +375,10 @@ struct BucketLine {
 /// and start, cut into hash buckets by offsets (about four buckets per key, so a bucket rarely
 /// holds another key's records; [`BucketLine`]s of 28). A lookup reads the line of its
 /// bucket's offsets and then the bucket's records, which lie side by side: one random read of
-/// main memory per lookup, where a directory of keys beside the runs cost a second one. With millions of sessions a lookup is
-/// bound by the cache lines it reads (`bench/src/bin/memprobe.rs` measures what each costs), so
-/// records are kept small. Long runs get a [`Big`] description, found through a per-bucket bit
-/// and a small map.
+/// main memory per lookup, where a directory of keys beside the runs cost a second one. With
+/// millions of sessions a lookup is bound by the cache lines it reads
+/// (`bench/src/bin/memprobe.rs` measures what each costs), so records are kept small. Long runs
+/// get a [`Big`] description, found through a per-bucket bit and a small map.
 #[derive(Debug, Default)]
 struct Table<K: Key> {
     recs: HugeArray<K::Rec>,
