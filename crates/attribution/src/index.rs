@@ -140,17 +140,6 @@ enum Plan {
     Big { big: Big, glo: u32, ghi: u32 },
 }
 
-/// How many IPv6 tables (prefix lengths) [`Index::lookup_batch`] plans lookups in; more are looked
-/// up the general way, which computes again at each stage of the pipeline what it reads.
-const PLANNED_V6_TABLES: usize = 2;
-
-/// The plans of one query: one per table it reads (an IPv4 query reads one, an IPv6 query one per
-/// prefix length in use); the rest are [`EMPTY_PLAN`].
-type QueryPlan = [Plan; PLANNED_V6_TABLES];
-
-/// A plan that reads nothing.
-const EMPTY_PLAN: Plan = Plan::Bucket { lo: 0, hi: 0 };
-
 /// How to search a long run (more than [`SMALL_RUN`] entries: a CGNAT address's port blocks, an
 /// address handed out many times within the retention period).
 #[derive(Debug, Clone, Copy)]
@@ -1217,35 +1206,32 @@ impl Index {
         }
     }
 
-    /// The IPv6 tables, when there are at most [`PLANNED_V6_TABLES`] and all of prefixes up to /64
-    /// (delegated /56s, perhaps framed /64s beside them: the usual case), so that
-    /// [`Index::lookup_batch`] can plan their lookups like IPv4 ones.
+    /// The IPv6 table, when there is only one (delegated prefixes of one length: the usual case),
+    /// so that [`Index::lookup_batch`] can plan its lookups like IPv4 ones.
     #[inline]
-    fn planned_v6(&self) -> Option<&[(u8, Table<u64>)]> {
-        (self.v6_long.is_empty() && self.v6_short.len() <= PLANNED_V6_TABLES).then_some(&self.v6_short[..])
+    fn single_v6(&self) -> Option<(u8, &Table<u64>)> {
+        match (&self.v6_short[..], &self.v6_long[..]) {
+            ([(len, t)], []) => Some((*len, t)),
+            _ => None,
+        }
     }
 
     /// Works out what a lookup of `q` reads and starts loading its records (its bucket offsets
-    /// and port groups are in cache by now): a plan per table it reads. `None`: IPv6 tables that
-    /// are not planned, looked up the general way.
+    /// and port groups are in cache by now). `None`: several IPv6 tables, looked up the general
+    /// way.
     #[inline]
-    fn plan_and_touch(&self, q: &Query) -> Option<QueryPlan> {
+    fn plan_and_touch(&self, q: &Query) -> Option<Plan> {
         match q.addr {
             IpAddr::V4(a) => {
                 let plan = self.v4.plan(u32::from(a), q.port);
                 self.v4.touch_planned(plan, q.port);
-                let mut plans = [EMPTY_PLAN; PLANNED_V6_TABLES];
-                plans[0] = plan;
-                Some(plans)
+                Some(plan)
             }
-            IpAddr::V6(a) => match self.planned_v6() {
-                Some(tables) => {
-                    let mut plans = [EMPTY_PLAN; PLANNED_V6_TABLES];
-                    for ((len, t), plan) in tables.iter().zip(&mut plans) {
-                        *plan = t.plan((mask128(u128::from(a), *len) >> 64) as u64, None);
-                        t.touch_planned(*plan, None);
-                    }
-                    Some(plans)
+            IpAddr::V6(a) => match self.single_v6() {
+                Some((len, t)) => {
+                    let plan = t.plan((mask128(u128::from(a), len) >> 64) as u64, None);
+                    t.touch_planned(plan, None);
+                    Some(plan)
                 }
                 None => {
                     let a = u128::from(a);
@@ -1261,17 +1247,15 @@ impl Index {
         }
     }
 
-    /// Answers `q` by the plans [`Index::plan_and_touch`] made for it.
+    /// Answers `q` by the plan [`Index::plan_and_touch`] made for it.
     #[inline]
-    fn answer_planned(&self, q: &Query, plans: Option<QueryPlan>) -> Attribution {
+    fn answer_planned(&self, q: &Query, plan: Option<Plan>) -> Attribution {
         let mut acc = Candidates::default();
-        match (q.addr, plans) {
-            (IpAddr::V4(a), Some(plans)) => self.v4.stab_planned(u32::from(a), plans[0], q.port, q.at, &mut acc),
-            (IpAddr::V6(a), Some(plans)) => match self.planned_v6() {
-                Some(tables) => {
-                    for ((len, t), plan) in tables.iter().zip(plans) {
-                        t.stab_planned((mask128(u128::from(a), *len) >> 64) as u64, plan, None, q.at, &mut acc);
-                    }
+        match (q.addr, plan) {
+            (IpAddr::V4(a), Some(plan)) => self.v4.stab_planned(u32::from(a), plan, q.port, q.at, &mut acc),
+            (IpAddr::V6(a), Some(plan)) => match self.single_v6() {
+                Some((len, t)) => {
+                    t.stab_planned((mask128(u128::from(a), len) >> 64) as u64, plan, None, q.at, &mut acc)
                 }
                 None => return self.lookup_v6_secs(a, q.at),
             },
@@ -1631,49 +1615,6 @@ mod tests {
     /// port groups, IPv6 prefixes, entries in the base and recent, ends moved by updates and
     /// sessions removed after the base was built; every lookup (one by one and batched) against
     /// brute force over the rows as they stand.
-    /// Sessions with a delegated /56 and a framed /64 (two IPv6 tables, both planned by
-    /// `lookup_batch`): batched answers equal one-by-one ones, before and after compacting, with
-    /// entries in the base and in recent.
-    #[test]
-    fn two_ipv6_prefix_lengths_batch_like_single_lookups() {
-        let mut next = xorshift(0x2a2a_5656);
-        let mut ix = Index::new();
-        let prefix =
-            |i: u64, len: u8| Ipv6Prefix::new(Ipv6Addr::from((0x2001_0db8u128 << 96) | u128::from(i) << 72), len);
-        for i in 0..600u64 {
-            let start = (next() % 10_000) as u32;
-            let mut r = row(&format!("s{}", i % 37), &i.to_string(), start, Some(start + 1 + (next() % 3000) as u32));
-            // The /64 of some sessions lies inside another session's /56: both tables answer.
-            let wan = if i % 3 == 0 { prefix((i + 1) % 200, 64) } else { prefix(1000 + i, 64) };
-            r.ipv6 = vec![prefix(i % 200, 56), wan];
-            ix.insert(&r);
-            if i == 300 {
-                ix.compact();
-            }
-        }
-        assert!(ix.v6_short.len() == 2 && ix.v6_long.is_empty());
-        for compact in [false, true] {
-            if compact {
-                ix.compact();
-            }
-            let qs: Vec<Query> = (0..3000)
-                .map(|_| {
-                    let key = next() % 1700;
-                    let low = u128::from(next()) & ((1 << 72) - 1);
-                    let a = (0x2001_0db8u128 << 96) | u128::from(if key < 1200 { key % 200 } else { key }) << 72 | low;
-                    Query { addr: IpAddr::V6(Ipv6Addr::from(a)), port: None, at: (next() % 14_000) as u32 }
-                })
-                .collect();
-            let mut got = Vec::new();
-            ix.lookup_batch(&qs, &mut got);
-            let want: Vec<Attribution> =
-                qs.iter().map(|q| ix.lookup(q.addr, None, Timestamp::from_second(i64::from(q.at)).unwrap())).collect();
-            assert_eq!(got, want);
-            assert!(want.iter().any(|a| matches!(a, Attribution::Ambiguous(_))));
-            assert!(want.iter().filter(|a| matches!(a, Attribution::Unique(_))).count() > 300);
-        }
-    }
-
     /// A key with more records than a bucket line's 16-bit ends can count: the table keeps
     /// plain 32-bit offsets, and answers as before.
     #[test]
