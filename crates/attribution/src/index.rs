@@ -1615,6 +1615,49 @@ mod tests {
     /// port groups, IPv6 prefixes, entries in the base and recent, ends moved by updates and
     /// sessions removed after the base was built; every lookup (one by one and batched) against
     /// brute force over the rows as they stand.
+    /// Sessions with a delegated /56 and a framed /64 (two IPv6 tables, which `lookup_batch` looks
+    /// up the general way): batched answers equal one-by-one ones, before and after compacting,
+    /// with entries in the base and in recent.
+    #[test]
+    fn two_ipv6_prefix_lengths_batch_like_single_lookups() {
+        let mut next = xorshift(0x2a2a_5656);
+        let mut ix = Index::new();
+        let prefix =
+            |i: u64, len: u8| Ipv6Prefix::new(Ipv6Addr::from((0x2001_0db8u128 << 96) | u128::from(i) << 72), len);
+        for i in 0..600u64 {
+            let start = (next() % 10_000) as u32;
+            let mut r = row(&format!("s{}", i % 37), &i.to_string(), start, Some(start + 1 + (next() % 3000) as u32));
+            // The /64 of some sessions lies inside another session's /56: both tables answer.
+            let wan = if i % 3 == 0 { prefix((i + 1) % 200, 64) } else { prefix(1000 + i, 64) };
+            r.ipv6 = vec![prefix(i % 200, 56), wan];
+            ix.insert(&r);
+            if i == 300 {
+                ix.compact();
+            }
+        }
+        assert!(ix.v6_short.len() == 2 && ix.v6_long.is_empty());
+        for compact in [false, true] {
+            if compact {
+                ix.compact();
+            }
+            let qs: Vec<Query> = (0..3000)
+                .map(|_| {
+                    let key = next() % 1700;
+                    let low = u128::from(next()) & ((1 << 72) - 1);
+                    let a = (0x2001_0db8u128 << 96) | u128::from(if key < 1200 { key % 200 } else { key }) << 72 | low;
+                    Query { addr: IpAddr::V6(Ipv6Addr::from(a)), port: None, at: (next() % 14_000) as u32 }
+                })
+                .collect();
+            let mut got = Vec::new();
+            ix.lookup_batch(&qs, &mut got);
+            let want: Vec<Attribution> =
+                qs.iter().map(|q| ix.lookup(q.addr, None, Timestamp::from_second(i64::from(q.at)).unwrap())).collect();
+            assert_eq!(got, want);
+            assert!(want.iter().any(|a| matches!(a, Attribution::Ambiguous(_))));
+            assert!(want.iter().filter(|a| matches!(a, Attribution::Unique(_))).count() > 300);
+        }
+    }
+
     /// A key with more records than a bucket line's 16-bit ends can count: the table keeps
     /// plain 32-bit offsets, and answers as before.
     #[test]
