@@ -163,6 +163,14 @@ struct Big {
     first: u16,
 }
 
+impl Big {
+    /// Where the whole run is in `recs`.
+    #[inline]
+    fn records(&self) -> (usize, usize) {
+        (self.off as usize, self.off as usize + self.len as usize)
+    }
+}
+
 /// A key of a table: an IPv4 address, or an IPv6 prefix (top 64 bits, or all 128).
 trait Key: Copy + Eq + Ord + Default + std::hash::Hash + std::fmt::Debug {
     /// An entry stored with its key.
@@ -271,7 +279,8 @@ fn order<K: Key>(r: &K::Rec) -> (u64, K, u16, u32, u32) {
 /// The common distance between consecutive first ports, if there are at least two groups and it
 /// is the same between all (see [`Big::step`]); 0 otherwise.
 fn uniform_step(firsts: &[u16]) -> u16 {
-    let Some(step) = firsts.get(1).zip(firsts.first()).map(|(b, a)| b.wrapping_sub(*a)) else { return 0 };
+    let [a, b, ..] = *firsts else { return 0 };
+    let step = b.wrapping_sub(a);
     if step > 0 && firsts.windows(2).all(|w| w[1].checked_sub(w[0]) == Some(step)) { step } else { 0 }
 }
 
@@ -295,11 +304,12 @@ impl Candidates {
     }
 
     /// Adds the subscribers in `found` (in any order, with repeats).
-    fn absorb(&mut self, mut found: Vec<u32>) {
-        if self.more.capacity() == 0 {
-            std::mem::swap(&mut self.more, &mut found);
+    fn absorb(&mut self, found: Vec<u32>) {
+        if self.more.is_empty() {
+            self.more = found;
+        } else {
+            self.more.extend_from_slice(&found);
         }
-        self.more.extend_from_slice(&found);
         if self.first.is_none() {
             self.first = self.more.pop();
         }
@@ -499,9 +509,9 @@ impl<K: Key> Table<K> {
     /// The records of group `gi` of a long run, as a range of `recs`.
     #[inline]
     fn group_recs(&self, big: &Big, gi: u32) -> (usize, usize) {
-        let end = big.off as usize + big.len as usize;
+        let (start, end) = big.records();
         if big.ng == 0 {
-            return (big.off as usize, end);
+            return (start, end);
         }
         let at = |i: u32| self.gstart.get((big.g + i) as usize).map_or(end, |&x| x as usize);
         (at(gi), if gi + 1 < big.ng { at(gi + 1) } else { end })
@@ -536,7 +546,7 @@ impl<K: Key> Table<K> {
             // Without a port every entry of the run is read: one pass over it, the subscribers of
             // those that cover `t` written without a branch (which of them do is random).
             Plan::Big { big, .. } if port.is_none() => {
-                let (a, b) = (big.off as usize, big.off as usize + big.len as usize);
+                let (a, b) = big.records();
                 let run = recs.get(a..b).unwrap_or_default();
                 let mut found = vec![0u32; run.len() + 1];
                 let mut n = 0;
@@ -629,7 +639,8 @@ impl<K: Key> Table<K> {
         let recs: &[K::Rec] = &self.recs;
         let (lo, hi, lines) = match plan {
             Plan::Big { big, .. } if port.is_none() => {
-                (big.off as usize, big.off as usize + big.len as usize, TOUCH_LINES_WHOLE_RUN)
+                let (lo, hi) = big.records();
+                (lo, hi, TOUCH_LINES_WHOLE_RUN)
             }
             Plan::Big { big, glo, ghi } if glo < ghi => {
                 let (lo, hi) = self.group_recs(&big, glo);
@@ -668,7 +679,7 @@ impl<K: Key> Table<K> {
         }
         let h = k.hash64();
         let (a, b) = match self.big(k, h) {
-            Some(big) => (big.off as usize, big.off as usize + big.len as usize),
+            Some(big) => big.records(),
             None => self.small_run(&self.recs, k, h),
         };
         let recs: &mut [K::Rec] = &mut self.recs;
