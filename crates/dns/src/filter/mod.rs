@@ -22,7 +22,7 @@ pub mod warn_page;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -93,7 +93,7 @@ pub struct Filter {
     /// microseconds (0: they block at once). See [`Filter::set_busy_poll`].
     busy_poll_us: AtomicU64,
     /// UDP workers [`serve`] starts (0: one per CPU, see `udp_workers`).
-    udp_workers: AtomicU64,
+    udp_workers: AtomicUsize,
     /// Bumped after each replacement of the static, C&C or malware list (the policy zone keeps
     /// its own, [`PolicyZone::names_generation`]).
     generation: AtomicU64,
@@ -128,7 +128,7 @@ impl Filter {
             continued: Mutex::default(),
             cache: OnceLock::new(),
             busy_poll_us: AtomicU64::new(0),
-            udp_workers: AtomicU64::new(0),
+            udp_workers: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
             stats: FilterStats::default(),
         })
@@ -158,7 +158,7 @@ impl Filter {
     /// ([`Filter::set_busy_poll`]): every worker polls while its socket gets queries. Takes effect
     /// for [`serve`] started afterwards.
     pub fn set_udp_workers(&self, workers: usize) {
-        self.udp_workers.store(workers as u64, Ordering::Relaxed);
+        self.udp_workers.store(workers, Ordering::Relaxed);
     }
 
     /// Replaces the static FQDN list (e.g. a large operator list under `dns.block-fqdn-list`).
@@ -649,7 +649,7 @@ pub async fn serve(
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let workers = match filter.udp_workers.load(Ordering::Relaxed) {
         0 => udp_workers(),
-        n => usize::try_from(n).unwrap_or(usize::MAX).min(64),
+        n => n.min(64),
     };
     for i in 0..workers {
         let front = mamori_udp::bind_reuseport(local)?;
