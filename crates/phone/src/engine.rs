@@ -36,8 +36,10 @@ use crate::detect::country::{self, CountrySettings};
 use crate::detect::{dormant, source, surge};
 use crate::learn::LaggedPeak;
 use crate::learned::{CountryLearned, Learned, LineLearned};
+use crate::line_index::{LineIndex, ShortId};
 use crate::live::{CallEvent, Tariff};
 use crate::numbering::{CountryCode, Destination, NumberingPlan};
+use crate::recent::Recent;
 use crate::views::{
     CallDetail, CountryActivity, CountryView, DormantView, LineCalls, LineLastInternational, LineTotals,
     SourceActivity, SourceView, SurgeCallDetails, SurgeTotals,
@@ -245,12 +247,37 @@ impl ActiveCall {
     }
 }
 
+/// What a line's calm calls taught it: its countries and SIP clients, most recent last.
 #[derive(Debug, Clone, Default)]
 struct History {
     countries: Vec<u16>,
     sources: Vec<IpAddr>,
-    calling: Vec<u64>,
+}
+
+/// The part of a line's state that its domestic calls (most rows) read and write, laid out in the
+/// first two cache lines of [`LineState`]: the learning gate, the count, the history's last SIP
+/// client (the usual call repeats it, so the list is not read) and the recent calling numbers
+/// (a PBX's vary from call to call).
+#[derive(Debug, Clone)]
+#[repr(C)]
+struct OwnUse {
+    /// Calls that start after this instant (nanoseconds since the epoch) teach the line its own
+    /// use: `i128::MAX` while a verdict stands, the last rise plus [`CALM_BEFORE_LEARNING`] after
+    /// one, `i128::MIN` before any. Kept by [`LineState::set_verdict`] and
+    /// [`LineState::set_last_rise`].
+    learn_after_ns: i128,
+    /// Calls learned from.
     calls: u32,
+    /// `History::sources.last()`.
+    last_source: Option<IpAddr>,
+    /// The calling numbers' hashes, most recent last.
+    calling: Recent<u64, HISTORY_CALLING>,
+}
+
+impl Default for OwnUse {
+    fn default() -> Self {
+        OwnUse { learn_after_ns: i128::MIN, calls: 0, last_source: None, calling: Recent::default() }
+    }
 }
 
 fn remember<T: PartialEq + Copy>(list: &mut Vec<T>, v: T, cap: usize) {
@@ -293,8 +320,15 @@ enum Verdict {
     },
 }
 
+/// One line's state. It starts a cache line with [`OwnUse`], so that a domestic call touches
+/// that one line of the record.
 #[derive(Debug)]
+#[repr(C, align(64))]
 struct LineState {
+    own: OwnUse,
+    history: History,
+    verdict: Verdict,
+    last_rise: Option<Timestamp>,
     line_id: Box<str>,
     subscriber: SubscriberId,
     calls: Vec<ActiveCall>,
@@ -303,26 +337,59 @@ struct LineState {
     sustained_jpy: f64,
     sustained_at: i64,
     normal_sustained: LaggedPeak,
-    history: History,
     last_international: Option<Timestamp>,
     known_since: Timestamp,
-    last_rise: Option<Timestamp>,
-    verdict: Verdict,
     hot: bool,
     dormant_asked: bool,
 }
 
 impl LineState {
     /// A domestic call: the SIP client and the calling number of ordinary calls are the line's
-    /// own, learned while the line is calm.
+    /// own, learned while the line is calm (its verdict calm, its last rise an hour past).
+    #[inline]
     fn learn_own(&mut self, start: Timestamp, source_ip: IpAddr, calling: u64) {
-        let calm = self.verdict == Verdict::Calm
-            && self.last_rise.is_none_or(|r| start.duration_since(r) > CALM_BEFORE_LEARNING);
-        if calm {
-            remember(&mut self.history.sources, source_ip, HISTORY_SOURCES);
-            remember(&mut self.history.calling, calling, HISTORY_CALLING);
-            self.history.calls = self.history.calls.saturating_add(1);
+        let learns = start.as_nanosecond() > self.own.learn_after_ns;
+        debug_assert_eq!(
+            learns,
+            self.verdict == Verdict::Calm
+                && self.last_rise.is_none_or(|r| start.duration_since(r) > CALM_BEFORE_LEARNING),
+            "the learning gate follows the verdict and the last rise"
+        );
+        if learns {
+            self.learn(source_ip, calling);
         }
+    }
+
+    /// A call of the line's calm use joins its history.
+    #[inline]
+    fn learn(&mut self, source_ip: IpAddr, calling: u64) {
+        let own = &mut self.own;
+        if own.last_source != Some(source_ip) {
+            remember(&mut self.history.sources, source_ip, HISTORY_SOURCES);
+            own.last_source = Some(source_ip);
+        }
+        own.calling.remember(calling);
+        own.calls = own.calls.saturating_add(1);
+    }
+
+    /// Every change of the verdict goes through here, so the learning gate follows it.
+    fn set_verdict(&mut self, verdict: Verdict) {
+        self.verdict = verdict;
+        self.set_learning_gate();
+    }
+
+    /// A rise at `t`: the line learns again only an hour after it.
+    fn set_last_rise(&mut self, t: Timestamp) {
+        self.last_rise = Some(t);
+        self.set_learning_gate();
+    }
+
+    fn set_learning_gate(&mut self) {
+        self.own.learn_after_ns = match (&self.verdict, self.last_rise) {
+            (Verdict::Calm, None) => i128::MIN,
+            (Verdict::Calm, Some(r)) => r.checked_add(CALM_BEFORE_LEARNING).map_or(i128::MAX, |a| a.as_nanosecond()),
+            _ => i128::MAX,
+        };
     }
 
     /// After an evaluation (and its judgement, if it rose): a legitimate-use verdict ends with its
@@ -333,7 +400,7 @@ impl LineState {
     fn settle(&mut self, t: Timestamp, window_jpy: f64, sustained_jpy: f64, rising: bool, half_life: SignedDuration) {
         let fraud = matches!(self.verdict, Verdict::Fraud { .. });
         if !rising && matches!(self.verdict, Verdict::Legit { .. }) {
-            self.verdict = Verdict::Calm;
+            self.set_verdict(Verdict::Calm);
         }
         let spoiled = fraud || (rising && self.verdict == Verdict::Calm);
         self.normal.observe(t, window_jpy, spoiled, half_life);
@@ -398,7 +465,7 @@ pub struct Engine {
     tz: TimeZone,
     lines: Vec<LineState>,
     /// Line id (its bytes, as the CDR reader hands them out) → slot in `lines`.
-    line_index: FxHashMap<Box<[u8]>, u32>,
+    line_index: LineIndex,
     hot: Vec<u32>,
     /// Spare buffer for [`Engine::evaluate_lines`]'s list of lines still hot.
     still_hot: Vec<u32>,
@@ -449,7 +516,7 @@ fn hash_str(s: &str) -> u64 {
 
 /// The hash of a text's bytes: the same number as `hash_str` of that text (what `str::hash`
 /// writes: the bytes, then 0xff), for the CDR reader's byte fields.
-fn hash_bytes(b: &[u8]) -> u64 {
+pub(crate) fn hash_bytes(b: &[u8]) -> u64 {
     let mut h = FxBuildHasher.build_hasher();
     h.write(b);
     h.write_u8(0xff);
@@ -508,7 +575,7 @@ impl Engine {
             gates,
             tz: TimeZone::get("Asia/Tokyo").unwrap_or(TimeZone::UTC),
             lines: Vec::new(),
-            line_index: FxHashMap::default(),
+            line_index: LineIndex::default(),
             hot: Vec::new(),
             still_hot: Vec::new(),
             totals: LineTotals {
@@ -592,7 +659,7 @@ impl Engine {
     pub fn restore(&mut self, learned: Learned) -> usize {
         let mut restored = 0;
         for l in learned.lines {
-            if self.line_index.contains_key(l.line_id.as_bytes()) {
+            if self.line_index.get(l.line_id.as_bytes()).is_some() {
                 continue;
             }
             let i = self.line_slot(l.line_id.as_bytes(), l.known_since);
@@ -618,12 +685,13 @@ impl Engine {
 
     fn line_slot(&mut self, line_id: &[u8], at: Timestamp) -> u32 {
         if let Some(i) = self.line_index.get(line_id) {
-            return *i;
+            return i;
         }
         let i = u32::try_from(self.lines.len()).unwrap_or(u32::MAX);
         // Line ids come from `str`s or the reader's UTF-8 fields: the conversion is exact.
         let text: Box<str> = String::from_utf8_lossy(line_id).into();
         self.lines.push(LineState {
+            own: OwnUse::default(),
             subscriber: self.subscribers.of(&text),
             line_id: text,
             calls: Vec::new(),
@@ -639,7 +707,7 @@ impl Engine {
             hot: false,
             dormant_asked: false,
         });
-        self.line_index.insert(line_id.into(), i);
+        self.line_index.insert(line_id, i);
         i
     }
 
@@ -664,6 +732,68 @@ impl Engine {
                 line.learn_own(cdr.start, cdr.source_ip, calling);
             }
         }
+    }
+
+    /// The slot of a known line, looked up ahead of its row (see [`crate::domestic`]).
+    #[inline]
+    pub(crate) fn find_line(&self, key: &ShortId) -> Option<u32> {
+        self.line_index.get_short(key)
+    }
+
+    /// Reads the head of a line's record ahead of its row, so that the row finds it in the cache.
+    #[inline]
+    pub(crate) fn touch_line(&self, slot: u32) -> (i128, u32) {
+        // Both cache lines of the record's head: the gate, and the calling numbers.
+        self.lines.get(slot as usize).map_or((0, 0), |l| (l.own.learn_after_ns, l.own.calling.len() as u32))
+    }
+
+    /// [`Engine::on_domestic_cdr`] for a row held in a [`crate::domestic`] batch: its line's slot
+    /// as looked up ahead (`None`: not known then, so found or added now) and the calling number's
+    /// hash ([`hash_bytes`]).
+    #[inline]
+    pub(crate) fn on_domestic_row(
+        &mut self,
+        slot: Option<u32>,
+        line: &ShortId,
+        start: Timestamp,
+        source_ip: IpAddr,
+        calling: u64,
+    ) {
+        self.counters.calls += 1;
+        if self.first_seen.is_none() {
+            self.first_seen = Some(start);
+        }
+        let li = match slot {
+            Some(li) => li,
+            None => {
+                let (bytes, len) = line.bytes();
+                self.line_slot(bytes.get(..len).unwrap_or_default(), start)
+            }
+        };
+        if let Some(line) = self.lines.get_mut(li as usize) {
+            line.learn_own(start, source_ip, calling);
+        }
+    }
+
+    /// Every line's learned own use and history, as text, line by line (for tests comparing
+    /// two ways of feeding the engine).
+    #[cfg(test)]
+    pub(crate) fn learned_state(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for l in &self.lines {
+            let _ = writeln!(
+                out,
+                "{} {:?} {:?} calm={} calls={} last_rise={:?}",
+                l.line_id,
+                l.own,
+                l.history,
+                l.verdict == Verdict::Calm,
+                l.calls.len(),
+                l.last_rise
+            );
+        }
+        out
     }
 
     /// Counts a call and finds its line: the line's slot and the calling number's hash.
@@ -779,7 +909,7 @@ impl Engine {
             calling,
             new_country: !line.history.countries.contains(&country.0),
             new_source_ip: !line.history.sources.contains(&source_ip),
-            unfamiliar_calling: !line.history.calling.contains(&calling),
+            unfamiliar_calling: !line.own.calling.contains(&calling),
         };
         line.calls.push(call);
         if !line.hot {
@@ -943,9 +1073,7 @@ impl Engine {
                     }
                     if learn {
                         remember(&mut line.history.countries, c.country.0, HISTORY_COUNTRIES);
-                        remember(&mut line.history.sources, c.source_ip, HISTORY_SOURCES);
-                        remember(&mut line.history.calling, c.calling, HISTORY_CALLING);
-                        line.history.calls = line.history.calls.saturating_add(1);
+                        line.learn(c.source_ip, c.calling);
                     }
                 } else {
                     i += 1;
@@ -954,7 +1082,7 @@ impl Engine {
             if line.calls.is_empty() {
                 line.hot = false;
                 if matches!(line.verdict, Verdict::Legit { .. }) {
-                    line.verdict = Verdict::Calm;
+                    line.set_verdict(Verdict::Calm);
                 }
                 continue;
             }
@@ -1052,7 +1180,7 @@ impl Engine {
         window_start: Timestamp,
     ) -> Result<(), EngineError> {
         let Some(line) = self.lines.get_mut(li as usize) else { return Ok(()) };
-        line.last_rise = Some(t);
+        line.set_last_rise(t);
         if let Verdict::Fraud { last_proposed, .. } = &line.verdict {
             // The first check of the arm below, before cloning the verdict (a fraud line is over
             // its threshold at every evaluation, every 10 s).
@@ -1076,7 +1204,7 @@ impl Engine {
                     Some(ActionState::Rejected | ActionState::Lifted) => {
                         // "It was me": this use is the subscriber's, and theirs to learn.
                         if let Some(line) = self.lines.get_mut(li as usize) {
-                            line.verdict = Verdict::legit(&rise);
+                            line.set_verdict(Verdict::legit(&rise));
                         }
                     }
                     // Escalate only while charges rise in the window itself: the hours-long sum
@@ -1085,19 +1213,19 @@ impl Engine {
                         if rise.projected_jpy >= rise.threshold_jpy && self.gov.calendar().classify(t).is_urgent() =>
                     {
                         if let Some(line) = self.lines.get_mut(li as usize) {
-                            line.verdict = Verdict::Fraud { action_id, last_proposed: t };
+                            line.set_verdict(Verdict::Fraud { action_id, last_proposed: t });
                         }
                         self.propose_line(li, t, json!({"still_rising": rise}))?;
                     }
                     Some(s) if s.is_final() => {
                         if let Some(line) = self.lines.get_mut(li as usize) {
-                            line.verdict = Verdict::Calm;
+                            line.set_verdict(Verdict::Calm);
                         }
                         self.propose_line(li, t, json!({"still_rising": rise}))?;
                     }
                     _ => {
                         if let Some(line) = self.lines.get_mut(li as usize) {
-                            line.verdict = Verdict::Fraud { action_id, last_proposed: t };
+                            line.set_verdict(Verdict::Fraud { action_id, last_proposed: t });
                         }
                     }
                 }
@@ -1152,7 +1280,7 @@ impl Engine {
                     // the subscriber's, are.
                     line.spoil_hour(t, half_life);
                 }
-                line.verdict = Verdict::legit(&rise);
+                line.set_verdict(Verdict::legit(&rise));
             }
             return Ok(());
         }
@@ -1179,7 +1307,7 @@ impl Engine {
             Err(e) => return self.soft(e),
         }
         if let Some(line) = self.lines.get_mut(li as usize) {
-            line.verdict = Verdict::Fraud { action_id: String::new(), last_proposed: t };
+            line.set_verdict(Verdict::Fraud { action_id: String::new(), last_proposed: t });
         }
         self.propose_line(li, t, evidence)?;
         self.suspect_sources(li, t, &view)?;
@@ -1206,8 +1334,8 @@ impl Engine {
             line_id: line.line_id.to_string(),
             subscriber: line.subscriber.clone(),
             calls,
-            history_known: line.history.calls >= HISTORY_MIN_CALLS,
-            calling_numbers_stable: line.history.calling.len() <= 2,
+            history_known: line.own.calls >= HISTORY_MIN_CALLS,
+            calling_numbers_stable: line.own.calling.len() <= 2,
         })
     }
 
@@ -1223,7 +1351,7 @@ impl Engine {
             Err(e) => return self.soft(e),
         };
         if let Some(line) = self.lines.get_mut(li as usize) {
-            line.verdict = Verdict::Fraud { action_id: decision.action.id.clone(), last_proposed: t };
+            line.set_verdict(Verdict::Fraud { action_id: decision.action.id.clone(), last_proposed: t });
         }
         self.handle_decision(t, decision);
         Ok(())
@@ -1574,10 +1702,10 @@ impl Engine {
     fn forget_action(&mut self, rec: &ActionRecord) {
         match &rec.target {
             Target::Line(id) => {
-                if let Some(li) = self.line_index.get(id.as_bytes()).copied() {
+                if let Some(li) = self.line_index.get(id.as_bytes()) {
                     if let Some(line) = self.lines.get_mut(li as usize) {
                         if matches!(&line.verdict, Verdict::Fraud { action_id, .. } if *action_id == rec.id) {
-                            line.verdict = Verdict::Calm;
+                            line.set_verdict(Verdict::Calm);
                         }
                     }
                 }

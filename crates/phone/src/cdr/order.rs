@@ -58,7 +58,8 @@ impl std::fmt::Debug for Reorder {
     }
 }
 
-fn call_key(call_id: &[u8]) -> u64 {
+/// The key a call id is remembered by (64 bits of two hashes).
+pub(crate) fn call_key(call_id: &[u8]) -> u64 {
     let mut h = FxBuildHasher.build_hasher();
     // What `str::hash` writes (the bytes, then 0xff), so a key is the same for the text and its
     // bytes.
@@ -92,7 +93,13 @@ impl Reorder {
     /// whose order doesn't matter to the consumer (a line's domestic calls only teach it its own
     /// addresses and numbers), which then skip the buffer.
     pub fn first_time(&mut self, call_id: &[u8], start: Timestamp) -> bool {
-        if self.seen.insert(call_key(call_id), start).is_some() {
+        self.first_time_key(call_key(call_id), start)
+    }
+
+    /// [`Reorder::first_time`] of the call whose [`call_key`] is `key`.
+    #[inline]
+    pub(crate) fn first_time_key(&mut self, key: u64, start: Timestamp) -> bool {
+        if self.seen.insert(key, start).is_some() {
             self.duplicates += 1;
             return false;
         }
@@ -101,6 +108,13 @@ impl Reorder {
         }
         self.sweep_seen();
         true
+    }
+
+    /// Whether the call whose [`call_key`] is `key` was seen: a lookup ahead of
+    /// [`Reorder::first_time_key`], which brings the entry into the cache.
+    #[inline]
+    pub(crate) fn probe(&self, key: u64) -> bool {
+        self.seen.contains_key(&key)
     }
 
     /// Adds a row; released rows go to `out` in start order.
