@@ -2,14 +2,14 @@
 //!
 //! Memory is bounded by the rows within the allowed lateness, not by the file: a row is released
 //! once the newest start time seen is `lateness` past it, and a call id is remembered only as long
-//! as a duplicate could still arrive (twice the lateness).
+//! as a duplicate could still arrive: at least twice the lateness, at most four times.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::hash::{BuildHasher, Hasher};
 
 use jiff::{SignedDuration, Timestamp};
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::{FxBuildHasher, FxHashSet};
 
 use super::Cdr;
 
@@ -39,10 +39,15 @@ pub struct Reorder {
     heap: BinaryHeap<Reverse<Pending>>,
     slab: Vec<Option<Cdr>>,
     free: Vec<usize>,
-    /// call-id hash → start time of that call, for duplicates.
-    seen: FxHashMap<u64, Timestamp>,
+    /// Call keys ([`call_key`]) seen since `generation_from`, for duplicates.
+    seen: FxHashSet<u64>,
+    /// Those of the generation before. Two generations of twice the lateness each, rather than
+    /// one map swept of its old keys: dropping a whole generation costs nothing per key, where a
+    /// sweep visited every key to keep half of them.
+    seen_before: FxHashSet<u64>,
+    /// When the current generation began (newest start time seen then).
+    generation_from: Option<Timestamp>,
     newest: Option<Timestamp>,
-    seen_after_sweep: usize,
     newest_any: Option<Timestamp>,
     released_up_to: Option<Timestamp>,
     arrivals: u64,
@@ -78,9 +83,10 @@ impl Reorder {
             heap: BinaryHeap::new(),
             slab: Vec::new(),
             free: Vec::new(),
-            seen: FxHashMap::default(),
+            seen: FxHashSet::default(),
+            seen_before: FxHashSet::default(),
+            generation_from: None,
             newest: None,
-            seen_after_sweep: 0,
             newest_any: None,
             released_up_to: None,
             arrivals: 0,
@@ -99,35 +105,51 @@ impl Reorder {
     /// [`Reorder::first_time`] of the call whose [`call_key`] is `key`.
     #[inline]
     pub(crate) fn first_time_key(&mut self, key: u64, start: Timestamp) -> bool {
-        if self.seen.insert(key, start).is_some() {
+        if !self.remember(key, start) {
             self.duplicates += 1;
             return false;
         }
-        if self.newest_any.is_none_or(|n| start > n) {
-            self.newest_any = Some(start);
-        }
-        self.sweep_seen();
         true
     }
 
+    /// Remembers a call key: `false` when it was seen already. Starts a new generation of keys
+    /// once the newest start time is twice the lateness past the current one's beginning.
+    #[inline]
+    fn remember(&mut self, key: u64, start: Timestamp) -> bool {
+        if self.newest_any.is_none_or(|n| start > n) {
+            self.newest_any = Some(start);
+            let from = *self.generation_from.get_or_insert(start);
+            if start.duration_since(from) >= self.lateness * 2 {
+                self.new_generation(start);
+            }
+        }
+        !self.seen_before.contains(&key) && self.seen.insert(key)
+    }
+
+    /// The generation before is forgotten; the current one becomes it.
+    #[cold]
+    #[inline(never)]
+    fn new_generation(&mut self, at: Timestamp) {
+        std::mem::swap(&mut self.seen, &mut self.seen_before);
+        self.seen.clear();
+        self.generation_from = Some(at);
+    }
+
     /// Whether the call whose [`call_key`] is `key` was seen: a lookup ahead of
-    /// [`Reorder::first_time_key`], which brings the entry into the cache.
+    /// [`Reorder::first_time_key`], which brings the entries into the cache.
     #[inline]
     pub(crate) fn probe(&self, key: u64) -> bool {
-        self.seen.contains_key(&key)
+        self.seen.contains(&key) | self.seen_before.contains(&key)
     }
 
     /// Adds a row; released rows go to `out` in start order.
     pub fn push(&mut self, cdr: Cdr, out: &mut impl FnMut(Cdr)) -> Pushed {
         let key = call_key(cdr.call_id.as_bytes());
-        if self.seen.insert(key, cdr.start).is_some() {
+        if !self.remember(key, cdr.start) {
             self.duplicates += 1;
             return Pushed::Duplicate;
         }
         let start = cdr.start;
-        if self.newest_any.is_none_or(|n| start > n) {
-            self.newest_any = Some(start);
-        }
         if self.released_up_to.is_some_and(|r| start < r) {
             self.late += 1;
             out(cdr);
@@ -159,26 +181,6 @@ impl Reorder {
         self.release(out, true);
     }
 
-    /// Forgets call ids that no duplicate can follow any more (older than twice the lateness
-    /// behind the newest row); only once the map has doubled since the last sweep, so it costs
-    /// O(1) per row however busy the hour.
-    #[inline]
-    fn sweep_seen(&mut self) {
-        if self.seen.len() > 4096.max(2 * self.seen_after_sweep) {
-            self.sweep_now();
-        }
-    }
-
-    /// The sweep itself, out of line: the check above runs for every row, this once per doubling.
-    #[cold]
-    #[inline(never)]
-    fn sweep_now(&mut self) {
-        let Some(newest) = self.newest_any else { return };
-        let forget_before = newest.checked_sub(self.lateness * 2).unwrap_or(newest);
-        self.seen.retain(|_, start| *start >= forget_before);
-        self.seen_after_sweep = self.seen.len();
-    }
-
     /// Rows held.
     pub fn buffered(&self) -> usize {
         self.heap.len()
@@ -200,7 +202,6 @@ impl Reorder {
             }
         }
         let _ = horizon;
-        self.sweep_seen();
     }
 }
 
@@ -251,7 +252,29 @@ mod tests {
         let c = cdr("d199999", 1999);
         assert!(!r.first_time(c.call_id.as_bytes(), c.start));
         assert_eq!((firsts, r.duplicates), (200_000, 1));
-        assert!(r.seen.len() < 10_000, "{}", r.seen.len());
+        assert!(r.seen.len() + r.seen_before.len() < 10_000, "{}", r.seen.len() + r.seen_before.len());
+    }
+
+    #[test]
+    fn a_repeat_within_twice_the_lateness_is_caught_whatever_the_generation() {
+        // Rows one a minute move the generations (two of ten minutes each); a call first seen
+        // at any minute of a generation is still known ten minutes later, and forgotten after
+        // twenty.
+        for first in 0..30i64 {
+            let mut r = Reorder::new(SignedDuration::from_mins(5));
+            for minute in 0..80i64 {
+                let row = cdr(&format!("bg{minute}"), minute);
+                assert!(r.first_time(row.call_id.as_bytes(), row.start));
+                let x = cdr("x", minute);
+                if minute == first {
+                    assert!(r.first_time(x.call_id.as_bytes(), x.start));
+                } else if minute == first + 10 {
+                    assert!(!r.first_time(x.call_id.as_bytes(), x.start), "first seen at minute {first}");
+                } else if minute == first + 31 {
+                    assert!(r.first_time(x.call_id.as_bytes(), x.start), "still held after 31 minutes");
+                }
+            }
+        }
     }
 
     #[test]
@@ -262,7 +285,7 @@ mod tests {
             r.push(cdr(&format!("c{i}"), i / 100), &mut |_| n += 1);
             assert!(r.buffered() <= 700);
         }
-        assert!(r.seen.len() < 10_000, "{}", r.seen.len());
+        assert!(r.seen.len() + r.seen_before.len() < 10_000, "{}", r.seen.len() + r.seen_before.len());
         r.finish(&mut |_| n += 1);
         assert_eq!(n, 200_000);
     }
