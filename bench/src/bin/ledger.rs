@@ -481,6 +481,7 @@ fn main() -> Result<()> {
         group_commit_max: args.get("group-max", defaults.group_commit_max)?,
         checkpoint_every: args.get("checkpoint-every", defaults.checkpoint_every)?,
         durable: true,
+        single_thread: false,
     };
     let skip_raw = args.flag("skip-raw");
     if entries == 0 || window == 0 || producers == 0 {

@@ -130,6 +130,7 @@ fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
             checkpoint_every: config.ledger.checkpoint_every,
             group_commit_max: config.ledger.group_commit_max,
             durable: true,
+            single_thread: false,
         },
     )
     .with_context(|| format!("opening the store at {}", path.display()))?;

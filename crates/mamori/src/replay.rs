@@ -92,6 +92,8 @@ pub fn replay_cdr(
             // A replay's own database is rebuilt from the file and needs no fsync per decision;
             // another one's is not ours to risk.
             durable: append,
+            // A replay's own database has one user, this thread; a server's has others.
+            single_thread: !append,
         },
     )?);
     let db = if append { Database::Existing(store) } else { Database::Fresh(store) };

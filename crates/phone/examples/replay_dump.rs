@@ -43,6 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             checkpoint_every: config.ledger.checkpoint_every,
             group_commit_max: config.ledger.group_commit_max,
             durable: false,
+            single_thread: true,
         },
     )?);
     let subscribers = Subscribers::load(std::path::Path::new(subs))?;

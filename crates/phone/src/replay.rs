@@ -255,7 +255,7 @@ mod tests {
 
     fn run(csv: &[u8], batched: bool) -> (Collect, ReplaySummary, String) {
         let dir = tempfile::tempdir().unwrap();
-        let options = StoreOptions { durable: false, ..StoreOptions::default() };
+        let options = StoreOptions { durable: false, single_thread: true, ..StoreOptions::default() };
         let store = Arc::new(SqliteStore::open(&dir.path().join("m.sqlite"), options).unwrap());
         let mut sink = Collect::default();
         let (summary, engine) =

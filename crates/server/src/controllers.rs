@@ -1013,7 +1013,7 @@ pub(crate) async fn replay_cdr(
             scratch = tempfile::tempdir().map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             let store = mamori_store::SqliteStore::open(
                 &scratch.path().join("mamori.sqlite"),
-                mamori_store::StoreOptions { durable: false, ..Default::default() },
+                mamori_store::StoreOptions { durable: false, single_thread: true, ..Default::default() },
             )
             .map_err(|e| ApiError::from(GovernanceError::Store(e)))?;
             Database::Fresh(Arc::new(store))

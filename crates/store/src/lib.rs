@@ -42,19 +42,32 @@ pub struct StoreOptions {
     /// `false` only for scratch databases that can be rebuilt from their input (a replay's):
     /// commits then skip the fsync (`synchronous = OFF`). The service always runs durable.
     pub durable: bool,
+    /// One connection, used on the caller's thread for reads and commits, instead of a writer
+    /// thread and a reader connection. For a database one thread uses (a replay's own): each
+    /// commit then costs no hand-off between threads, and reads find the pages the last commit
+    /// wrote in the same cache (a second connection rereads them after every commit). The
+    /// service keeps the writer thread: its group commit is what serves many writers at once.
+    pub single_thread: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { checkpoint_every: 1000, group_commit_max: 1024, durable: true }
+        StoreOptions { checkpoint_every: 1000, group_commit_max: 1024, durable: true, single_thread: false }
     }
+}
+
+/// How the store's connections are used.
+enum Connections {
+    /// A writer thread that group-commits, and a connection of its own for reads.
+    Threaded { reader: Mutex<Connection>, writer: writer::Writer },
+    /// One connection on the caller's thread ([`StoreOptions::single_thread`]).
+    Single(Mutex<writer::WriterLoop>),
 }
 
 /// The SQLite store.
 pub struct SqliteStore {
     path: PathBuf,
-    reader: Mutex<Connection>,
-    writer: writer::Writer,
+    connections: Connections,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -151,12 +164,21 @@ impl SqliteStore {
         // The statement journal of a group's per-batch savepoints in memory, not in a temporary
         // file: it only lives until the group commits.
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(db_err)?;
-        let reader =
-            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(|e| corrupt(path, e))?;
-        configure(&reader, options.durable).map_err(db_err)?;
-        let writer = writer::spawn(conn, options.checkpoint_every, options.group_commit_max)?;
-        Ok(SqliteStore { path: path.to_owned(), reader: Mutex::new(reader), writer })
+        let connections = if options.single_thread {
+            Connections::Single(Mutex::new(writer::WriterLoop::new(
+                conn,
+                options.checkpoint_every,
+                options.group_commit_max,
+            )))
+        } else {
+            let reader =
+                Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                    .map_err(|e| corrupt(path, e))?;
+            configure(&reader, options.durable).map_err(db_err)?;
+            let writer = writer::spawn(conn, options.checkpoint_every, options.group_commit_max)?;
+            Connections::Threaded { reader: Mutex::new(reader), writer }
+        };
+        Ok(SqliteStore { path: path.to_owned(), connections })
     }
 
     /// The database file.
@@ -167,19 +189,26 @@ impl SqliteStore {
     /// Queues a batch without waiting; [`Receipt::wait`] returns once it is durable. Lets a
     /// pipeline keep many appends in flight so that group commit amortizes the fsync.
     pub fn submit(&self, batch: Batch) -> Result<Receipt, StoreError> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.writer
-            .tx
-            .as_ref()
-            .ok_or(StoreError::WriterGone)?
-            .send(writer::Job::Batch(batch, tx))
-            .map_err(|_| StoreError::WriterGone)?;
-        Ok(Receipt(rx))
+        match &self.connections {
+            Connections::Threaded { writer, .. } => {
+                let (tx, rx) = mpsc::sync_channel(1);
+                writer
+                    .tx
+                    .as_ref()
+                    .ok_or(StoreError::WriterGone)?
+                    .send(writer::Job::Batch(batch, tx))
+                    .map_err(|_| StoreError::WriterGone)?;
+                Ok(Receipt(rx))
+            }
+            Connections::Single(w) => Ok(lock(w)?.commit_now(batch)),
+        }
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
-        let conn = self.reader.lock().map_err(|_| StoreError::Database("reader lock poisoned".into()))?;
-        f(&conn).map_err(db_err)
+        match &self.connections {
+            Connections::Threaded { reader, .. } => f(&*lock(reader)?).map_err(db_err),
+            Connections::Single(w) => f(lock(w)?.conn()).map_err(db_err),
+        }
     }
 
     fn deliveries_where(&self, sql_where: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Delivery>, StoreError> {
@@ -247,12 +276,19 @@ impl SqliteStore {
     }
 }
 
+/// A connection's lock; poisoned only if a thread panicked while holding it.
+fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, StoreError> {
+    m.lock().map_err(|_| StoreError::Database("connection lock poisoned".into()))
+}
+
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        // Closing the queue lets the writer finish what it has and stop.
-        self.writer.tx.take();
-        if let Some(h) = self.writer.handle.take() {
-            let _ = h.join();
+        if let Connections::Threaded { writer, .. } = &mut self.connections {
+            // Closing the queue lets the writer finish what it has and stop.
+            writer.tx.take();
+            if let Some(h) = writer.handle.take() {
+                let _ = h.join();
+            }
         }
     }
 }
@@ -518,14 +554,19 @@ impl Store for SqliteStore {
         at: Timestamp,
         actor: &Actor,
     ) -> Result<Vec<SweepOutcome>, StoreError> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.writer
-            .tx
-            .as_ref()
-            .ok_or(StoreError::WriterGone)?
-            .send(writer::Job::Sweep(cutoffs.to_vec(), at, actor.clone(), tx))
-            .map_err(|_| StoreError::WriterGone)?;
-        rx.recv().map_err(|_| StoreError::WriterGone)?
+        match &self.connections {
+            Connections::Threaded { writer, .. } => {
+                let (tx, rx) = mpsc::sync_channel(1);
+                writer
+                    .tx
+                    .as_ref()
+                    .ok_or(StoreError::WriterGone)?
+                    .send(writer::Job::Sweep(cutoffs.to_vec(), at, actor.clone(), tx))
+                    .map_err(|_| StoreError::WriterGone)?;
+                rx.recv().map_err(|_| StoreError::WriterGone)?
+            }
+            Connections::Single(w) => lock(w)?.sweep(cutoffs, at, actor),
+        }
     }
 
     fn verify_ledger(&self, expect_tip: Option<&ChainHash>) -> Result<VerifyReport, StoreError> {

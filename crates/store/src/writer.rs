@@ -44,17 +44,15 @@ pub(crate) fn spawn(conn: Connection, checkpoint_every: u32, group_max: u32) -> 
     // The queue is bounded so a flood of producers waits instead of growing memory.
     let (tx, rx) = mpsc::sync_channel::<Job>(group_max as usize * 4);
     let handle = std::thread::Builder::new().name("mamori-store-writer".into()).spawn(move || {
-        let mut w = WriterLoop {
-            conn,
-            checkpoint_every: i64::from(checkpoint_every.max(1)),
-            group_max: group_max.max(1) as usize,
-        };
+        let mut w = WriterLoop::new(conn, checkpoint_every, group_max);
         w.run(rx);
     })?;
     Ok(Writer { tx: Some(tx), handle: Some(handle) })
 }
 
-struct WriterLoop {
+/// The writer: its connection, and how it commits. Runs on its own thread ([`spawn`]), or on
+/// the caller's for a single-threaded store.
+pub(crate) struct WriterLoop {
     conn: Connection,
     checkpoint_every: i64,
     group_max: usize,
@@ -66,6 +64,22 @@ struct Tip {
 }
 
 impl WriterLoop {
+    pub(crate) fn new(conn: Connection, checkpoint_every: u32, group_max: u32) -> WriterLoop {
+        WriterLoop { conn, checkpoint_every: i64::from(checkpoint_every.max(1)), group_max: group_max.max(1) as usize }
+    }
+
+    /// The connection, for reads on the caller's thread.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Commits one batch here and now: what the writer thread does with a group of one.
+    pub(crate) fn commit_now(&mut self, batch: Batch) -> Receipt {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.commit_group(vec![(batch, tx)]);
+        Receipt(rx)
+    }
+
     fn run(&mut self, rx: Receiver<Job>) {
         while let Ok(first) = rx.recv() {
             let mut batches = Vec::new();
@@ -143,7 +157,7 @@ impl WriterLoop {
         }
     }
 
-    fn sweep(
+    pub(crate) fn sweep(
         &mut self,
         cutoffs: &[(MeasureId, Timestamp)],
         at: Timestamp,
