@@ -43,10 +43,13 @@ pub struct StoreOptions {
     /// commits then skip the fsync (`synchronous = OFF`). The service always runs durable.
     pub durable: bool,
     /// One connection, used on the caller's thread for reads and commits, instead of a writer
-    /// thread and a reader connection. For a database one thread uses (a replay's own): each
+    /// thread and a reader connection. For a database one thread of one process uses (a
+    /// replay's own; the connection holds the file's lock until the store is dropped): each
     /// commit then costs no hand-off between threads, and reads find the pages the last commit
-    /// wrote in the same cache (a second connection rereads them after every commit). The
-    /// service keeps the writer thread: its group commit is what serves many writers at once.
+    /// wrote in the same cache (a second connection rereads them after every commit). Not
+    /// durable as well, it commits every few hundred batches instead of every batch, and when
+    /// dropped. The service keeps the writer thread: its group commit is what serves many
+    /// writers at once.
     pub single_thread: bool,
 }
 
@@ -127,6 +130,13 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
         let mut conn = Connection::open_with_flags(path, flags).map_err(|e| corrupt(path, e))?;
+        if options.single_thread {
+            // The one connection keeps its lock from its first read on: no file lock taken and
+            // released around every transaction, and the WAL index in its own memory instead
+            // of a shared-memory file. Other processes cannot open the database meanwhile, which
+            // is the point of a single-threaded store.
+            conn.pragma_update(None, "locking_mode", "EXCLUSIVE").map_err(|e| corrupt(path, e))?;
+        }
         configure(&conn, options.durable).map_err(|e| corrupt(path, e))?;
         let app_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
@@ -165,11 +175,8 @@ impl SqliteStore {
         // file: it only lives until the group commits.
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(db_err)?;
         let connections = if options.single_thread {
-            Connections::Single(Mutex::new(writer::WriterLoop::new(
-                conn,
-                options.checkpoint_every,
-                options.group_commit_max,
-            )))
+            let w = writer::WriterLoop::new(conn, options.checkpoint_every, options.group_commit_max);
+            Connections::Single(Mutex::new(if options.durable { w } else { w.deferring_commits() }))
         } else {
             let reader =
                 Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
@@ -200,7 +207,7 @@ impl SqliteStore {
                     .map_err(|_| StoreError::WriterGone)?;
                 Ok(Receipt(rx))
             }
-            Connections::Single(w) => Ok(lock(w)?.commit_now(batch)),
+            Connections::Single(w) => Ok(lock(w)?.apply_now(batch)),
         }
     }
 
@@ -258,6 +265,121 @@ impl SqliteStore {
             .collect()
     }
 
+    /// Runs `f` on a connection of its own: a dedicated read-only one for the threaded store,
+    /// so a long read doesn't hold the shared reader and one read transaction gives a consistent
+    /// snapshot while the writer goes on; the one connection for a single-threaded store (the
+    /// only one that may open the file), with its open transaction committed first and any
+    /// transaction `f` leaves open ended after.
+    fn on_own_connection<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        match &self.connections {
+            Connections::Threaded { .. } => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(|e| corrupt(&self.path, e))?;
+                f(&conn)
+            }
+            Connections::Single(w) => {
+                let mut w = lock(w)?;
+                w.commit_open()?;
+                let result = f(w.conn());
+                if !w.conn().is_autocommit() {
+                    w.conn().execute_batch("ROLLBACK").map_err(db_err)?;
+                }
+                result
+            }
+        }
+    }
+
+    fn verify_ledger_on(&self, conn: &Connection, expect_tip: Option<&ChainHash>) -> Result<VerifyReport, StoreError> {
+        // One read transaction: a consistent snapshot.
+        conn.execute_batch("BEGIN").map_err(db_err)?;
+        let checkpoints: Vec<Checkpoint> = {
+            let mut st = conn.prepare("SELECT seq, hash FROM ledger_checkpoints").map_err(db_err)?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .map_err(db_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err)?;
+            rows.into_iter()
+                .map(|(seq, h)| {
+                    ChainHash::from_slice(&h)
+                        .map(|hash| Checkpoint { seq, hash })
+                        .ok_or(StoreError::Chain(mamori_core::ledger::ChainError::CheckpointMismatch { seq }))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let mut v = ChainVerifier::new(checkpoints);
+        let mut st = conn
+            .prepare("SELECT seq, at, kind, measure, action_id, subject, actor, body, prev_hash, hash FROM ledger ORDER BY seq")
+            .map_err(db_err)?;
+        let mut rows = st.query([]).map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let seq: i64 = r.get(0).map_err(db_err)?;
+            let text = |i: usize| -> Result<&str, StoreError> {
+                r.get_ref(i)
+                    .map_err(db_err)?
+                    .as_str()
+                    .map_err(|_| StoreError::Chain(mamori_core::ledger::ChainError::ContentMismatch { seq }))
+            };
+            let opt = |i: usize| -> Result<Option<&str>, StoreError> {
+                r.get_ref(i)
+                    .map_err(db_err)?
+                    .as_str_or_null()
+                    .map_err(|_| StoreError::Chain(mamori_core::ledger::ChainError::ContentMismatch { seq }))
+            };
+            let blob = |i: usize| -> Result<&[u8], StoreError> {
+                r.get_ref(i)
+                    .map_err(db_err)?
+                    .as_blob()
+                    .map_err(|_| StoreError::Chain(mamori_core::ledger::ChainError::MalformedHash { seq }))
+            };
+            v.push(&EntryRef {
+                seq,
+                at: text(1)?,
+                kind: text(2)?,
+                measure: opt(3)?,
+                action_id: opt(4)?,
+                subject: opt(5)?,
+                actor: text(6)?,
+                body: text(7)?,
+                prev_hash: blob(8)?,
+                hash: blob(9)?,
+            })?;
+        }
+        Ok(v.finish(expect_tip)?)
+    }
+
+    fn export_ledger_on(
+        conn: &Connection,
+        filter: &LedgerFilter,
+        sink: &mut dyn FnMut(LedgerEntry) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        let (sql, args) = ledger_query(filter);
+        let mut st = conn.prepare(&sql).map_err(db_err)?;
+        let mut rows = st.query(rusqlite::params_from_iter(args.iter())).map_err(db_err)?;
+        let mut n = 0;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let seq: i64 = r.get(0).map_err(db_err)?;
+            let e = LedgerEntry {
+                seq: u64::try_from(seq).unwrap_or(0),
+                at: r.get(1).map_err(db_err)?,
+                kind: r.get(2).map_err(db_err)?,
+                measure: r.get(3).map_err(db_err)?,
+                action_id: r.get(4).map_err(db_err)?,
+                subject: r.get(5).map_err(db_err)?,
+                actor: r.get(6).map_err(db_err)?,
+                body: r.get(7).map_err(db_err)?,
+                prev_hash: hex::encode(r.get::<_, Vec<u8>>(8).map_err(db_err)?),
+                hash: hex::encode(r.get::<_, Vec<u8>>(9).map_err(db_err)?),
+            };
+            sink(e)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     fn actions_where(
         &self,
         sql_where: &str,
@@ -283,11 +405,20 @@ fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, StoreError> {
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        if let Connections::Threaded { writer, .. } = &mut self.connections {
-            // Closing the queue lets the writer finish what it has and stop.
-            writer.tx.take();
-            if let Some(h) = writer.handle.take() {
-                let _ = h.join();
+        match &mut self.connections {
+            Connections::Threaded { writer, .. } => {
+                // Closing the queue lets the writer finish what it has and stop.
+                writer.tx.take();
+                if let Some(h) = writer.handle.take() {
+                    let _ = h.join();
+                }
+            }
+            Connections::Single(w) => {
+                if let Ok(w) = w.get_mut() {
+                    if let Err(e) = w.commit_open() {
+                        tracing::error!(error = %e, "the last decisions could not be committed");
+                    }
+                }
             }
         }
     }
@@ -565,71 +696,16 @@ impl Store for SqliteStore {
                     .map_err(|_| StoreError::WriterGone)?;
                 rx.recv().map_err(|_| StoreError::WriterGone)?
             }
-            Connections::Single(w) => lock(w)?.sweep(cutoffs, at, actor),
+            Connections::Single(w) => {
+                let mut w = lock(w)?;
+                w.commit_open()?;
+                w.sweep(cutoffs, at, actor)
+            }
         }
     }
 
     fn verify_ledger(&self, expect_tip: Option<&ChainHash>) -> Result<VerifyReport, StoreError> {
-        // A dedicated connection, so a long verification doesn't hold the shared reader; one read
-        // transaction gives a consistent snapshot while the writer goes on.
-        let conn =
-            Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(|e| corrupt(&self.path, e))?;
-        conn.execute_batch("BEGIN").map_err(db_err)?;
-        let checkpoints: Vec<Checkpoint> = {
-            let mut st = conn.prepare("SELECT seq, hash FROM ledger_checkpoints").map_err(db_err)?;
-            let rows = st
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
-                .map_err(db_err)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db_err)?;
-            rows.into_iter()
-                .map(|(seq, h)| {
-                    ChainHash::from_slice(&h)
-                        .map(|hash| Checkpoint { seq, hash })
-                        .ok_or(StoreError::Chain(mamori_core::ledger::ChainError::CheckpointMismatch { seq }))
-                })
-                .collect::<Result<_, _>>()?
-        };
-        let mut v = ChainVerifier::new(checkpoints);
-        let mut st = conn
-            .prepare("SELECT seq, at, kind, measure, action_id, subject, actor, body, prev_hash, hash FROM ledger ORDER BY seq")
-            .map_err(db_err)?;
-        let mut rows = st.query([]).map_err(db_err)?;
-        while let Some(r) = rows.next().map_err(db_err)? {
-            let seq: i64 = r.get(0).map_err(db_err)?;
-            let text = |i: usize| -> Result<&str, StoreError> {
-                r.get_ref(i)
-                    .map_err(db_err)?
-                    .as_str()
-                    .map_err(|_| StoreError::Chain(mamori_core::ledger::ChainError::ContentMismatch { seq }))
-            };
-            let opt = |i: usize| -> Result<Option<&str>, StoreError> {
-                r.get_ref(i)
-                    .map_err(db_err)?
-                    .as_str_or_null()
-                    .map_err(|_| StoreError::Chain(mamori_core::ledger::ChainError::ContentMismatch { seq }))
-            };
-            let blob = |i: usize| -> Result<&[u8], StoreError> {
-                r.get_ref(i)
-                    .map_err(db_err)?
-                    .as_blob()
-                    .map_err(|_| StoreError::Chain(mamori_core::ledger::ChainError::MalformedHash { seq }))
-            };
-            v.push(&EntryRef {
-                seq,
-                at: text(1)?,
-                kind: text(2)?,
-                measure: opt(3)?,
-                action_id: opt(4)?,
-                subject: opt(5)?,
-                actor: text(6)?,
-                body: text(7)?,
-                prev_hash: blob(8)?,
-                hash: blob(9)?,
-            })?;
-        }
-        Ok(v.finish(expect_tip)?)
+        self.on_own_connection(|conn| self.verify_ledger_on(conn, expect_tip))
     }
 
     fn export_ledger(
@@ -637,31 +713,7 @@ impl Store for SqliteStore {
         filter: &LedgerFilter,
         sink: &mut dyn FnMut(LedgerEntry) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError> {
-        let conn =
-            Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(|e| corrupt(&self.path, e))?;
-        let (sql, args) = ledger_query(filter);
-        let mut st = conn.prepare(&sql).map_err(db_err)?;
-        let mut rows = st.query(rusqlite::params_from_iter(args.iter())).map_err(db_err)?;
-        let mut n = 0;
-        while let Some(r) = rows.next().map_err(db_err)? {
-            let seq: i64 = r.get(0).map_err(db_err)?;
-            let e = LedgerEntry {
-                seq: u64::try_from(seq).unwrap_or(0),
-                at: r.get(1).map_err(db_err)?,
-                kind: r.get(2).map_err(db_err)?,
-                measure: r.get(3).map_err(db_err)?,
-                action_id: r.get(4).map_err(db_err)?,
-                subject: r.get(5).map_err(db_err)?,
-                actor: r.get(6).map_err(db_err)?,
-                body: r.get(7).map_err(db_err)?,
-                prev_hash: hex::encode(r.get::<_, Vec<u8>>(8).map_err(db_err)?),
-                hash: hex::encode(r.get::<_, Vec<u8>>(9).map_err(db_err)?),
-            };
-            sink(e)?;
-            n += 1;
-        }
-        Ok(n)
+        self.on_own_connection(|conn| Self::export_ledger_on(conn, filter, sink))
     }
 
     fn account(&self, name: &str) -> Result<Option<Account>, StoreError> {

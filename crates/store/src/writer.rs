@@ -56,7 +56,16 @@ pub(crate) struct WriterLoop {
     conn: Connection,
     checkpoint_every: i64,
     group_max: usize,
+    /// Batches applied in the open transaction of a single-threaded store ([`Self::apply_now`]).
+    open: u32,
+    /// How many batches such a transaction takes before it commits: one for a durable store.
+    batches_per_commit: u32,
 }
+
+/// A single-threaded store that need not be durable commits after this many batches (or before
+/// anything that needs the transaction closed): each commit writes every page its batches
+/// dirtied, and a replay's decisions touch the same few pages again and again.
+const BATCHES_PER_COMMIT: u32 = 256;
 
 struct Tip {
     seq: i64,
@@ -65,7 +74,20 @@ struct Tip {
 
 impl WriterLoop {
     pub(crate) fn new(conn: Connection, checkpoint_every: u32, group_max: u32) -> WriterLoop {
-        WriterLoop { conn, checkpoint_every: i64::from(checkpoint_every.max(1)), group_max: group_max.max(1) as usize }
+        WriterLoop {
+            conn,
+            checkpoint_every: i64::from(checkpoint_every.max(1)),
+            group_max: group_max.max(1) as usize,
+            open: 0,
+            batches_per_commit: 1,
+        }
+    }
+
+    /// For a single-threaded store that need not be durable: commit every
+    /// [`BATCHES_PER_COMMIT`] batches instead of every batch.
+    pub(crate) fn deferring_commits(mut self) -> WriterLoop {
+        self.batches_per_commit = BATCHES_PER_COMMIT;
+        self
     }
 
     /// The connection, for reads on the caller's thread.
@@ -73,11 +95,45 @@ impl WriterLoop {
         &self.conn
     }
 
-    /// Commits one batch here and now: what the writer thread does with a group of one.
-    pub(crate) fn commit_now(&mut self, batch: Batch) -> Receipt {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.commit_group(vec![(batch, tx)]);
+    /// Applies one batch here and now, for a single-threaded store: inside a savepoint of a
+    /// transaction that stays open for [`BATCHES_PER_COMMIT`] batches if the store need not be
+    /// durable (one otherwise), so a failed batch is rolled back alone and the pages shared by
+    /// many batches are written once per commit. Reads on this connection see every batch
+    /// applied.
+    pub(crate) fn apply_now(&mut self, mut batch: Batch) -> Receipt {
+        let (reply, rx) = mpsc::sync_channel(1);
+        let result = (|| -> Result<Committed, StoreError> {
+            if self.open == 0 {
+                self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+            }
+            self.open += 1;
+            let mut tip = read_tip(&self.conn)?;
+            self.conn.execute_batch("SAVEPOINT batch").map_err(db_err)?;
+            match apply_batch(&self.conn, &mut batch, &mut tip, self.checkpoint_every) {
+                Ok(c) => {
+                    self.conn.execute_batch("RELEASE batch").map_err(db_err)?;
+                    if self.open >= self.batches_per_commit {
+                        self.commit_open()?;
+                    }
+                    Ok(c)
+                }
+                Err(e) => {
+                    self.conn.execute_batch("ROLLBACK TO batch; RELEASE batch").map_err(db_err)?;
+                    Err(e)
+                }
+            }
+        })();
+        let _ = reply.send(result);
         Receipt(rx)
+    }
+
+    /// Commits the open transaction of [`Self::apply_now`], if any.
+    pub(crate) fn commit_open(&mut self) -> Result<(), StoreError> {
+        if self.open > 0 {
+            self.open = 0;
+            self.conn.execute_batch("COMMIT").map_err(db_err)?;
+        }
+        Ok(())
     }
 
     fn run(&mut self, rx: Receiver<Job>) {
