@@ -427,6 +427,8 @@ struct CountryState {
     /// which an idle country is forgotten): spares the exponential per idle country and
     /// evaluation (hundreds of countries, every 10 s of data time).
     kept_until: Option<(Option<Timestamp>, Timestamp)>,
+    /// In [`Engine::active_countries`].
+    listed: bool,
 }
 
 #[derive(Debug)]
@@ -477,6 +479,10 @@ pub struct Engine {
     live_calls: FxHashMap<u64, (u32, i64)>,
     ends: BinaryHeap<Reverse<PendingEnd>>,
     countries: FxHashMap<u16, CountryState>,
+    /// The countries with calls in progress or flagged (and, until the next evaluation, those
+    /// that just stopped being either), in the order they became so: what each evaluation looks
+    /// at, instead of every country ever called.
+    active_countries: Vec<u16>,
     /// No idle country can be forgotten before this (see [`Engine::forget_idle_countries`]);
     /// `None` when a country became idle since the last sweep.
     countries_kept_until: Option<Timestamp>,
@@ -597,6 +603,7 @@ impl Engine {
             live_calls: FxHashMap::default(),
             ends: BinaryHeap::new(),
             countries: FxHashMap::default(),
+            active_countries: Vec::new(),
             countries_kept_until: None,
             blocked_sources: FxHashMap::default(),
             fraud_sources: FxHashMap::default(),
@@ -921,6 +928,10 @@ impl Engine {
         }
         let c = self.countries.entry(country.0).or_default();
         c.in_progress += 1;
+        if !c.listed {
+            c.listed = true;
+            self.active_countries.push(country.0);
+        }
         *c.lines.entry(li).or_default() += 1;
         *c.sources.entry(source_ip).or_default() += 1;
         if let Some(end) = end {
@@ -1467,9 +1478,18 @@ impl Engine {
         // A country's normal volume means nothing until it has been watched for a day.
         let warm = self.first_seen.is_some_and(|f| t.duration_since(f) >= COUNTRY_WARMUP);
         let on = warm && self.enabled(MeasureId::PhoneRestrictCountry);
-        let codes: Vec<u16> =
-            self.countries.iter().filter(|(_, c)| c.in_progress > 0 || c.flagged.is_some()).map(|(k, _)| *k).collect();
-        for code in codes {
+        // Those no longer active leave the list; no call abroad is added while it is evaluated.
+        let countries = &mut self.countries;
+        self.active_countries.retain(|code| match countries.get_mut(code) {
+            Some(c) if c.in_progress > 0 || c.flagged.is_some() => true,
+            Some(c) => {
+                c.listed = false;
+                false
+            }
+            None => false,
+        });
+        for i in 0..self.active_countries.len() {
+            let Some(&code) = self.active_countries.get(i) else { break };
             let half_life = self.settings.normal_half_life;
             let Some(c) = self.countries.get_mut(&code) else { continue };
             let normal = c.normal.normal(t, half_life);
