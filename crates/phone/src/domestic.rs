@@ -1,8 +1,8 @@
 //! Domestic rows, taken a few dozen at a time between two calls abroad.
 //!
-//! Nearly every row of a billing file is a domestic call, and each one costs two lookups in
-//! memory that is not in the cache: its call id in the duplicate set, its line in the line index
-//! and the head of the line's record. One row at a time, those misses come one after another.
+//! Nearly every row of a billing file is a domestic call, and each one reads memory that is not
+//! in the cache: its call id in the duplicate set, its line in the line index, and the head of the
+//! line's record. One row at a time, those misses come one after another.
 //! Held in a batch, the rows' lookups are made first, one after another without waiting, so the
 //! memory system serves them together; the rows are then taken in their order, exactly as one at
 //! a time (the lookups ahead change nothing). A call abroad, a row whose line id is too long to

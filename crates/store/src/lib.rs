@@ -46,10 +46,10 @@ pub struct StoreOptions {
     /// thread and a reader connection. For a database one thread of one process uses (a
     /// replay's own; the connection holds the file's lock until the store is dropped): each
     /// commit then costs no hand-off between threads, and reads find the pages the last commit
-    /// wrote in the same cache (a second connection rereads them after every commit). Not
-    /// durable as well, it commits every few hundred batches instead of every batch, and when
-    /// dropped. The service keeps the writer thread: its group commit is what serves many
-    /// writers at once.
+    /// wrote in the same cache (a second connection rereads them after every commit). If it
+    /// need not be durable either, it commits every few hundred batches instead of every batch,
+    /// and when dropped. The service keeps the writer thread: its group commit is what serves
+    /// many writers at once.
     pub single_thread: bool,
 }
 

@@ -127,11 +127,19 @@ impl WriterLoop {
         Receipt(rx)
     }
 
-    /// Commits the open transaction of [`Self::apply_now`], if any.
+    /// Commits the open transaction of [`Self::apply_now`], if any. If the commit fails, the
+    /// batches since the last one are lost (the error says so) and the next batch starts a clean
+    /// transaction.
     pub(crate) fn commit_open(&mut self) -> Result<(), StoreError> {
         if self.open > 0 {
+            let batches = self.open;
             self.open = 0;
-            self.conn.execute_batch("COMMIT").map_err(db_err)?;
+            if let Err(e) = self.conn.execute_batch("COMMIT") {
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                return Err(StoreError::Database(format!("committing the last {batches} batches: {e}")));
+            }
         }
         Ok(())
     }
