@@ -103,6 +103,9 @@ fn configure(conn: &Connection, durable: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "OFF" })?;
+    // A statement's plan is fixed when it is prepared, whatever values are bound later: without
+    // this, SQLite prepares some cached statements again each time a bound value changes.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 
@@ -852,9 +855,11 @@ mod tests {
 
     use super::*;
 
-    /// The plan SQLite picks for an export with this filter, as `EXPLAIN QUERY PLAN` details.
+    /// The plan SQLite picks for an export with this filter, as `EXPLAIN QUERY PLAN` details,
+    /// on a connection configured as the store's are (plans fixed at prepare time).
     fn plan(filter: &LedgerFilter) -> String {
         let mut conn = Connection::open_in_memory().unwrap();
+        configure(&conn, false).unwrap();
         schema::migrate(&mut conn).unwrap();
         let (sql, args) = ledger_query(filter);
         let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
@@ -905,6 +910,15 @@ mod tests {
         }
         // No filter: the whole ledger in order, which is the table itself.
         assert_eq!(plan(&LedgerFilter::default()), "SCAN ledger");
+    }
+
+    #[test]
+    fn plans_do_not_depend_on_bound_values() {
+        // Otherwise SQLite prepares a statement again whenever a value bound to it changes (it
+        // did for the notices and consent reads, at every proposal of a replay).
+        let conn = Connection::open_in_memory().unwrap();
+        configure(&conn, false).unwrap();
+        assert!(conn.db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG).unwrap());
     }
 
     /// The query before the filters were built from what is set, kept to compare against.
