@@ -108,10 +108,10 @@ impl WriterLoop {
             }
             self.open += 1;
             let mut tip = read_tip(&self.conn)?;
-            self.conn.execute_batch("SAVEPOINT batch").map_err(db_err)?;
+            cached(&self.conn, "SAVEPOINT batch")?;
             match apply_batch(&self.conn, &mut batch, &mut tip, self.checkpoint_every) {
                 Ok(c) => {
-                    self.conn.execute_batch("RELEASE batch").map_err(db_err)?;
+                    cached(&self.conn, "RELEASE batch")?;
                     if self.open >= self.batches_per_commit {
                         self.commit_open()?;
                     }
@@ -190,10 +190,10 @@ impl WriterLoop {
             }
             for (batch, _) in jobs.iter_mut() {
                 let sp_tip = Tip { seq: tip.seq, hash: tip.hash };
-                tx.execute_batch("SAVEPOINT batch").map_err(db_err)?;
+                cached(&tx, "SAVEPOINT batch")?;
                 match apply_batch(&tx, batch, &mut tip, self.checkpoint_every) {
                     Ok(c) => {
-                        tx.execute_batch("RELEASE batch").map_err(db_err)?;
+                        cached(&tx, "RELEASE batch")?;
                         results.push(Ok(c));
                     }
                     Err(e) => {
@@ -283,10 +283,17 @@ impl WriterLoop {
     }
 }
 
+/// Runs a statement without results that every batch runs (a savepoint's start or end), prepared
+/// once rather than parsed each time.
+fn cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql).and_then(|mut st| st.execute([])).map(|_| ()).map_err(db_err)
+}
+
 fn read_tip(conn: &Connection) -> Result<Tip, StoreError> {
+    // Read at every commit: prepared once.
     let row: Option<(i64, Vec<u8>)> = conn
-        .query_row("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()
+        .prepare_cached("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
+        .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
         .map_err(db_err)?;
     match row {
         None => Ok(Tip { seq: 0, hash: ChainHash::GENESIS }),
