@@ -16,6 +16,9 @@ impl<T: Copy + Default + PartialEq, const N: usize> Default for Recent<T, N> {
 }
 
 impl<T: Copy + Default + PartialEq, const N: usize> Recent<T, N> {
+    /// The count is a byte: a list longer than 255 would not compile.
+    const FITS: () = assert!(N <= u8::MAX as usize, "Recent holds at most 255 values");
+
     /// The values, oldest first.
     pub(crate) fn as_slice(&self) -> &[T] {
         self.items.get(..usize::from(self.len)).unwrap_or_default()
@@ -34,6 +37,7 @@ impl<T: Copy + Default + PartialEq, const N: usize> Recent<T, N> {
     /// Makes `v` the most recent.
     #[inline]
     pub(crate) fn remember(&mut self, v: T) {
+        let () = Self::FITS;
         let len = usize::from(self.len);
         if len > 0 && self.items.get(len - 1) == Some(&v) {
             // The usual case: the same value as last time.
