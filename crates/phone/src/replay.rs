@@ -166,22 +166,20 @@ fn replay_rows(
     let mut last_end: Timestamp = first.end;
     reorder.push(first, &mut |c| released.push(c));
     loop {
-        let row = match cdrs.next_ref() {
-            Ok(r) => r,
+        // The row is used where the reader returned it (matched by reference, not moved out).
+        match &cdrs.next_ref() {
             Err(e) => {
-                sink.stopped(&e);
+                sink.stopped(e);
                 break;
             }
-        };
-        match row {
-            None => break,
-            Some(Err(b)) => sink.bad_row(&b),
-            Some(Ok(c)) => {
+            Ok(None) => break,
+            Ok(Some(Err(b))) => sink.bad_row(b),
+            Ok(Some(Ok(c))) => {
                 last_end = last_end.max(c.end);
                 if c.is_international() {
                     domestic.take(&mut reorder, &mut engine);
                     reorder.push(c.to_cdr(), &mut |c| released.push(c));
-                } else if batched && domestic.push(&c) {
+                } else if batched && domestic.push(c) {
                     // Most rows: they teach a line its own addresses and numbers, in any order,
                     // and are taken a batch at a time.
                     if domestic.is_full() {
@@ -190,7 +188,7 @@ fn replay_rows(
                 } else {
                     domestic.take(&mut reorder, &mut engine);
                     if reorder.first_time(c.call_id, c.start) {
-                        engine.on_domestic_cdr(&c);
+                        engine.on_domestic_cdr(c);
                     }
                 }
             }
