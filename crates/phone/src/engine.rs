@@ -280,7 +280,8 @@ impl Default for OwnUse {
     }
 }
 
-fn remember<T: PartialEq + Copy>(list: &mut Vec<T>, v: T, cap: usize) {
+/// Makes `v` the most recent of `list` (most recent last; the oldest goes when it holds `cap`).
+pub(crate) fn remember<T: PartialEq + Copy>(list: &mut Vec<T>, v: T, cap: usize) {
     if list.last() == Some(&v) {
         // The usual case: the same address or number as the last call.
         return;
@@ -766,10 +767,7 @@ impl Engine {
         source_ip: IpAddr,
         calling: u64,
     ) {
-        self.counters.calls += 1;
-        if self.first_seen.is_none() {
-            self.first_seen = Some(start);
-        }
+        self.count(start);
         let li = match slot {
             Some(li) => li,
             None => {
@@ -805,11 +803,17 @@ impl Engine {
 
     /// Counts a call and finds its line: the line's slot and the calling number's hash.
     fn count_call(&mut self, line_id: &[u8], calling_number: &[u8], start: Timestamp) -> (u32, u64) {
+        self.count(start);
+        (self.line_slot(line_id, start), hash_bytes(calling_number))
+    }
+
+    /// Counts a call that starts at `start`.
+    #[inline]
+    fn count(&mut self, start: Timestamp) {
         self.counters.calls += 1;
         if self.first_seen.is_none() {
             self.first_seen = Some(start);
         }
-        (self.line_slot(line_id, start), hash_bytes(calling_number))
     }
 
     fn add_cdr(&mut self, cdr: &Cdr, jpy_per_sec: f64) {

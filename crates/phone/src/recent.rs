@@ -69,19 +69,8 @@ impl<T: Copy + Default + PartialEq, const N: usize> Recent<T, N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The list it replaced: a `Vec`, most recent last.
-    fn remember_in_vec(list: &mut Vec<u64>, v: u64, cap: usize) {
-        if list.last() == Some(&v) {
-            return;
-        }
-        if let Some(i) = list.iter().position(|x| *x == v) {
-            list.remove(i);
-        } else if list.len() >= cap {
-            list.remove(0);
-        }
-        list.push(v);
-    }
+    // The list it replaced: a `Vec`, most recent last.
+    use crate::engine::remember as remember_in_vec;
 
     #[test]
     fn keeps_what_a_vec_kept_in_the_same_order() {

@@ -202,12 +202,7 @@ impl SqliteStore {
         match &self.connections {
             Connections::Threaded { writer, .. } => {
                 let (tx, rx) = mpsc::sync_channel(1);
-                writer
-                    .tx
-                    .as_ref()
-                    .ok_or(StoreError::WriterGone)?
-                    .send(writer::Job::Batch(batch, tx))
-                    .map_err(|_| StoreError::WriterGone)?;
+                writer.send(writer::Job::Batch(batch, tx))?;
                 Ok(Receipt(rx))
             }
             Connections::Single(w) => Ok(lock(w)?.apply_now(batch)),
@@ -691,12 +686,7 @@ impl Store for SqliteStore {
         match &self.connections {
             Connections::Threaded { writer, .. } => {
                 let (tx, rx) = mpsc::sync_channel(1);
-                writer
-                    .tx
-                    .as_ref()
-                    .ok_or(StoreError::WriterGone)?
-                    .send(writer::Job::Sweep(cutoffs.to_vec(), at, actor.clone(), tx))
-                    .map_err(|_| StoreError::WriterGone)?;
+                writer.send(writer::Job::Sweep(cutoffs.to_vec(), at, actor.clone(), tx))?;
                 rx.recv().map_err(|_| StoreError::WriterGone)?
             }
             Connections::Single(w) => {

@@ -40,6 +40,13 @@ pub(crate) struct Writer {
     pub(crate) handle: Option<JoinHandle<()>>,
 }
 
+impl Writer {
+    /// Hands a job to the writer thread.
+    pub(crate) fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.tx.as_ref().ok_or(StoreError::WriterGone)?.send(job).map_err(|_| StoreError::WriterGone)
+    }
+}
+
 pub(crate) fn spawn(conn: Connection, checkpoint_every: u32, group_max: u32) -> std::io::Result<Writer> {
     // The queue is bounded so a flood of producers waits instead of growing memory.
     let (tx, rx) = mpsc::sync_channel::<Job>(group_max as usize * 4);
