@@ -9,6 +9,7 @@
 //! with its line number and goes on, and [`order::Reorder`] puts rows that are a few minutes out
 //! of order back in order and drops repeated `call_id`s.
 
+mod chunk;
 pub mod order;
 pub mod parser;
 pub mod reader;

@@ -2,6 +2,7 @@
 
 use std::io::Read;
 
+use super::chunk::{CHUNK, masks};
 use super::parser::{CdrRef, DayCache, Printable, RowError, parse_fields};
 use super::{COLUMNS, Cdr};
 use crate::numbering::NumberingPlan;
@@ -41,6 +42,9 @@ pub enum CdrFileError {
 /// Bytes read from the input at a time.
 const BLOCK: usize = 4 << 20;
 
+/// Longest line [`CdrReader::plain_line`] splits, in chunks: 256 bytes, twice a usual row.
+const PLAIN_CHUNKS: usize = 4;
+
 /// Where the bytes of the record just read are.
 enum Record {
     /// `buf[start..end]`: one line without a quote or a carriage return; its fields are what lies
@@ -55,7 +59,9 @@ enum Record {
 /// Streams CDRs out of CSV.
 ///
 /// The file is read in large blocks and split into lines here, which is several times cheaper than
-/// the `csv` crate's byte-by-byte state machine; the state machine is still what decides what a
+/// the `csv` crate's byte-by-byte state machine: a plain line by the comma, newline and unusual-byte
+/// masks of its 64-byte chunks ([`super::chunk`]), others by a scan of their own. The state
+/// machine is still what decides what a
 /// row is: a line with a quote (quoted fields may hold commas, quotes and newlines) or a carriage
 /// return (a line ending of its own for `csv`, in CRLF files too) is handed to `csv_core`, the
 /// `csv` crate's own parser, with the same settings. Without either, a line's fields are exactly
@@ -71,8 +77,6 @@ pub struct CdrReader<R: Read> {
     eof: bool,
     /// The `csv` crate's line number at `pos`.
     line: u64,
-    /// `buf[..plain_until]` from the current line on holds only printable ASCII and `\n`, no quote.
-    plain_until: usize,
     core: csv_core::Reader,
     out: Vec<u8>,
     ends: Vec<usize>,
@@ -113,34 +117,11 @@ fn classes(line: &[u8]) -> u8 {
     })
 }
 
-/// How many leading bytes (in 64-byte steps) are printable ASCII or `\n`, without a quote: the
-/// lines there need no look at their bytes beyond the commas. A branch-free fold per step, which
-/// the compiler vectorises.
-fn plain_prefix(bytes: &[u8]) -> usize {
-    // Whole 64-byte chunks (a fixed length the compiler unrolls), then the rest.
-    let unusual =
-        |acc: u8, b: &u8| acc | u8::from((b.wrapping_sub(0x20) > 0x5e) & (*b != b'\n')) | u8::from(*b == b'"');
-    let mut n = 0;
-    let mut chunks = bytes.chunks_exact(64);
-    for chunk in chunks.by_ref() {
-        if chunk.iter().fold(0, unusual) != 0 {
-            return n;
-        }
-        n += chunk.len();
-    }
-    let rest = chunks.remainder();
-    if rest.iter().fold(0, unusual) == 0 {
-        n += rest.len();
-    }
-    n
-}
-
 /// Where the commas are, eight bytes at a time (SWAR): a vectorised search such as `memchr` costs
 /// more per call than it saves on commas a dozen bytes apart, and a branch per byte costs more
-/// than both. `plain` says the line is known to hold only printable ASCII without a quote;
-/// otherwise its bytes are classified one by one.
-#[inline(always)]
-fn scan_line(line: &[u8], plain: bool) -> Scan {
+/// than both. The line's bytes are then classified one by one. Lines that
+/// [`CdrReader::plain_line`] does not split come here: rare, so this is not the fast path.
+fn scan_line(line: &[u8]) -> Scan {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const COMMAS: u64 = ONES * b',' as u64;
@@ -177,7 +158,7 @@ fn scan_line(line: &[u8], plain: bool) -> Scan {
     if let Some(e) = ends.get_mut(n) {
         *e = len;
     }
-    let classes = if plain { 0 } else { classes(line) };
+    let classes = classes(line);
     Scan { ends, fields: n + 1, special: classes & 1 != 0, printable: classes & 2 == 0 }
 }
 
@@ -213,7 +194,6 @@ impl<R: Read> CdrReader<R> {
             end: 0,
             eof: false,
             line: 1,
-            plain_until: 0,
             core: csv_core::Reader::new(),
             out: vec![0; 1024],
             ends: vec![0; 16],
@@ -248,7 +228,6 @@ impl<R: Read> CdrReader<R> {
 
     /// Reads more input after what is left; `false` at the end of the input.
     fn fill(&mut self) -> Result<bool, String> {
-        self.plain_until = 0;
         if self.pos > 0 {
             self.buf.copy_within(self.pos..self.end, 0);
             self.end -= self.pos;
@@ -290,6 +269,9 @@ impl<R: Read> CdrReader<R> {
                 return Ok((line, Record::End));
             }
         }
+        if let Some(record) = self.plain_line() {
+            return Ok((line, record));
+        }
         let mut scanned = 0;
         let len = loop {
             let rest = self.buf.get(self.pos + scanned..self.end).unwrap_or_default();
@@ -304,16 +286,52 @@ impl<R: Read> CdrReader<R> {
             }
         };
         let (start, stop) = (self.pos, self.pos + len);
-        if stop > self.plain_until {
-            self.plain_until = start + plain_prefix(self.buf.get(start..self.end).unwrap_or_default());
-        }
-        let scan = scan_line(self.buf.get(start..stop).unwrap_or_default(), stop <= self.plain_until);
+        let scan = scan_line(self.buf.get(start..stop).unwrap_or_default());
         if !scan.special {
             self.pos = (stop + 1).min(self.end);
             self.line += u64::from(stop < self.end);
             return Ok((line, Record::Line(start, stop, scan)));
         }
         self.read_with_csv_core().map(|r| (line, r))
+    }
+
+    /// The line at `pos` split by its chunks' [masks], when it is plain (printable ASCII without a
+    /// quote: its fields are what lies between commas) and ends within [`PLAIN_CHUNKS`] chunks
+    /// that are whole in the buffer; `None` (nothing consumed) for any other line, which
+    /// [`Self::read_record`] then reads the careful way: the scan below, or `csv_core`.
+    #[inline(always)]
+    fn plain_line(&mut self) -> Option<Record> {
+        let start = self.pos;
+        let mut ends = [0u32; 8];
+        let mut n = 0usize;
+        for k in 0..PLAIN_CHUNKS {
+            let at = start + k * CHUNK;
+            let m = masks(self.buf.get(at..self.end)?.first_chunk::<CHUNK>()?);
+            let newline = (m.newline != 0).then(|| m.newline.trailing_zeros() as usize);
+            let before = newline.map_or(u64::MAX, |i| (1u64 << i) - 1);
+            if m.unusual & before != 0 {
+                return None;
+            }
+            let mut commas = m.comma & before;
+            while commas != 0 {
+                if let Some(e) = ends.get_mut(n) {
+                    // Below PLAIN_CHUNKS * CHUNK: fits.
+                    *e = (at - start) as u32 + commas.trailing_zeros();
+                }
+                n += 1;
+                commas &= commas - 1;
+            }
+            if let Some(i) = newline {
+                let stop = at + i;
+                if let Some(e) = ends.get_mut(n) {
+                    *e = (stop - start) as u32;
+                }
+                self.pos = stop + 1;
+                self.line += 1;
+                return Some(Record::Line(start, stop, Scan { ends, fields: n + 1, special: false, printable: true }));
+            }
+        }
+        None
     }
 
     fn read_with_csv_core(&mut self) -> Result<Record, String> {
@@ -536,8 +554,7 @@ mod tests {
                 let mut line = b"abc,def,ghi,jkl,mno,pqr".to_vec();
                 line.truncate(at.max(1) + 8);
                 line.insert(at.min(line.len()), b);
-                let plain = line.len() <= plain_prefix(&line);
-                let scan = scan_line(&line, plain);
+                let scan = scan_line(&line);
                 let c = classes(&line);
                 assert_eq!((scan.special, scan.printable), (c & 1 != 0, c & 2 == 0), "{b:#x} at {at}");
                 assert_eq!(scan.special, b == b'"' || b == b'\r', "{b:#x}");
@@ -553,28 +570,25 @@ mod tests {
     }
 
     #[test]
-    fn the_plain_prefix_is_whole_clean_chunks() {
-        // The reference: 64-byte steps, one byte at a time.
-        fn reference(bytes: &[u8]) -> usize {
-            let mut n = 0;
-            for chunk in bytes.chunks(64) {
-                if chunk.iter().any(|b| (!(0x20..=0x7e).contains(b) && *b != b'\n') || *b == b'"') {
-                    break;
-                }
-                n += chunk.len();
-            }
-            n
+    fn lines_of_every_length_split_alike_by_chunks_and_by_the_careful_scan() {
+        // Rows from a few bytes to beyond the chunk split's reach (four 64-byte chunks), with
+        // more and fewer fields than eight, each line ending at every place in a chunk; the
+        // blocks leave rows whole (the chunk split) or cut them (the careful scan).
+        let mut data = HEADER.as_bytes().to_vec();
+        for len in 0..300usize {
+            let id: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            data.extend_from_slice(ROW.replacen("c1", &format!("c{id}"), 1).as_bytes());
+            data.push(b'\n');
+            data.extend_from_slice(ROW.replace("L1", &format!("L{id}")).as_bytes());
+            data.extend_from_slice(",extra".repeat(len % 5).as_bytes());
+            data.push(b'\n');
+            data.extend_from_slice(&ROW.as_bytes()[..len.min(ROW.len())]);
+            data.push(b'\n');
         }
-        for len in [0usize, 1, 63, 64, 65, 127, 128, 130, 200] {
-            let clean: Vec<u8> = (0..len).map(|i| if i % 17 == 16 { b'\n' } else { b'a' + (i % 26) as u8 }).collect();
-            assert_eq!(plain_prefix(&clean), reference(&clean));
-            for at in 0..len {
-                for b in [0u8, b'\r', b'"', 0x1f, 0x7f, 0x80, 0xff, b' ', b'~', b'\n'] {
-                    let mut v = clean.clone();
-                    v[at] = b;
-                    assert_eq!(plain_prefix(&v), reference(&v), "{b:#x} at {at} of {len}");
-                }
-            }
+        let want = reference(&data);
+        assert!(want.as_ref().map(|rows| rows.len()).unwrap_or_default() > 800);
+        for block in [64, 100, 4096, 1 << 20] {
+            assert_eq!(read_all(&data, block), want, "block {block}");
         }
     }
 
