@@ -60,7 +60,7 @@ enum Record {
 ///
 /// The file is read in large blocks and split into lines here, which is several times cheaper than
 /// the `csv` crate's byte-by-byte state machine: a plain line by the comma, newline and unusual-byte
-/// masks of its 64-byte chunks ([`super::chunk`]), others by a scan of their own. The state
+/// masks of its 64-byte chunks (`cdr/chunk.rs`), others by a scan of their own. The state
 /// machine is still what decides what a
 /// row is: a line with a quote (quoted fields may hold commas, quotes and newlines) or a carriage
 /// return (a line ending of its own for `csv`, in CRLF files too) is handed to `csv_core`, the
