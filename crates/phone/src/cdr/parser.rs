@@ -653,6 +653,35 @@ mod tests {
             }
         }
         assert!(n > 1000, "{n}");
+        // Longer strings (every length the fast path reads, and beyond), sampled: digits, dots,
+        // a letter, a space and a byte that is not ASCII.
+        let alphabet = b"0123456789..\xc3a ";
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut accepted = 0;
+        for i in 0..400_000usize {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = 6 + i % 12;
+            let mut r = state;
+            let mut s = Vec::with_capacity(len);
+            for _ in 0..len {
+                // Mostly digits and dots, so that many samples are quads.
+                let pick = (r % 64) as usize;
+                s.push(if pick < 44 {
+                    alphabet[pick % 10]
+                } else if pick < 60 {
+                    b'.'
+                } else {
+                    alphabet[10 + pick % 4]
+                });
+                r = r.rotate_right(6) ^ state;
+            }
+            let std = std::str::from_utf8(&s).ok().and_then(|t| t.parse::<Ipv4Addr>().ok());
+            assert_eq!(fast_ipv4(&s), std, "{:?}", String::from_utf8_lossy(&s));
+            accepted += usize::from(std.is_some());
+        }
+        assert!(accepted > 1000, "{accepted}");
     }
 
     #[test]
