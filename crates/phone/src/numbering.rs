@@ -129,7 +129,7 @@ impl NumberingPlan {
 
     /// [`NumberingPlan::classify`] on the bytes of a number (the CDR reader's fields are bytes
     /// already checked to be UTF-8; an error shows them as text).
-    #[inline]
+    #[inline(always)]
     pub fn classify_bytes(&self, bytes: &[u8]) -> Result<Destination, NumberError> {
         let dialled = || String::from_utf8_lossy(bytes).into_owned();
         let (first, rest) = match bytes.split_first() {

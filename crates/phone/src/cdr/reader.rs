@@ -253,7 +253,10 @@ impl<R: Read> CdrReader<R> {
         }
     }
 
-    /// The next record and the line number the `csv` crate gives it.
+    /// The next record and the line number the `csv` crate gives it. Inlined into
+    /// [`Self::next_ref`]: returned through memory, the record's field ends were written a word at
+    /// a time and read back as a block, and the read waited on the writes.
+    #[inline(always)]
     fn read_record(&mut self) -> Result<(u64, Record), String> {
         // Reported where the reader stood, before the blank lines it skips (as `csv` does).
         let line = self.line;
