@@ -335,6 +335,17 @@ pub enum StoreError {
         /// What SQLite said.
         detail: String,
     },
+    /// Another process holds the database (a running service, or a replay writing its own
+    /// database) and did not let go within the busy timeout.
+    #[error(
+        "the database at {path} is in use by another process (still locked after {waited_secs} s): stop it, or use another file"
+    )]
+    InUse {
+        /// File.
+        path: String,
+        /// How long the open waited.
+        waited_secs: u64,
+    },
     /// The database was written by a newer mamori.
     #[error("the database schema version {found} is newer than this mamori understands ({supported})")]
     TooNew {

@@ -99,8 +99,23 @@ fn corrupt(path: &Path, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { path: path.display().to_string(), detail: detail.to_string() }
 }
 
+/// How long a connection waits for another's lock before giving up.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// An error while opening: a lock another process keeps past the busy timeout says so; anything
+/// else means the file is not a database mamori can use.
+fn open_error(path: &Path, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    match e.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked) => {
+            StoreError::InUse { path: path.display().to_string(), waited_secs: BUSY_TIMEOUT.as_secs() }
+        }
+        _ => corrupt(path, e),
+    }
+}
+
 fn configure(conn: &Connection, durable: bool) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "OFF" })?;
     // A statement's plan is fixed when it is prepared, whatever values are bound later: without
@@ -132,20 +147,21 @@ impl SqliteStore {
         } else {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
-        let mut conn = Connection::open_with_flags(path, flags).map_err(|e| corrupt(path, e))?;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
         if options.single_thread {
             // The one connection keeps its lock from its first read on: no file lock taken and
             // released around every transaction, and the WAL index in its own memory instead
             // of a shared-memory file. Other processes cannot open the database meanwhile, which
             // is the point of a single-threaded store.
-            conn.pragma_update(None, "locking_mode", "EXCLUSIVE").map_err(|e| corrupt(path, e))?;
+            conn.pragma_update(None, "locking_mode", "EXCLUSIVE").map_err(|e| open_error(path, e))?;
         }
-        configure(&conn, options.durable).map_err(|e| corrupt(path, e))?;
-        let app_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
+        configure(&conn, options.durable).map_err(|e| open_error(path, e))?;
+        let app_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(|e| open_error(path, e))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| open_error(path, e))?;
         if app_id == 0 && version == 0 {
-            let tables: i64 =
-                conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
+            let tables: i64 = conn
+                .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+                .map_err(|e| open_error(path, e))?;
             if tables > 0 {
                 return Err(corrupt(path, "an SQLite database, but not mamori's"));
             }
@@ -157,16 +173,17 @@ impl SqliteStore {
             return Err(StoreError::TooNew { found: version, supported: schema::SCHEMA_VERSION });
         }
         // A damaged page shows up here rather than in the middle of serving.
-        let check: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
+        let check: String =
+            conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(|e| open_error(path, e))?;
         if check != "ok" {
             return Err(corrupt(path, check));
         }
         let mode: String =
-            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| corrupt(path, e))?;
+            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| open_error(path, e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Database(format!("cannot switch {} to WAL (got {mode})", path.display())));
         }
-        schema::migrate(&mut conn).map_err(|e| corrupt(path, e))?;
+        schema::migrate(&mut conn).map_err(|e| open_error(path, e))?;
         // The writer cycles through a few dozen statements; keep them all prepared.
         conn.set_prepared_statement_cache_capacity(64);
         // A bulk batch (thousands of proposals) touches pages all over the actions' and ledger's
@@ -183,7 +200,7 @@ impl SqliteStore {
         } else {
             let reader =
                 Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                    .map_err(|e| corrupt(path, e))?;
+                    .map_err(|e| open_error(path, e))?;
             configure(&reader, options.durable).map_err(db_err)?;
             let writer = writer::spawn(conn, options.checkpoint_every, options.group_commit_max)?;
             Connections::Threaded { reader: Mutex::new(reader), writer }

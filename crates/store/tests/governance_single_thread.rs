@@ -83,3 +83,24 @@ fn batches_commit_together_fail_alone_and_all_are_kept_when_dropped() {
     let actions = reopened.actions(&ActionFilter::default()).unwrap();
     assert_eq!(actions.len(), ids.len());
 }
+
+#[test]
+fn a_database_held_by_a_single_threaded_store_is_reported_in_use_not_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mamori.sqlite");
+    let holder = SqliteStore::open(&path, StoreOptions { single_thread: true, ..StoreOptions::default() }).unwrap();
+    // Another opener waits the busy timeout, then says who is to blame.
+    let other = SqliteStore::open(&path, StoreOptions::default());
+    match other {
+        Err(e @ StoreError::InUse { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("in use by another process") && text.contains("mamori.sqlite"), "{text}");
+        }
+        Err(e) => panic!("expected InUse, got {e}"),
+        Ok(_) => panic!("opened a database another store holds"),
+    }
+    // Once the holder is gone, the file opens and is intact.
+    drop(holder);
+    let again = SqliteStore::open(&path, StoreOptions::default()).unwrap();
+    assert!(again.verify_ledger(None).is_ok());
+}
