@@ -9,7 +9,7 @@ mod batch;
 mod lifecycle;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use jiff::{SignedDuration, Timestamp};
@@ -117,9 +117,47 @@ pub enum GovernanceError {
 /// The state views read: opt-outs and stage unlocks, shared with every [`crate::view::ViewGate`].
 #[derive(Debug, Default)]
 pub(crate) struct GateState {
-    pub(crate) opted_out: RwLock<OptedOut>,
+    pub(crate) opted_out: OptOuts,
     pub(crate) unlocks: RwLock<Vec<StageUnlock>>,
     generation: AtomicU64,
+}
+
+/// The opt-outs as the gates read them: the set behind a lock, and whether it is empty without
+/// one. Every record that reaches a consent-based detector asks; while nobody has opted out (a
+/// replay, a new deployment) the answer costs an atomic load instead of taking and releasing
+/// the lock.
+#[derive(Debug)]
+pub(crate) struct OptOuts {
+    set: RwLock<OptedOut>,
+    /// `true` only while the set is empty. Cleared before the set changes and set again after,
+    /// under the write lock: a reader that sees `true` ran before the opt-out being made (which
+    /// has not returned yet), one that sees `false` takes the lock and waits for it.
+    empty: AtomicBool,
+}
+
+impl Default for OptOuts {
+    fn default() -> Self {
+        OptOuts { set: RwLock::new(OptedOut::default()), empty: AtomicBool::new(true) }
+    }
+}
+
+impl OptOuts {
+    /// Whether `subscriber` opted out of `measure`; a poisoned lock answers yes (fails closed).
+    pub(crate) fn contains(&self, measure: MeasureId, subscriber: &SubscriberId) -> bool {
+        if self.empty.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.set.read().map(|s| s.contains(measure, subscriber)).unwrap_or(true)
+    }
+
+    /// Changes the set (nothing if the lock is poisoned: readers then fail closed).
+    fn update(&self, change: impl FnOnce(&mut OptedOut)) {
+        if let Ok(mut w) = self.set.write() {
+            self.empty.store(false, Ordering::SeqCst);
+            change(&mut w);
+            self.empty.store(w.is_empty(), Ordering::SeqCst);
+        }
+    }
 }
 
 /// The subscribers opted out of each measure. Per measure, so that a gate looks a record's
@@ -142,6 +180,10 @@ impl OptedOut {
         if let Some(s) = self.0.get_mut(&measure) {
             s.remove(subscriber);
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.values().all(HashSet::is_empty)
     }
 }
 
@@ -222,9 +264,7 @@ impl Governance {
             }
         }
         let unlocks = self.store.active_unlocks(self.now())?;
-        if let Ok(mut w) = self.gate.opted_out.write() {
-            *w = opted;
-        }
+        self.gate.opted_out.update(|w| *w = opted);
         if let Ok(mut w) = self.gate.unlocks.write() {
             *w = unlocks;
         }
@@ -384,16 +424,10 @@ impl Governance {
             .subject(Target::Subscriber(subscriber.0.clone()).to_string());
         let seqs = self.commit(vec![Mutation::Consent(ev)], vec![draft])?;
         // Effective at once in this process, before any further record reaches a detector.
-        if let Ok(mut w) = self.gate.opted_out.write() {
-            match change {
-                ConsentChange::OptedOut => {
-                    w.insert(measure, subscriber.clone());
-                }
-                ConsentChange::OptedIn | ConsentChange::Granted => {
-                    w.remove(measure, subscriber);
-                }
-            }
-        }
+        self.gate.opted_out.update(|w| match change {
+            ConsentChange::OptedOut => w.insert(measure, subscriber.clone()),
+            ConsentChange::OptedIn | ConsentChange::Granted => w.remove(measure, subscriber),
+        });
         if let Ok(g) = self.store.consent_generation() {
             self.gate.generation.store(g, Ordering::SeqCst);
         }
@@ -497,7 +531,7 @@ impl Governance {
 
     /// Whether the subscriber is opted out of the measure (as views see it now).
     pub fn is_opted_out(&self, subscriber: &SubscriberId, measure: MeasureId) -> bool {
-        self.gate.opted_out.read().map(|s| s.contains(measure, subscriber)).unwrap_or(true)
+        self.gate.opted_out.contains(measure, subscriber)
     }
 
     // ── staged minimization ─────────────────────────────────────────────────────────────────
@@ -597,4 +631,33 @@ impl Governance {
 pub fn requires_notice(measure: MeasureId) -> bool {
     let m = catalog::measure(measure);
     m.requires_public_notice() || m.consent == ConsentModel::ComprehensiveOptOut
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn opt_outs_answer_without_the_lock_only_while_nobody_opted_out() {
+        let outs = OptOuts::default();
+        let (a, b) = (SubscriberId("S1".into()), SubscriberId("S2".into()));
+        let m = MeasureId::PhoneSuspendLineOnSurge;
+        assert!(!outs.contains(m, &a));
+        outs.update(|w| w.insert(m, a.clone()));
+        assert!(outs.contains(m, &a));
+        assert!(!outs.contains(m, &b));
+        assert!(!outs.contains(MeasureId::PhoneSuspendSipAuthFromIp, &a));
+        // Back to nobody: the flag says so again.
+        outs.update(|w| w.remove(m, &a));
+        assert!(!outs.contains(m, &a));
+        assert!(outs.empty.load(Ordering::SeqCst));
+        // A change that panics half-way poisons the set: everyone counts as opted out.
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            outs.update(|_| panic!("a change that fails"));
+        }));
+        assert!(caught.is_err());
+        assert!(outs.contains(m, &a), "fails closed");
+        assert!(outs.contains(m, &b), "fails closed");
+    }
 }
