@@ -474,9 +474,10 @@ fn apply_mutation(conn: &Connection, m: &Mutation, grants: &Grants) -> Result<()
             .map_err(db_err)?;
         }
         Mutation::UpdateAction { record: r, expect } => {
+            // Read for every update: prepared once (through the cache), not at each call.
             let found: Option<String> = conn
-                .query_row("SELECT state FROM actions WHERE id = ?1", params![r.id], |row| row.get(0))
-                .optional()
+                .prepare_cached("SELECT state FROM actions WHERE id = ?1")
+                .and_then(|mut st| st.query_row(params![r.id], |row| row.get(0)).optional())
                 .map_err(db_err)?;
             match found {
                 None => return Err(StoreError::NotFound(format!("action {}", r.id))),
@@ -562,8 +563,8 @@ fn apply_mutation(conn: &Connection, m: &Mutation, grants: &Grants) -> Result<()
         }
         Mutation::Delivery(u) => {
             let found: Option<String> = conn
-                .query_row("SELECT state FROM outbox WHERE id = ?1", params![u.id], |row| row.get(0))
-                .optional()
+                .prepare_cached("SELECT state FROM outbox WHERE id = ?1")
+                .and_then(|mut st| st.query_row(params![u.id], |row| row.get(0)).optional())
                 .map_err(db_err)?;
             match found {
                 None => return Err(StoreError::NotFound(format!("message {}", u.id))),
