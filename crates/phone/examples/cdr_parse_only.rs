@@ -12,12 +12,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args().nth(1).ok_or("usage: cdr_parse_only FILE")?;
     let mut reader = CdrReader::new(std::fs::File::open(path)?, NumberingPlan::new())?;
     let (mut good, mut checksum) = (0u64, 0u64);
-    while let Some(row) = reader.next_ref()? {
-        if let Ok(c) = row {
-            good += 1;
-            checksum = checksum.wrapping_add(c.charge_jpy ^ c.call_id.len() as u64);
-        }
-    }
+    while reader
+        .next_with(|row| {
+            if let Ok(c) = row {
+                good += 1;
+                checksum = checksum.wrapping_add(c.charge_jpy ^ c.call_id.len() as u64);
+            }
+        })?
+        .is_some()
+    {}
     println!("{good} good rows, {} bad, checksum {checksum}", reader.bad_rows);
     Ok(())
 }

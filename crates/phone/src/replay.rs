@@ -166,15 +166,10 @@ fn replay_rows(
     let mut last_end: Timestamp = first.end;
     reorder.push(first, &mut |c| released.push(c));
     loop {
-        // The row is used where the reader returned it (matched by reference, not moved out).
-        match &cdrs.next_ref() {
-            Err(e) => {
-                sink.stopped(e);
-                break;
-            }
-            Ok(None) => break,
-            Ok(Some(Err(b))) => sink.bad_row(b),
-            Ok(Some(Ok(c))) => {
+        // The row is used where the reader parsed it (by reference, not returned and moved).
+        let step = cdrs.next_with(|row| match row {
+            Err(b) => sink.bad_row(b),
+            Ok(c) => {
                 last_end = last_end.max(c.end);
                 if c.is_international() {
                     domestic.take(&mut reorder, &mut engine);
@@ -192,6 +187,14 @@ fn replay_rows(
                     }
                 }
             }
+        });
+        match step {
+            Err(e) => {
+                sink.stopped(&e);
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(())) => {}
         }
         if !released.is_empty() {
             for c in released.drain(..) {

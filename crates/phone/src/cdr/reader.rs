@@ -369,6 +369,19 @@ impl<R: Read> CdrReader<R> {
     /// end, `Some(Err(BadRow))` for a malformed row (skip it and go on), `Err` when the file
     /// itself can't be read any further.
     pub fn next_ref(&mut self) -> Result<Option<Result<CdrRef<'_>, BadRow>>, CdrFileError> {
+        self.next_with(|row| row.copied().map_err(BadRow::clone))
+    }
+
+    /// The next row handed to `f` by reference, where it was parsed: `Ok(None)` at the end,
+    /// `Ok(Some(f(…)))` for a row or a malformed row (skip it and go on), `Err` when the file
+    /// itself can't be read any further. Returned through the nested results of
+    /// [`Self::next_ref`], the parsed row is copied twice, and each copy reads in wide words what
+    /// was written field by field, which waits on the writes.
+    #[inline(always)]
+    pub fn next_with<'s, T>(
+        &'s mut self,
+        f: impl FnOnce(Result<&CdrRef<'s>, &BadRow>) -> T,
+    ) -> Result<Option<T>, CdrFileError> {
         let (line, record) = self.read_record().map_err(|detail| CdrFileError::Io { line: self.rows + 1, detail })?;
         let (plan, days) = (&self.plan, &mut self.days);
         let parsed = match record {
@@ -398,10 +411,13 @@ impl<R: Read> CdrReader<R> {
             }
         };
         self.rows += 1;
-        Ok(Some(parsed.map_err(|error| {
-            self.bad_rows += 1;
-            BadRow { line, error }
-        })))
+        Ok(Some(match parsed {
+            Ok(row) => f(Ok(&row)),
+            Err(error) => {
+                self.bad_rows += 1;
+                f(Err(&BadRow { line, error }))
+            }
+        }))
     }
 
     /// The next row, owned: `None` at the end, `Some(Err(BadRow))` for a malformed row (skip it
