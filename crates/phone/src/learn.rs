@@ -74,8 +74,13 @@ impl LaggedPeak {
 
     /// Records a value seen at `t`; `spoiled` keeps its hour (and what else it saw) out of the
     /// learned level.
+    #[inline]
     pub fn observe(&mut self, t: Timestamp, value: f64, spoiled: bool, half_life: SignedDuration) {
-        self.roll(t, half_life);
+        // Every hot line observes twice per evaluation, and nearly always within the same hour:
+        // only the change of hour, which commits, is out of line.
+        if t.as_second().div_euclid(3600) != self.hour {
+            self.roll(t, half_life);
+        }
         if value > self.current {
             self.current = value;
         }
@@ -88,6 +93,8 @@ impl LaggedPeak {
         self.peak_at = Some(t);
     }
 
+    #[cold]
+    #[inline(never)]
     fn roll(&mut self, t: Timestamp, half_life: SignedDuration) {
         let hour = t.as_second().div_euclid(3600);
         if hour == self.hour {
