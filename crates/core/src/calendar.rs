@@ -87,7 +87,13 @@ pub struct JapanCalendar {
     start: Time,
     end: Time,
     closed: Vec<(i8, i8)>,
+    /// Holidays already looked up (shared by clones): the rules take about 12,000 instructions
+    /// a date, and a replay or a busy service asks about the same few dates again and again.
+    holidays: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Date, Option<String>>>>,
 }
+
+/// Dates remembered before the memo starts again (a few years of dates).
+const HOLIDAY_MEMO: usize = 4096;
 
 /// The time zone of every legal rule.
 pub fn japan() -> TimeZone {
@@ -112,7 +118,13 @@ impl JapanCalendar {
             }
             closed.push((m, day));
         }
-        Ok(JapanCalendar { tz: japan(), start: config.business_start, end: config.business_end, closed })
+        Ok(JapanCalendar {
+            tz: japan(),
+            start: config.business_start,
+            end: config.business_end,
+            closed,
+            holidays: Default::default(),
+        })
     }
 
     /// The instant in Japan time.
@@ -126,11 +138,28 @@ impl JapanCalendar {
         jpholiday::jpholiday::JPHoliday::new().is_holiday_name(&d)
     }
 
+    /// [`Self::holiday_name`], remembered per date. A poisoned memo is bypassed, not trusted.
+    fn memo_holiday_name(&self, date: Date) -> Option<String> {
+        if let Ok(memo) = self.holidays.lock() {
+            if let Some(name) = memo.get(&date) {
+                return name.clone();
+            }
+        }
+        let name = Self::holiday_name(date);
+        if let Ok(mut memo) = self.holidays.lock() {
+            if memo.len() >= HOLIDAY_MEMO {
+                memo.clear();
+            }
+            memo.insert(date, name.clone());
+        }
+        name
+    }
+
     /// Classifies an instant for the emergency rule.
     pub fn classify(&self, at: Timestamp) -> TimeClass {
         let local = self.local(at);
         let date = local.date();
-        if let Some(name) = Self::holiday_name(date) {
+        if let Some(name) = self.memo_holiday_name(date) {
             return TimeClass::NationalHoliday(name);
         }
         if matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday) {
@@ -177,6 +206,27 @@ mod tests {
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn remembered_holidays_are_the_rules_answers() {
+        // Every day of three years at noon, asked twice (the second from the memo), and a memo
+        // that starts again when full: the same class as the rules give.
+        let c = cal();
+        let mut day: Date = "2025-01-01".parse().unwrap();
+        let mut holidays = 0;
+        for _ in 0..(3 * 366) {
+            let at = day.to_datetime(Time::constant(12, 0, 0, 0)).to_zoned_datetime(japan()).unwrap().timestamp();
+            let expected = match JapanCalendar::holiday_name(day) {
+                Some(name) => TimeClass::NationalHoliday(name),
+                None => JapanCalendar { holidays: Default::default(), ..c.clone() }.classify(at),
+            };
+            assert_eq!(c.classify(at), expected, "{day}");
+            assert_eq!(c.classify(at), expected, "{day}, remembered");
+            holidays += usize::from(matches!(expected, TimeClass::NationalHoliday(_)));
+            day = day.tomorrow().unwrap();
+        }
+        assert!(holidays > 40, "{holidays}");
     }
 
     #[test]
