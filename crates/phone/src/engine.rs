@@ -352,7 +352,7 @@ impl LineState {
         let learns = start.as_nanosecond() > self.own.learn_after_ns;
         debug_assert_eq!(
             learns,
-            self.verdict == Verdict::Calm
+            matches!(self.verdict, Verdict::Calm)
                 && self.last_rise.is_none_or(|r| start.duration_since(r) > CALM_BEFORE_LEARNING),
             "the learning gate follows the verdict and the last rise"
         );
@@ -398,12 +398,13 @@ impl LineState {
     /// rose without a verdict (a rise judged legitimate is learned, after the lag, from the hour
     /// it was judged in, unless [`spoil_hour`](Self::spoil_hour) kept that hour out; a fraud never
     /// is).
+    #[inline]
     fn settle(&mut self, t: Timestamp, window_jpy: f64, sustained_jpy: f64, rising: bool, half_life: SignedDuration) {
         let fraud = matches!(self.verdict, Verdict::Fraud { .. });
         if !rising && matches!(self.verdict, Verdict::Legit { .. }) {
             self.set_verdict(Verdict::Calm);
         }
-        let spoiled = fraud || (rising && self.verdict == Verdict::Calm);
+        let spoiled = fraud || (rising && matches!(self.verdict, Verdict::Calm));
         self.normal.observe(t, window_jpy, spoiled, half_life);
         self.normal_sustained.observe(t, sustained_jpy, spoiled, half_life);
     }
@@ -1069,7 +1070,7 @@ impl Engine {
         for &li in &hot {
             let Some(line) = self.lines.get_mut(li as usize) else { continue };
             // Drop calls that left the window; a calm line learns from them.
-            let unsettled = line.verdict != Verdict::Calm
+            let unsettled = !matches!(line.verdict, Verdict::Calm)
                 || line.last_rise.is_some_and(|r| t.duration_since(r) <= CALM_BEFORE_LEARNING);
             let learn = !unsettled;
             let (from_ms, t_ms) = (ms(window_start), ms(t));
@@ -1136,7 +1137,7 @@ impl Engine {
                 // Under the floor no line can be rising: learn and move on without building a
                 // record (the common case, and the replay's hot path).
                 line.settle(t, window_jpy, sustained_jpy, false, self.settings.normal_half_life);
-                if calls_in_progress == 0 && line.verdict == Verdict::Calm {
+                if calls_in_progress == 0 && matches!(line.verdict, Verdict::Calm) {
                     // Nothing in progress: from here its charges only fall until its next call,
                     // which makes it hot again. Its calls stay for that evaluation to prune.
                     line.hot = false;
