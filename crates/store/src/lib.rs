@@ -451,9 +451,8 @@ impl Store for SqliteStore {
     fn action_state(&self, id: &str) -> Result<Option<ActionState>, StoreError> {
         // The `state` column is written with the record in the same statement (insert and
         // update), so it is the record's state without decoding its JSON.
-        let state: Option<String> = self.read(|c| {
-            c.prepare_cached("SELECT state FROM actions WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()
-        })?;
+        let state: Option<String> =
+            self.read(|c| writer::query_opt(c, "SELECT state FROM actions WHERE id = ?1", [id], |r| r.get(0)))?;
         state.map(|s| s.parse().map_err(|e| corrupt(&self.path, format!("action state: {e}")))).transpose()
     }
 

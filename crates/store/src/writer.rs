@@ -115,10 +115,10 @@ impl WriterLoop {
             }
             self.open += 1;
             let mut tip = read_tip(&self.conn)?;
-            cached(&self.conn, "SAVEPOINT batch")?;
+            exec(&self.conn, "SAVEPOINT batch", []).map_err(db_err)?;
             match apply_batch(&self.conn, &mut batch, &mut tip, self.checkpoint_every) {
                 Ok(c) => {
-                    cached(&self.conn, "RELEASE batch")?;
+                    exec(&self.conn, "RELEASE batch", []).map_err(db_err)?;
                     if self.open >= self.batches_per_commit {
                         self.commit_open()?;
                     }
@@ -197,10 +197,10 @@ impl WriterLoop {
             }
             for (batch, _) in jobs.iter_mut() {
                 let sp_tip = Tip { seq: tip.seq, hash: tip.hash };
-                cached(&tx, "SAVEPOINT batch")?;
+                exec(&tx, "SAVEPOINT batch", []).map_err(db_err)?;
                 match apply_batch(&tx, batch, &mut tip, self.checkpoint_every) {
                     Ok(c) => {
-                        cached(&tx, "RELEASE batch")?;
+                        exec(&tx, "RELEASE batch", []).map_err(db_err)?;
                         results.push(Ok(c));
                     }
                     Err(e) => {
@@ -290,18 +290,11 @@ impl WriterLoop {
     }
 }
 
-/// Runs a statement without results that every batch runs (a savepoint's start or end), prepared
-/// once rather than parsed each time.
-fn cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
-    conn.prepare_cached(sql).and_then(|mut st| st.execute([])).map(|_| ()).map_err(db_err)
-}
-
 fn read_tip(conn: &Connection) -> Result<Tip, StoreError> {
     // Read at every commit: prepared once.
-    let row: Option<(i64, Vec<u8>)> = conn
-        .prepare_cached("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
-        .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-        .map_err(db_err)?;
+    let row: Option<(i64, Vec<u8>)> =
+        query_opt(conn, "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db_err)?;
     match row {
         None => Ok(Tip { seq: 0, hash: ChainHash::GENESIS }),
         Some((seq, h)) => Ok(Tip {
@@ -365,10 +358,9 @@ fn append(
             conn.prepare_cached("UPDATE actions SET grant_seq = ?1 WHERE id = ?2")
                 .and_then(|mut st| st.execute(params![seq, id]))
                 .map_err(db_err)?;
-            let rec: Option<String> = conn
-                .prepare_cached("SELECT record FROM actions WHERE id = ?1")
-                .and_then(|mut st| st.query_row(params![id], |r| r.get(0)).optional())
-                .map_err(db_err)?;
+            let rec: Option<String> =
+                query_opt(conn, "SELECT record FROM actions WHERE id = ?1", params![id], |r| r.get(0))
+                    .map_err(db_err)?;
             if let Some(rec) = rec {
                 if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&rec) {
                     v["grant_seq"] = json!(seq);
@@ -474,11 +466,9 @@ fn apply_mutation(conn: &Connection, m: &Mutation, grants: &Grants) -> Result<()
             .map_err(db_err)?;
         }
         Mutation::UpdateAction { record: r, expect } => {
-            // Read for every update: prepared once (through the cache), not at each call.
-            let found: Option<String> = conn
-                .prepare_cached("SELECT state FROM actions WHERE id = ?1")
-                .and_then(|mut st| st.query_row(params![r.id], |row| row.get(0)).optional())
-                .map_err(db_err)?;
+            let found: Option<String> =
+                query_opt(conn, "SELECT state FROM actions WHERE id = ?1", params![r.id], |row| row.get(0))
+                    .map_err(db_err)?;
             match found {
                 None => return Err(StoreError::NotFound(format!("action {}", r.id))),
                 Some(s) if s != expect.as_str() => {
@@ -562,10 +552,9 @@ fn apply_mutation(conn: &Connection, m: &Mutation, grants: &Grants) -> Result<()
             .map_err(db_err)?;
         }
         Mutation::Delivery(u) => {
-            let found: Option<String> = conn
-                .prepare_cached("SELECT state FROM outbox WHERE id = ?1")
-                .and_then(|mut st| st.query_row(params![u.id], |row| row.get(0)).optional())
-                .map_err(db_err)?;
+            let found: Option<String> =
+                query_opt(conn, "SELECT state FROM outbox WHERE id = ?1", params![u.id], |row| row.get(0))
+                    .map_err(db_err)?;
             match found {
                 None => return Err(StoreError::NotFound(format!("message {}", u.id))),
                 Some(s) if s != u.expect.as_str() => {
@@ -669,4 +658,15 @@ fn apply_mutation(conn: &Connection, m: &Mutation, grants: &Grants) -> Result<()
 /// batch, and preparing them each time was a large share of a bulk import.
 fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
     conn.prepare_cached(sql)?.execute(params)
+}
+
+/// The one row a query finds, if any, through the statement cache (`Connection::query_row`
+/// prepares the statement again at every call).
+pub(crate) fn query_opt<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Option<T>> {
+    conn.prepare_cached(sql)?.query_row(params, row).optional()
 }
