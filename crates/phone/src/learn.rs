@@ -78,8 +78,9 @@ impl LaggedPeak {
     pub fn observe(&mut self, t: Timestamp, value: f64, spoiled: bool, half_life: SignedDuration) {
         // Every hot line observes twice per evaluation, and nearly always within the same hour:
         // only the change of hour, which commits, is out of line.
-        if t.as_second().div_euclid(3600) != self.hour {
-            self.roll(t, half_life);
+        let hour = t.as_second().div_euclid(3600);
+        if hour != self.hour {
+            self.roll(hour, t, half_life);
         }
         if value > self.current {
             self.current = value;
@@ -95,11 +96,8 @@ impl LaggedPeak {
 
     #[cold]
     #[inline(never)]
-    fn roll(&mut self, t: Timestamp, half_life: SignedDuration) {
-        let hour = t.as_second().div_euclid(3600);
-        if hour == self.hour {
-            return;
-        }
+    /// Moves to `hour` (that of `t`, not the current one), committing what the lag allows.
+    fn roll(&mut self, hour: i64, t: Timestamp, half_life: SignedDuration) {
         if self.hour != i64::MIN {
             if !self.previous_spoiled {
                 self.commit(self.previous, t, half_life);
