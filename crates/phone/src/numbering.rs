@@ -81,15 +81,23 @@ include!(concat!(env!("OUT_DIR"), "/assigned_codes.rs"));
 /// `b.iter().all(u8::is_ascii_digit)`, eight bytes at a time: a byte is a digit when its high
 /// nibble is 3 and adding 6 keeps it so (0x30..=0x39; no carry crosses bytes, as 0x3f + 6 < 0x100).
 /// Every row's dialled number goes through it.
+/// A number of 8 to 16 bytes (every number in Japan, with or without its prefix) is read as two
+/// overlapping words, without a loop: the loop's exit, after 10 digits on one row and 11 on the
+/// next, was a mispredicted branch on most rows.
+#[inline]
 fn all_digits(b: &[u8]) -> bool {
     const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
     const ZEROS: u64 = 0x3030_3030_3030_3030;
     const SIX: u64 = 0x0606_0606_0606_0606;
+    let digits = |c: &[u8; 8]| {
+        let w = u64::from_le_bytes(*c);
+        (w & HIGH == ZEROS) & (w.wrapping_add(SIX) & HIGH == ZEROS)
+    };
+    if let (Some(head), Some(last), true) = (b.first_chunk::<8>(), b.last_chunk::<8>(), b.len() <= 16) {
+        return digits(head) & digits(last);
+    }
     let mut words = b.chunks_exact(8);
-    let whole = words.by_ref().all(|c| {
-        let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-        w & HIGH == ZEROS && w.wrapping_add(SIX) & HIGH == ZEROS
-    });
+    let whole = words.by_ref().all(|c| c.first_chunk::<8>().is_some_and(digits));
     whole && words.remainder().iter().all(u8::is_ascii_digit)
 }
 
