@@ -207,6 +207,8 @@ const EXPENSIVE_JPY_PER_MIN: f64 = 150.0;
 const SUSTAINED_TAU_MS: f64 = 2.0 * 3600.0 * 1000.0;
 /// Calls in progress that count as parallel (must match `detect::surge`).
 const PARALLEL_CALLS: u32 = surge::PARALLEL_CALLS;
+/// The end of a call that goes on ([`ActiveCall::end`]).
+const LIVE: i64 = i64::MAX;
 /// Marks a live call whose start was taken in but not held (domestic).
 const NOT_HELD: u32 = u32::MAX;
 /// How long countries are watched before their normal volume is trusted.
@@ -223,7 +225,9 @@ struct ActiveCall {
     key: u64,
     /// Unix milliseconds: the per-evaluation arithmetic stays on integers.
     start: i64,
-    end: Option<i64>,
+    /// [`LIVE`] while the call goes on: one integer rather than an `Option`, so that the sums
+    /// over a line's calls take the bound without a branch on whether it has ended.
+    end: i64,
     jpy_per_sec: f64,
     country: CountryCode,
     source_ip: IpAddr,
@@ -234,16 +238,62 @@ struct ActiveCall {
 }
 
 impl ActiveCall {
+    /// Without a branch: every hot line sums its calls every evaluation, and which of them
+    /// overlap is data (an early return, or even a masked result, compiled to a mispredicted
+    /// branch around the division). An empty overlap gives `0 / 1000 * rate`, the same +0.0 an
+    /// early return gave, since rates are finite and never negative (see `Tariff::new`; a
+    /// billed rate is a charge over a positive duration).
+    #[inline]
     fn accrued_between(&self, from: i64, to: i64) -> f64 {
         let start = self.start.max(from);
-        let end = self.end.map_or(to, |e| e.min(to));
-        if end <= start {
-            return 0.0;
-        }
-        (end - start) as f64 / 1000.0 * self.jpy_per_sec
+        let end = self.end.min(to);
+        (end - start).max(0) as f64 / 1000.0 * self.jpy_per_sec
     }
+    #[inline]
     fn in_progress_at(&self, t: i64) -> bool {
-        self.start <= t && self.end.is_none_or(|e| e > t)
+        (self.start <= t) & (self.end > t)
+    }
+    /// Left the window (ended before `from`), or live for so long that its end is surely lost.
+    #[inline]
+    fn gone(&self, from: i64, t: i64) -> bool {
+        (self.end < from) | ((self.end == LIVE) & (t - self.start > STALE_CALL.as_millis() as i64))
+    }
+}
+
+/// What a line's calls add up to at an evaluation, in one pass over them.
+#[derive(Debug, Clone, Copy)]
+struct CallSums {
+    /// Charge accrued in the window.
+    window_jpy: f64,
+    /// Charge accrued since the last update of the moving sum.
+    accrued: f64,
+    /// The rate of the calls in progress.
+    rate_jpy_per_min: f64,
+    calls_in_progress: u32,
+    /// Some call has [gone](ActiveCall::gone): it must be dropped and the sums taken again.
+    any_gone: bool,
+}
+
+impl CallSums {
+    /// Each sum adds the same terms in the same order, starting from -0.0 as `Iterator::sum` does
+    /// (the numbers are the bits separate passes gave); a call not in progress adds `+0.0` to the
+    /// rate, which changes no sum of non-negative terms starting from `+0.0`. No branch per call:
+    /// how many calls overlap the window or are in progress changes from line to line.
+    #[inline]
+    fn of(calls: &[ActiveCall], from: i64, since: i64, t: i64) -> CallSums {
+        let mut sums =
+            CallSums { window_jpy: -0.0, accrued: -0.0, rate_jpy_per_min: 0.0, calls_in_progress: 0, any_gone: false };
+        for c in calls {
+            sums.window_jpy += c.accrued_between(from, t);
+            sums.accrued += c.accrued_between(since, t);
+            let in_progress = c.in_progress_at(t);
+            // The rate or +0.0, by a mask (a `bool` select compiled to a branch).
+            let rate = c.jpy_per_sec * 60.0;
+            sums.rate_jpy_per_min += f64::from_bits(rate.to_bits() & u64::from(in_progress).wrapping_neg());
+            sums.calls_in_progress += u32::from(in_progress);
+            sums.any_gone |= c.gone(from, t);
+        }
+        sums
     }
 }
 
@@ -871,7 +921,7 @@ impl Engine {
                     self.lines.get_mut(line as usize).and_then(|l| l.calls.iter_mut().find(|c| c.key == key))
                 {
                     let end = e.at.max(ms_time(call.start));
-                    call.end = Some(ms(end));
+                    call.end = ms(end);
                     let secs = (ms(end) - call.start) as f64 / 1000.0;
                     if let (Some(charge), true) = (e.charge_jpy, secs > 0.0) {
                         call.jpy_per_sec = charge as f64 / secs;
@@ -914,7 +964,7 @@ impl Engine {
         let call = ActiveCall {
             key,
             start: ms(start),
-            end: end.map(ms),
+            end: end.map_or(LIVE, ms),
             jpy_per_sec,
             country,
             source_ip,
@@ -1074,26 +1124,29 @@ impl Engine {
                 || line.last_rise.is_some_and(|r| t.duration_since(r) <= CALM_BEFORE_LEARNING);
             let learn = !unsettled;
             let (from_ms, t_ms) = (ms(window_start), ms(t));
-            let mut i = 0;
-            while i < line.calls.len() {
-                let c = &line.calls[i];
-                let gone = match c.end {
-                    Some(e) => e < from_ms,
-                    None => t_ms - c.start > STALE_CALL.as_millis() as i64,
-                };
-                if gone {
-                    let c = line.calls.swap_remove(i);
-                    if c.end.is_none() {
-                        // A live call whose end never came: release its country count here.
-                        stale.push((li, c.country.0, c.source_ip));
+            // The moving sum decays from its last update and takes what accrued since.
+            let since = line.sustained_at.min(t_ms);
+            let mut sums = CallSums::of(&line.calls, from_ms, since, t_ms);
+            if sums.any_gone {
+                // Drop calls that left the window (a calm line learns from them), then sum again
+                // without them. Rare: each call leaves once, after dozens of evaluations.
+                let mut i = 0;
+                while i < line.calls.len() {
+                    if line.calls[i].gone(from_ms, t_ms) {
+                        let c = line.calls.swap_remove(i);
+                        if c.end == LIVE {
+                            // A live call whose end never came: release its country count here.
+                            stale.push((li, c.country.0, c.source_ip));
+                        }
+                        if learn {
+                            remember(&mut line.history.countries, c.country.0, HISTORY_COUNTRIES);
+                            line.learn(c.source_ip, c.calling);
+                        }
+                    } else {
+                        i += 1;
                     }
-                    if learn {
-                        remember(&mut line.history.countries, c.country.0, HISTORY_COUNTRIES);
-                        line.learn(c.source_ip, c.calling);
-                    }
-                } else {
-                    i += 1;
                 }
+                sums = CallSums::of(&line.calls, from_ms, since, t_ms);
             }
             if line.calls.is_empty() {
                 line.hot = false;
@@ -1106,21 +1159,7 @@ impl Engine {
             if !surge_on {
                 continue;
             }
-            // The moving sum decays from its last update and takes what accrued since.
-            let since = line.sustained_at.min(t_ms);
-            // One pass over the calls for the window's charge, what accrued since the last update
-            // and the rate in progress: each sum adds the same terms in the same order, starting
-            // from -0.0 as `Iterator::sum` does, so the numbers are the bits three passes gave.
-            let (mut window_jpy, mut accrued) = (-0.0f64, -0.0f64);
-            let (mut rate_jpy_per_min, mut calls_in_progress) = (0.0, 0u32);
-            for c in &line.calls {
-                window_jpy += c.accrued_between(from_ms, t_ms);
-                accrued += c.accrued_between(since, t_ms);
-                if c.in_progress_at(t_ms) {
-                    rate_jpy_per_min += c.jpy_per_sec * 60.0;
-                    calls_in_progress += 1;
-                }
-            }
+            let CallSums { window_jpy, accrued, rate_jpy_per_min, calls_in_progress, .. } = sums;
             let decay = match decay_for {
                 Some((dt, d)) if dt == t_ms - since => d,
                 _ => {

@@ -62,11 +62,14 @@ impl std::fmt::Debug for Tariff {
 
 impl Tariff {
     /// Builds the table (codes that don't parse were refused by `config check`; they are ignored).
+    /// Rates are finite and never negative (an infinite or negative one counts as 0), which the
+    /// engine's per-call sums rely on.
     pub fn new(config: &TariffConfig) -> Self {
-        let mut jpy_per_sec = Box::new([config.default_jpy_per_min.max(0.0) / 60.0; 1000]);
+        let per_sec = |per_min: f64| if per_min.is_finite() { per_min.max(0.0) / 60.0 } else { 0.0 };
+        let mut jpy_per_sec = Box::new([per_sec(config.default_jpy_per_min); 1000]);
         for (code, per_min) in &config.jpy_per_min {
             if let Some(slot) = code.parse::<usize>().ok().and_then(|c| jpy_per_sec.get_mut(c)) {
-                *slot = per_min.max(0.0) / 60.0;
+                *slot = per_sec(*per_min);
             }
         }
         Tariff { jpy_per_sec }
