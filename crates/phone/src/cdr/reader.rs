@@ -327,14 +327,18 @@ impl<R: Read> CdrReader<R> {
                 if (m0.unusual | (m1.unusual & before)) != 0 {
                     return None;
                 }
-                let mut commas = u128::from(m0.comma) | u128::from(m1.comma & before) << 64;
-                let fields = commas.count_ones() as usize + 1;
+                let (mut low, mut high) = (m0.comma, m1.comma & before);
+                let in_first = low.count_ones();
+                let fields = (in_first + high.count_ones()) as usize + 1;
                 let mut ends = [0u32; 8];
-                for e in ends.iter_mut().take(7) {
-                    // (Past the last comma: 128, unused, as a row without eight fields is refused
-                    // for its count.)
-                    *e = commas.trailing_zeros();
-                    commas &= commas.wrapping_sub(1);
+                for (k, e) in (0u32..).zip(ends.iter_mut().take(7)) {
+                    // The k-th comma: in the first chunk's mask while it has one, then in the
+                    // second's, chosen by selects. (Past the last comma: unused, as a row
+                    // without eight fields is refused for its count.)
+                    let first = k < in_first;
+                    *e = if first { low.trailing_zeros() } else { CHUNK as u32 + high.trailing_zeros() };
+                    let (cleared_low, cleared_high) = (low & low.wrapping_sub(1), high & high.wrapping_sub(1));
+                    (low, high) = if first { (cleared_low, high) } else { (low, cleared_high) };
                 }
                 ends[7] = CHUNK as u32 + i;
                 let stop = start + CHUNK + i as usize;
