@@ -37,7 +37,38 @@ impl Default for LaggedPeak {
 
 fn decay(value: f64, since: Timestamp, t: Timestamp, half_life: SignedDuration) -> f64 {
     let half = half_life.as_secs_f64().max(1.0);
-    value * 0.5f64.powf(t.duration_since(since).as_secs_f64().max(0.0) / half)
+    value * half_power(t.duration_since(since).as_secs_f64().max(0.0) / half)
+}
+
+/// Places of [`half_power`]'s memo.
+const POWERS: usize = 64;
+
+thread_local! {
+    /// Exponents and their powers (as bits); the exponent `u64::MAX` (a NaN, which `decay` never
+    /// asks for) marks an empty place.
+    static HALF_POWERS: std::cell::RefCell<[(u64, u64); POWERS]> =
+        const { std::cell::RefCell::new([(u64::MAX, 0); POWERS]) };
+}
+
+/// `0.5^x`, remembered for the last exponents by their bits, so the same `x` gives the same
+/// number. Levels learned in the same hour are committed at the same instant, so every
+/// evaluation asks for the same few exponents many times over (the countries', the lines' over
+/// the floor), and `powf` was the largest single cost of an evaluation.
+fn half_power(x: f64) -> f64 {
+    let key = x.to_bits();
+    let place = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % POWERS;
+    HALF_POWERS.with(|memo| {
+        let Ok(mut memo) = memo.try_borrow_mut() else { return 0.5f64.powf(x) };
+        match memo.get_mut(place) {
+            Some((k, power)) if *k == key => f64::from_bits(*power),
+            Some(slot) => {
+                let power = 0.5f64.powf(x);
+                *slot = (key, power.to_bits());
+                power
+            }
+            None => 0.5f64.powf(x),
+        }
+    })
 }
 
 impl LaggedPeak {
@@ -123,6 +154,19 @@ impl LaggedPeak {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_powers_are_powf_bit_for_bit() {
+        // Exponents that repeat, collide in the memo and differ by the last bit.
+        let mut x = 0.0f64;
+        for i in 0..20_000u32 {
+            let e = if i % 3 == 0 { f64::from(i % 97) / 7.0 } else { x };
+            let e = if i % 11 == 0 { f64::from_bits(e.to_bits() + 1) } else { e };
+            assert_eq!(half_power(e).to_bits(), 0.5f64.powf(e).to_bits(), "{e}");
+            assert_eq!(half_power(e).to_bits(), 0.5f64.powf(e).to_bits(), "{e} again");
+            x += 0.37;
+        }
+    }
 
     const HALF: SignedDuration = SignedDuration::from_hours(24 * 14);
 
