@@ -1,7 +1,7 @@
 //! `mamori replay cdr`: the telephone engine over a billing file, on the data's own clock.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -65,7 +65,8 @@ pub fn replay_cdr(
         );
         bar
     };
-    let reader = BufReader::with_capacity(1 << 20, Counting { inner: input, bar: bar.clone() });
+    // Unbuffered: the CDR reader reads blocks of its own.
+    let reader = Counting { inner: input, bar: bar.clone() };
 
     let scratch;
     let dir = match keep_db {

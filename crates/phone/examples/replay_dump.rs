@@ -4,7 +4,7 @@
 //!
 //! The CLI's own scratch-database settings are used (default config, `durable: false`).
 
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::sync::Arc;
 
 use mamori_core::config::Config;
@@ -47,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )?);
     let subscribers = Subscribers::load(std::path::Path::new(subs))?;
-    let input = BufReader::with_capacity(1 << 20, std::fs::File::open(file)?);
+    let input = std::fs::File::open(file)?;
     let mut sink = Dump { out: BufWriter::new(std::io::stdout().lock()) };
     let summary = replay(config, input, subscribers, Database::Fresh(store), &mut sink)?;
     sink.out.flush()?;
