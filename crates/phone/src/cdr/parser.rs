@@ -771,30 +771,36 @@ mod tests {
         assert_eq!(source_ip("192.0.2.1", &mut cache), Ok("192.0.2.1".parse().unwrap()));
     }
 
-    #[test]
-    fn short_charges_read_as_the_general_path_reads_them() {
-        // Every string of up to five bytes over digits, a sign, a space and a letter.
-        let alphabet = b"01589+ a";
-        let mut read = 0;
-        for len in 0..=5u32 {
-            for mut code in 0..alphabet.len().pow(len) {
+    /// Every string over `alphabet` of at most `max_len` bytes, shortest first.
+    fn every_string(alphabet: &'static [u8], max_len: u32) -> impl Iterator<Item = Vec<u8>> {
+        (0..=max_len).flat_map(move |len| {
+            (0..alphabet.len().pow(len)).map(move |mut code| {
                 let mut s = Vec::with_capacity(len as usize);
                 for _ in 0..len {
                     s.push(alphabet[code % alphabet.len()]);
                     code /= alphabet.len();
                 }
-                let text = std::str::from_utf8(&s).unwrap();
-                let plain = !s.is_empty() && s.iter().all(u8::is_ascii_digit);
-                match short_charge(&s) {
-                    Some(v) => {
-                        assert!(plain && s.len() <= 4, "{text:?}");
-                        assert_eq!(Some(v), text.parse::<u64>().ok(), "{text:?}");
-                        read += 1;
-                    }
-                    None => assert!(!plain || s.len() > 4, "{text:?}"),
+                s
+            })
+        })
+    }
+
+    #[test]
+    fn short_charges_read_as_the_general_path_reads_them() {
+        // Every string of up to five bytes over digits, a sign, a space and a letter.
+        let mut read = 0;
+        for s in every_string(b"01589+ a", 5) {
+            let text = std::str::from_utf8(&s).unwrap();
+            let plain = !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+            match short_charge(&s) {
+                Some(v) => {
+                    assert!(plain && s.len() <= 4, "{text:?}");
+                    assert_eq!(Some(v), text.parse::<u64>().ok(), "{text:?}");
+                    read += 1;
                 }
-                assert_eq!(charge(s.as_slice()).ok(), text.trim().parse::<u64>().ok(), "{text:?}");
+                None => assert!(!plain || s.len() > 4, "{text:?}"),
             }
+            assert_eq!(charge(s.as_slice()).ok(), text.trim().parse::<u64>().ok(), "{text:?}");
         }
         assert_eq!(read, 5 + 25 + 125 + 625, "every plain charge of one to four digits");
     }
@@ -845,19 +851,11 @@ mod tests {
         }
         // Every string of digits and dots up to nine bytes long over a few digits: std accepts
         // exactly the canonical quads, and so must the fast path.
-        let alphabet = b"0259.";
         let mut n = 0;
-        for len in 0..=9u32 {
-            for mut code in 0..alphabet.len().pow(len) {
-                let mut s = Vec::with_capacity(len as usize);
-                for _ in 0..len {
-                    s.push(alphabet[code % alphabet.len()]);
-                    code /= alphabet.len();
-                }
-                let std = std::str::from_utf8(&s).unwrap().parse::<Ipv4Addr>().ok();
-                assert_eq!(fast_quad(&s), std, "{:?}", String::from_utf8_lossy(&s));
-                n += usize::from(std.is_some());
-            }
+        for s in every_string(b"0259.", 9) {
+            let std = std::str::from_utf8(&s).unwrap().parse::<Ipv4Addr>().ok();
+            assert_eq!(fast_quad(&s), std, "{:?}", String::from_utf8_lossy(&s));
+            n += usize::from(std.is_some());
         }
         assert!(n > 1000, "{n}");
         // Longer strings (every length the fast path reads, and beyond), sampled: digits, dots,
