@@ -98,6 +98,7 @@ const LEDGER_DDL: &str = "
     ) STRICT;
     CREATE INDEX ledger_by_at ON ledger (at);
     CREATE INDEX ledger_by_measure ON ledger (measure, seq);
+    CREATE INDEX ledger_by_action ON ledger (action_id, seq);
 ";
 
 const INSERT: &str = "INSERT INTO ledger (seq, at, kind, measure, action_id, subject, actor, body, prev_hash, hash)
