@@ -125,9 +125,9 @@ impl LaggedPeak {
         self.peak_at = Some(t);
     }
 
+    /// Moves to `hour` (that of `t`, not the current one), committing what the lag allows.
     #[cold]
     #[inline(never)]
-    /// Moves to `hour` (that of `t`, not the current one), committing what the lag allows.
     fn roll(&mut self, hour: i64, t: Timestamp, half_life: SignedDuration) {
         if self.hour != i64::MIN {
             if !self.previous_spoiled {

@@ -81,6 +81,7 @@ include!(concat!(env!("OUT_DIR"), "/assigned_codes.rs"));
 /// `b.iter().all(u8::is_ascii_digit)`, eight bytes at a time: a byte is a digit when its high
 /// nibble is 3 and adding 6 keeps it so (0x30..=0x39; no carry crosses bytes, as 0x3f + 6 < 0x100).
 /// Every row's dialled number goes through it.
+///
 /// A number of 8 to 16 bytes (every number in Japan, with or without its prefix) is read as two
 /// overlapping words, without a loop: the loop's exit, after 10 digits on one row and 11 on the
 /// next, was a mispredicted branch on most rows.

@@ -328,9 +328,10 @@ const BYTES_HIGH: u128 = BYTES_1 * 0x80;
 const BYTES_LOW7: u128 = BYTES_1 * 0x7f;
 
 /// [`fast_ipv4`] without vector shuffles (processors without SSSE3, and the reference the vector
-/// version is tested against). The whole address is read as one 16-byte word and checked and split with word arithmetic,
-/// without a branch per octet: the octets' lengths vary from row to row, and the octet-by-octet
-/// loop this replaces spent more time in mispredicted branches than in its instructions.
+/// version is tested against). The whole address is read as one 16-byte word and checked and
+/// split with word arithmetic, without a branch per octet: the octets' lengths vary from row to
+/// row, and the octet-by-octet loop this replaces spent more time in mispredicted branches than
+/// in its instructions.
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "ssse3"), allow(dead_code))]
 #[inline]
 fn fast_ipv4_words(b: &[u8]) -> Option<Ipv4Addr> {
@@ -338,23 +339,9 @@ fn fast_ipv4_words(b: &[u8]) -> Option<Ipv4Addr> {
     if !(7..=15).contains(&n) {
         return None;
     }
-    // The bytes, little-endian, with '0' past the end (so that the digit check passes them):
-    // two overlapping 8-byte loads when there are eight or more (all but `d.d.d.d`).
-    let v: u128 = match (b.first_chunk::<8>(), b.last_chunk::<8>()) {
-        (Some(head), Some(last)) => {
-            // Bytes 8.. are the top `n - 8` bytes of the last eight.
-            let past = 8 * (n as u32 - 8);
-            // (In two shifts: with eight bytes the distance is 64, which one shift can't take.)
-            let tail = (u64::from_le_bytes(*last) >> 1) >> (63 - past);
-            let zeros = u64::MAX.checked_shl(past).unwrap_or(0) & (u64::MAX / 0xff * u64::from(b'0'));
-            u128::from(u64::from_le_bytes(*head)) | u128::from(tail | zeros) << 64
-        }
-        _ => {
-            let mut short = [b'0'; 16];
-            short[..n].copy_from_slice(b);
-            u128::from_le_bytes(short)
-        }
-    };
+    // The bytes, with '0' past the end (so that the digit check passes them).
+    let past_end = u128::MAX.wrapping_shl(8 * n as u32);
+    let v = quad_bytes(b) | (past_end & (BYTES_1 * u128::from(b'0')));
     // 0x80 in each byte that is a dot (exact: no carry crosses a byte).
     let t = v ^ (BYTES_1 * u128::from(b'.'));
     let dots = !(((t & BYTES_LOW7) + BYTES_LOW7) | t | BYTES_LOW7);
