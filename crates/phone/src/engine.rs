@@ -215,6 +215,14 @@ const NOT_HELD: u32 = u32::MAX;
 const COUNTRY_WARMUP: SignedDuration = SignedDuration::from_hours(24);
 /// An idle country whose normal calls in progress fell to this is forgotten.
 const FORGET_COUNTRY_BELOW: f64 = 0.01;
+/// How many hot lines ahead the 10-s evaluation starts loading a line's record: between two
+/// evaluations the rows of 10 s of data push the hot lines' records out of the near caches, and
+/// one line's record and calls were two misses after each other. 4 and 2 did as well as 8 and 4
+/// or 3 and 1 (BENCHMARKS.md, issue 4, ninth round).
+const PREFETCH_LINES_AHEAD: usize = 4;
+/// How many hot lines ahead it starts loading a line's calls (their address is in the record,
+/// loaded by then).
+const PREFETCH_CALLS_AHEAD: usize = 2;
 /// History sizes per line.
 const HISTORY_COUNTRIES: usize = 16;
 const HISTORY_SOURCES: usize = 8;
@@ -404,6 +412,21 @@ struct LineState {
 }
 
 impl LineState {
+    /// Starts loading the fields an evaluation reads (software prefetches: nothing waits).
+    #[inline]
+    fn prefetch_head(&self) {
+        fn line_of<T>(field: &T) {
+            prefetch_index::prefetch_index(std::slice::from_ref(field), 0);
+        }
+        line_of(&self.verdict);
+        line_of(&self.last_rise);
+        line_of(&self.calls);
+        line_of(&self.normal);
+        line_of(&self.sustained_at);
+        line_of(&self.normal_sustained);
+        line_of(&self.hot);
+    }
+
     /// A domestic call: the SIP client and the calling number of ordinary calls are the line's
     /// own, learned while the line is calm (its verdict calm, its last rise an hour past).
     #[inline]
@@ -1126,7 +1149,13 @@ impl Engine {
         // Most hot lines were evaluated 10 s ago, so their decay factors are the same number:
         // computed once (the same expression on the same input, so the same bits).
         let mut decay_for: Option<(i64, f64)> = None;
-        for &li in &hot {
+        for (k, &li) in hot.iter().enumerate() {
+            if let Some(ahead) = hot.get(k + PREFETCH_LINES_AHEAD).and_then(|&a| self.lines.get(a as usize)) {
+                ahead.prefetch_head();
+            }
+            if let Some(ahead) = hot.get(k + PREFETCH_CALLS_AHEAD).and_then(|&a| self.lines.get(a as usize)) {
+                prefetch_index::prefetch_index(&ahead.calls, 0);
+            }
             let Some(line) = self.lines.get_mut(li as usize) else { continue };
             // Drop calls that left the window; a calm line learns from them.
             let unsettled = !matches!(line.verdict, Verdict::Calm)
