@@ -48,7 +48,8 @@ pub struct StoreOptions {
     /// commit then costs no hand-off between threads, and reads find the pages the last commit
     /// wrote in the same cache (a second connection rereads them after every commit). If it
     /// need not be durable either, it commits every few hundred batches instead of every batch,
-    /// and when dropped. The service keeps the writer thread: its group commit is what serves
+    /// and when dropped. It also keeps the action states it wrote or read in memory (nothing
+    /// else changes them). The service keeps the writer thread: its group commit is what serves
     /// many writers at once.
     pub single_thread: bool,
 }
@@ -449,11 +450,10 @@ impl Store for SqliteStore {
     }
 
     fn action_state(&self, id: &str) -> Result<Option<ActionState>, StoreError> {
-        // The `state` column is written with the record in the same statement (insert and
-        // update), so it is the record's state without decoding its JSON.
-        let state: Option<String> =
-            self.read(|c| writer::query_opt(c, "SELECT state FROM actions WHERE id = ?1", [id], |r| r.get(0)))?;
-        state.map(|s| s.parse().map_err(|e| corrupt(&self.path, format!("action state: {e}")))).transpose()
+        match &self.connections {
+            Connections::Threaded { reader, .. } => writer::read_action_state(&*lock(reader)?, id),
+            Connections::Single(w) => lock(w)?.action_state(id),
+        }
     }
 
     fn actions(&self, filter: &ActionFilter) -> Result<Vec<ActionRecord>, StoreError> {
@@ -708,6 +708,7 @@ impl Store for SqliteStore {
             Connections::Single(w) => {
                 let mut w = lock(w)?;
                 w.commit_open()?;
+                w.forget_states();
                 w.sweep(cutoffs, at, actor)
             }
         }

@@ -6,10 +6,13 @@
 //! only after the commit is on disk, so an acknowledged batch survives `kill -9` and power loss
 //! (WAL with `synchronous = FULL`).
 
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 use jiff::Timestamp;
+use mamori_core::action::ActionState;
 use mamori_core::catalog::MeasureId;
 use mamori_core::ledger::{ChainHash, EventKind, HashInput, LedgerDraft, entry_hash, format_time};
 use mamori_core::store::{Batch, Committed, Mutation, StoreError, SweepOutcome};
@@ -67,7 +70,16 @@ pub(crate) struct WriterLoop {
     open: u32,
     /// How many batches such a transaction takes before it commits: one for a durable store.
     batches_per_commit: u32,
+    /// Action states as this connection last wrote or read them, for a single-threaded store
+    /// ([`Self::apply_now`] keeps it; nothing else writes its file while it is open). A replay
+    /// asks the state of every open action every few minutes of data time, tens of thousands of
+    /// times a file, and a query costs a microsecond where this costs a hash.
+    states: HashMap<String, Option<ActionState>>,
 }
+
+/// At most this many action states are cached; beyond, the cache starts again empty (a long
+/// replay's actions are many, its open ones few).
+const STATES_CACHED: usize = 1 << 16;
 
 /// A single-threaded store that need not be durable commits after this many batches (or before
 /// anything that needs the transaction closed): each commit writes every page its batches
@@ -87,6 +99,7 @@ impl WriterLoop {
             group_max: group_max.max(1) as usize,
             open: 0,
             batches_per_commit: 1,
+            states: HashMap::new(),
         }
     }
 
@@ -100,6 +113,29 @@ impl WriterLoop {
     /// The connection, for reads on the caller's thread.
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// The state of action `id` (`None`: no such action), from the cache if this connection
+    /// wrote or read it last (single-threaded stores only: see [`Self::states`]).
+    pub(crate) fn action_state(&mut self, id: &str) -> Result<Option<ActionState>, StoreError> {
+        if let Some(&state) = self.states.get(id) {
+            return Ok(state);
+        }
+        let state = read_action_state(&self.conn, id)?;
+        self.cache_state(id, state);
+        Ok(state)
+    }
+
+    fn cache_state(&mut self, id: &str, state: Option<ActionState>) {
+        if self.states.len() >= STATES_CACHED && !self.states.contains_key(id) {
+            self.states.clear();
+        }
+        self.states.insert(id.to_owned(), state);
+    }
+
+    /// Forgets the cached action states (after a change the batches didn't describe: a sweep).
+    pub(crate) fn forget_states(&mut self) {
+        self.states.clear();
     }
 
     /// Applies one batch here and now, for a single-threaded store: inside a savepoint of a
@@ -119,6 +155,11 @@ impl WriterLoop {
             match apply_batch(&self.conn, &mut batch, &mut tip, self.checkpoint_every) {
                 Ok(c) => {
                     exec(&self.conn, "RELEASE batch", []).map_err(db_err)?;
+                    for m in &batch.mutations {
+                        if let Mutation::InsertAction(r) | Mutation::UpdateAction { record: r, .. } = m {
+                            self.cache_state(&r.id, Some(r.state));
+                        }
+                    }
                     if self.open >= self.batches_per_commit {
                         self.commit_open()?;
                     }
@@ -142,6 +183,8 @@ impl WriterLoop {
             let batches = self.open;
             self.open = 0;
             if let Err(e) = self.conn.execute_batch("COMMIT") {
+                // The states those batches wrote are gone with them.
+                self.states.clear();
                 if !self.conn.is_autocommit() {
                     let _ = self.conn.execute_batch("ROLLBACK");
                 }
@@ -436,6 +479,15 @@ fn apply_batch(
         seqs.push(append(conn, d, &at_s, tip, checkpoint_every, &grants)?);
     }
     Ok(Committed { seqs })
+}
+
+/// The stored state of action `id`. The `state` column is written with the record in the same
+/// statement (insert and update), so it is the record's state without decoding its JSON.
+pub(crate) fn read_action_state(conn: &Connection, id: &str) -> Result<Option<ActionState>, StoreError> {
+    let state: Option<String> =
+        query_opt(conn, "SELECT state FROM actions WHERE id = ?1", [id], |r| r.get(0)).map_err(db_err)?;
+    let path = conn.path().unwrap_or_default();
+    state.map(|s| s.parse().map_err(|e| crate::corrupt(Path::new(path), format!("action state: {e}")))).transpose()
 }
 
 fn record_json(r: &mamori_core::action::ActionRecord) -> Result<String, StoreError> {

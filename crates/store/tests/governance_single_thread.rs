@@ -36,6 +36,9 @@ fn batches_commit_together_fail_alone_and_all_are_kept_when_dropped() {
     // neither its change nor its ledger entry, and the batches before it stay.
     let mut record = store.action(&ids[0]).unwrap().unwrap();
     let state = record.state;
+    // Asked before the batch (so the store holds both answers), and again after it below.
+    assert_eq!(store.action_state(&ids[0]).unwrap(), Some(state));
+    assert_eq!(store.action_state("A20261124-rolled-back").unwrap(), None);
     let mut inserted = record.clone();
     inserted.id = "A20261124-rolled-back".into();
     record.end_reason = Some("changed by a batch that fails".into());
@@ -53,6 +56,13 @@ fn batches_commit_together_fail_alone_and_all_are_kept_when_dropped() {
     assert_eq!(store.action(&ids[0]).unwrap().unwrap().end_reason, None);
     assert_eq!(store.action(&ids[0]).unwrap().unwrap().state, state);
     assert!(store.action("A20261124-rolled-back").unwrap().is_none());
+    assert_eq!(store.action_state(&ids[0]).unwrap(), Some(state));
+    assert_eq!(store.action_state("A20261124-rolled-back").unwrap(), None);
+    // A batch that succeeds changes the state the store answers.
+    assert_eq!(store.action_state(&ids[1]).unwrap(), Some(state));
+    gov.subscriber_reply(&ids[1], SubscriberReply::Agree, "web").unwrap();
+    assert_eq!(store.action_state(&ids[1]).unwrap(), Some(mamori_core::action::ActionState::Applied));
+    assert_eq!(store.action_state(&ids[1]).unwrap(), store.action(&ids[1]).unwrap().map(|a| a.state));
 
     for i in 300..310 {
         ids.push(gov.propose(surge(&format!("03123{i:05}"))).unwrap().action.id);
