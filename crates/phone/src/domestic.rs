@@ -86,7 +86,7 @@ impl DomesticBatch {
         }
         for (row, slot) in self.rows.iter().zip(&self.slots) {
             if reorder.first_time_key(row.call, row.start) {
-                engine.on_domestic_row(*slot, &row.line, row.start, row.source_ip, row.calling);
+                engine.on_domestic_row(*slot, &row.line, row.start, &row.source_ip, row.calling);
             }
         }
         self.rows.clear();
