@@ -456,7 +456,9 @@ impl<R: Read> CdrReader<R> {
         };
         self.rows += 1;
         Ok(Some(match parsed {
-            Ok(row) => f(Ok(&row)),
+            // By reference where the parser left it: moved out, the row was copied in 16-byte
+            // loads over the parser's narrower stores, which stall until those are written.
+            Ok(ref row) => f(Ok(row)),
             Err(error) => {
                 self.bad_rows += 1;
                 f(Err(&BadRow { line, error }))
