@@ -1577,7 +1577,6 @@ impl Engine {
             let Some(&code) = self.active_countries.get(i) else { break };
             let half_life = self.settings.normal_half_life;
             let Some(c) = self.countries.get_mut(&code) else { continue };
-            let normal = c.normal.normal(t, half_life);
             if c.flagged.is_none() && (!on || c.in_progress < self.country_settings.min_calls) {
                 // Cannot be a flood: learn without building a record. While warming up nothing is
                 // judged, so a flood then must not become the country's normal: learn at most what
@@ -1591,6 +1590,8 @@ impl Engine {
                 continue;
             }
             let c = &*c;
+            // Only here, where it is reported: most active countries take the branch above.
+            let normal = c.normal.normal(t, half_life);
             let mut top: Vec<(IpAddr, u32)> = c.sources.iter().map(|(ip, n)| (*ip, *n)).collect();
             top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             top.truncate(10);
