@@ -48,8 +48,8 @@ pub struct StoreOptions {
     /// commit then costs no hand-off between threads, and reads find the pages the last commit
     /// wrote in the same cache (a second connection rereads them after every commit). If it
     /// need not be durable either, it commits every few hundred batches instead of every batch,
-    /// and when dropped. It also keeps the action states it wrote or read in memory (nothing
-    /// else changes them). The service keeps the writer thread: its group commit is what serves
+    /// and when dropped. It also keeps the action states and measure switches it wrote or read
+    /// in memory (nothing else changes them). The service keeps the writer thread: its group commit is what serves
     /// many writers at once.
     pub single_thread: bool,
 }
@@ -573,12 +573,10 @@ impl Store for SqliteStore {
     }
 
     fn measure_switches(&self) -> Result<BTreeMap<MeasureId, bool>, StoreError> {
-        let rows: Vec<(String, bool)> = self.read(|c| {
-            let mut st = c.prepare_cached("SELECT measure, enabled FROM measure_switches")?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect()
-        })?;
-        rows.into_iter().map(|(m, e)| Ok((m.parse().map_err(|e| corrupt(&self.path, e))?, e))).collect()
+        match &self.connections {
+            Connections::Threaded { reader, .. } => writer::read_measure_switches(&*lock(reader)?, &self.path),
+            Connections::Single(w) => lock(w)?.measure_switches(&self.path),
+        }
     }
 
     fn active_unlocks(&self, now: Timestamp) -> Result<Vec<StageUnlock>, StoreError> {

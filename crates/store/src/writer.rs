@@ -6,7 +6,7 @@
 //! only after the commit is on disk, so an acknowledged batch survives `kill -9` and power loss
 //! (WAL with `synchronous = FULL`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
@@ -75,6 +75,9 @@ pub(crate) struct WriterLoop {
     /// asks the state of every open action every few minutes of data time, tens of thousands of
     /// times a file, and a query costs a microsecond where this costs a hash.
     states: HashMap<String, Option<ActionState>>,
+    /// The measures' switches, likewise (asked before every stage-2 unlock and proposal); `None`
+    /// until read, and again after a batch that switches one.
+    switches: Option<BTreeMap<MeasureId, bool>>,
 }
 
 /// At most this many action states are cached; beyond, the cache starts again empty (a long
@@ -100,6 +103,7 @@ impl WriterLoop {
             open: 0,
             batches_per_commit: 1,
             states: HashMap::new(),
+            switches: None,
         }
     }
 
@@ -133,9 +137,22 @@ impl WriterLoop {
         self.states.insert(id.to_owned(), state);
     }
 
-    /// Forgets the cached action states (after a change the batches didn't describe: a sweep).
+    /// The measures' switches, from the cache if read since the last batch that switched one
+    /// (single-threaded stores only: see [`Self::states`]).
+    pub(crate) fn measure_switches(&mut self, path: &Path) -> Result<BTreeMap<MeasureId, bool>, StoreError> {
+        if let Some(switches) = &self.switches {
+            return Ok(switches.clone());
+        }
+        let switches = read_measure_switches(&self.conn, path)?;
+        self.switches = Some(switches.clone());
+        Ok(switches)
+    }
+
+    /// Forgets the cached action states and switches (after a failed commit, or a change the
+    /// batches didn't describe: a sweep).
     pub(crate) fn forget_states(&mut self) {
         self.states.clear();
+        self.switches = None;
     }
 
     /// Applies one batch here and now, for a single-threaded store: inside a savepoint of a
@@ -156,8 +173,12 @@ impl WriterLoop {
                 Ok(c) => {
                     exec(&self.conn, "RELEASE batch", []).map_err(db_err)?;
                     for m in &batch.mutations {
-                        if let Mutation::InsertAction(r) | Mutation::UpdateAction { record: r, .. } = m {
-                            self.cache_state(&r.id, Some(r.state));
+                        match m {
+                            Mutation::InsertAction(r) | Mutation::UpdateAction { record: r, .. } => {
+                                self.cache_state(&r.id, Some(r.state));
+                            }
+                            Mutation::MeasureEnabled { .. } => self.switches = None,
+                            _ => {}
                         }
                     }
                     if self.open >= self.batches_per_commit {
@@ -184,7 +205,7 @@ impl WriterLoop {
             self.open = 0;
             if let Err(e) = self.conn.execute_batch("COMMIT") {
                 // The states those batches wrote are gone with them.
-                self.states.clear();
+                self.forget_states();
                 if !self.conn.is_autocommit() {
                     let _ = self.conn.execute_batch("ROLLBACK");
                 }
@@ -488,6 +509,17 @@ pub(crate) fn read_action_state(conn: &Connection, id: &str) -> Result<Option<Ac
         query_opt(conn, "SELECT state FROM actions WHERE id = ?1", [id], |r| r.get(0)).map_err(db_err)?;
     let path = conn.path().unwrap_or_default();
     state.map(|s| s.parse().map_err(|e| crate::corrupt(Path::new(path), format!("action state: {e}")))).transpose()
+}
+
+/// Every measure's switch as stored.
+pub(crate) fn read_measure_switches(conn: &Connection, path: &Path) -> Result<BTreeMap<MeasureId, bool>, StoreError> {
+    let rows = (|| -> rusqlite::Result<Vec<(String, bool)>> {
+        let mut st = conn.prepare_cached("SELECT measure, enabled FROM measure_switches")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect()
+    })()
+    .map_err(db_err)?;
+    rows.into_iter().map(|(m, e)| Ok((m.parse().map_err(|e| crate::corrupt(path, e))?, e))).collect()
 }
 
 fn record_json(r: &mamori_core::action::ActionRecord) -> Result<String, StoreError> {

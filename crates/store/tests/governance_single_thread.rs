@@ -24,7 +24,14 @@ fn batches_commit_together_fail_alone_and_all_are_kept_when_dropped() {
     let gov = Governance::new(store.clone(), Arc::new(DataClock::new(at)), Arc::new(Config::default())).unwrap();
     gov.record_notice(MeasureId::PhoneSuspendLineOnSurge, "https://carrier.example/terms", "2026-04", None, &op())
         .unwrap();
+    // The switches the store answers follow each batch that switches one (the store keeps them).
+    assert!(!gov.is_enabled(MeasureId::PhoneSuspendLineOnSurge).unwrap());
     gov.enable_measure(MeasureId::PhoneSuspendLineOnSurge, &op()).unwrap();
+    assert!(gov.is_enabled(MeasureId::PhoneSuspendLineOnSurge).unwrap());
+    gov.disable_measure(MeasureId::PhoneSuspendLineOnSurge, &op()).unwrap();
+    assert_eq!(store.measure_switches().unwrap().get(&MeasureId::PhoneSuspendLineOnSurge), Some(&false));
+    gov.enable_measure(MeasureId::PhoneSuspendLineOnSurge, &op()).unwrap();
+    assert_eq!(store.measure_switches().unwrap().get(&MeasureId::PhoneSuspendLineOnSurge), Some(&true));
     // More batches than one transaction takes, so some were committed and some are still open.
     let mut ids = Vec::new();
     for i in 0..300 {
