@@ -47,11 +47,13 @@ impl DomesticBatch {
         DomesticBatch { rows: Vec::with_capacity(BATCH), slots: Vec::with_capacity(BATCH) }
     }
 
-    /// Holds a domestic row; `false` (nothing held) when its line id is too long to hold inline:
-    /// the caller [takes](Self::take) the batch and then the row itself.
+    /// Holds a domestic row and starts loading where its line will be looked up; `false`
+    /// (nothing held) when its line id is too long to hold inline: the caller
+    /// [takes](Self::take) the batch and then the row itself.
     #[inline]
-    pub(crate) fn push(&mut self, c: &CdrRef<'_>) -> bool {
+    pub(crate) fn push(&mut self, c: &CdrRef<'_>, engine: &Engine) -> bool {
         let Some(line) = ShortId::new(c.line_id) else { return false };
+        engine.prefetch_line(&line);
         self.rows.push(DomesticRow {
             call: call_key(c.call_id),
             line,

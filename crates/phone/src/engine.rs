@@ -834,6 +834,12 @@ impl Engine {
         self.line_index.get_short(key)
     }
 
+    /// Starts loading where [`Engine::find_line`] will look for `key` (a software prefetch).
+    #[inline]
+    pub(crate) fn prefetch_line(&self, key: &ShortId) {
+        self.line_index.prefetch_short(key);
+    }
+
     /// Reads the head of a line's record ahead of its row, so that the row finds it in the cache.
     #[inline]
     pub(crate) fn touch_line(&self, slot: u32) -> (i128, u32) {

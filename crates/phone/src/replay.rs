@@ -174,7 +174,7 @@ fn replay_rows(
                 if c.is_international() {
                     domestic.take(&mut reorder, &mut engine);
                     reorder.push(c.to_cdr(), &mut |c| released.push(c));
-                } else if batched && domestic.push(c) {
+                } else if batched && domestic.push(c, &engine) {
                     // Most rows: they teach a line its own addresses and numbers, in any order,
                     // and are taken a batch at a time.
                     if domestic.is_full() {
