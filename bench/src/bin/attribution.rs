@@ -52,8 +52,9 @@ usage: attribution [--sessions N] [--subscribers N] [--lookups N] [--queries N] 
   --seed N         generator seed (default 5)
   --only KIND      time only one kind of query, to see what each costs: ipv6, ipv4 (public addresses),
                    cgnat (CGNAT addresses, with or without a port), cgnat-port (with a port) or
-                   cgnat-no-port (without: every block's session answers);
-                   misses are dropped with the other kinds (default: the whole mix)";
+                   cgnat-no-port (without: every block's session answers); misses are dropped with
+                   the other kinds; or with-ports: the whole mix but its port-less CGNAT queries,
+                   misses included (default: the whole mix)";
 
 const KNOWN: &[&str] = &["sessions", "subscribers", "lookups", "queries", "sorted-batch", "seed", "only"];
 
@@ -65,6 +66,8 @@ enum Only {
     Cgnat,
     CgnatPort,
     CgnatNoPort,
+    /// The default mix without its port-less CGNAT queries.
+    WithPorts,
 }
 
 impl Only {
@@ -75,7 +78,8 @@ impl Only {
             "cgnat" => Only::Cgnat,
             "cgnat-port" => Only::CgnatPort,
             "cgnat-no-port" => Only::CgnatNoPort,
-            _ => bail!("--only {v:?}: expected ipv6, ipv4, cgnat, cgnat-port or cgnat-no-port"),
+            "with-ports" => Only::WithPorts,
+            _ => bail!("--only {v:?}: expected ipv6, ipv4, cgnat, cgnat-port, cgnat-no-port or with-ports"),
         })
     }
 
@@ -87,6 +91,8 @@ impl Only {
             (Only::Cgnat, Query::V4 { .. }) => s.block.is_some(),
             (Only::CgnatPort, Query::V4 { port, .. }) => s.block.is_some() && port.is_some(),
             (Only::CgnatNoPort, Query::V4 { port, .. }) => s.block.is_some() && port.is_none(),
+            (Only::WithPorts, Query::V4 { port, .. }) => s.block.is_none() || port.is_some(),
+            (Only::WithPorts, Query::V6 { .. }) => true,
             _ => false,
         }
     }
@@ -198,7 +204,7 @@ fn queries(sessions: u64, subscribers: u64, seed: u64, count: usize, only: Optio
             out.push(q);
         }
     });
-    while only.is_none() && out.len() < count {
+    while only.is_none_or(|o| o == Only::WithPorts) && out.len() < count {
         let at = T_BASE + rng.below(u64::from(SPAN)) as u32;
         if rng.below(2) == 0 {
             out.push(Query::V4 { addr: rng.next() as u32, port: Some(rng.below(65_536) as u16), at });
