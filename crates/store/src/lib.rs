@@ -49,8 +49,8 @@ pub struct StoreOptions {
     /// wrote in the same cache (a second connection rereads them after every commit). If it
     /// need not be durable either, it commits every few hundred batches instead of every batch,
     /// and when dropped. It also keeps the action states and measure switches it wrote or read
-    /// in memory (nothing else changes them). The service keeps the writer thread: its group commit is what serves
-    /// many writers at once.
+    /// in memory (nothing else changes them). The service keeps the writer thread: its group
+    /// commit is what serves many writers at once.
     pub single_thread: bool,
 }
 
@@ -459,8 +459,8 @@ impl Store for SqliteStore {
 
     fn action_state(&self, id: &str) -> Result<Option<ActionState>, StoreError> {
         match &self.connections {
-            Connections::Threaded { reader, .. } => writer::read_action_state(&*lock(reader)?, id),
-            Connections::Single(w) => lock(w)?.action_state(id),
+            Connections::Threaded { reader, .. } => writer::read_action_state(&*lock(reader)?, id, &self.path),
+            Connections::Single(w) => lock(w)?.action_state(id, &self.path),
         }
     }
 

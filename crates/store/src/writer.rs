@@ -121,11 +121,11 @@ impl WriterLoop {
 
     /// The state of action `id` (`None`: no such action), from the cache if this connection
     /// wrote or read it last (single-threaded stores only: see [`Self::states`]).
-    pub(crate) fn action_state(&mut self, id: &str) -> Result<Option<ActionState>, StoreError> {
+    pub(crate) fn action_state(&mut self, id: &str, path: &Path) -> Result<Option<ActionState>, StoreError> {
         if let Some(&state) = self.states.get(id) {
             return Ok(state);
         }
-        let state = read_action_state(&self.conn, id)?;
+        let state = read_action_state(&self.conn, id, path)?;
         self.cache_state(id, state);
         Ok(state)
     }
@@ -504,11 +504,10 @@ fn apply_batch(
 
 /// The stored state of action `id`. The `state` column is written with the record in the same
 /// statement (insert and update), so it is the record's state without decoding its JSON.
-pub(crate) fn read_action_state(conn: &Connection, id: &str) -> Result<Option<ActionState>, StoreError> {
+pub(crate) fn read_action_state(conn: &Connection, id: &str, path: &Path) -> Result<Option<ActionState>, StoreError> {
     let state: Option<String> =
         query_opt(conn, "SELECT state FROM actions WHERE id = ?1", [id], |r| r.get(0)).map_err(db_err)?;
-    let path = conn.path().unwrap_or_default();
-    state.map(|s| s.parse().map_err(|e| crate::corrupt(Path::new(path), format!("action state: {e}")))).transpose()
+    state.map(|s| s.parse().map_err(|e| crate::corrupt(path, format!("action state: {e}")))).transpose()
 }
 
 /// Every measure's switch as stored.
