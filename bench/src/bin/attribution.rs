@@ -42,7 +42,7 @@ static ALLOC: Cap<System> = Cap::new(System, usize::MAX);
 const USAGE: &str = "attribution: session index lookups/s and bytes/session beside a HashMap
 
 usage: attribution [--sessions N] [--subscribers N] [--lookups N] [--queries N] [--sorted-batch N] [--seed N]
-                   [--only KIND]
+                   [--only KIND] [--batch-only [--passes N]]
 
   --sessions N     sessions in both structures (default 10000000)
   --subscribers N  distinct subscribers (default 1000000)
@@ -54,9 +54,14 @@ usage: attribution [--sessions N] [--subscribers N] [--lookups N] [--queries N] 
                    cgnat (CGNAT addresses, with or without a port), cgnat-port (with a port) or
                    cgnat-no-port (without: every block's session answers); misses are dropped with
                    the other kinds; or with-ports: the whole mix but its port-less CGNAT queries,
-                   misses included (default: the whole mix)";
+                   misses included (default: the whole mix)
+  --batch-only     time only the index's `lookup_batch` (after checking its answer to every distinct
+                   query against the one-by-one lookup), to compare builds of the index quickly: no
+                   one-by-one or sorted timing, no HashMap baseline
+  --passes N       with --batch-only: time the batched lookups N times (default 3)";
 
-const KNOWN: &[&str] = &["sessions", "subscribers", "lookups", "queries", "sorted-batch", "seed", "only"];
+const KNOWN: &[&str] =
+    &["sessions", "subscribers", "lookups", "queries", "sorted-batch", "seed", "only", "batch-only", "passes"];
 
 /// The kinds of query `--only` keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,6 +433,44 @@ fn timed_batches<Q>(
     (started.elapsed(), kinds)
 }
 
+/// The queries as `lookup_batch` takes them.
+fn batch_queries(qs: &[Query]) -> Vec<index::Query> {
+    qs.iter()
+        .map(|q| match *q {
+            Query::V4 { addr, port, at } => index::Query { addr: IpAddr::V4(Ipv4Addr::from(addr)), port, at },
+            Query::V6 { addr, at } => index::Query { addr: IpAddr::V6(Ipv6Addr::from(addr)), port: None, at },
+        })
+        .collect()
+}
+
+/// `--batch-only`: every distinct query's batched answer checked against the one-by-one answer,
+/// then `passes` timings of `lookups` batched lookups, 4,096 per call.
+fn batch_only(index: &Index, qs: &[Query], lookups: u64, passes: u32) -> Result<()> {
+    let batch_qs = batch_queries(qs);
+    let mut out = Vec::with_capacity(4096);
+    for (c, chunk) in batch_qs.chunks(4096).enumerate() {
+        out.clear();
+        index.lookup_batch(chunk, &mut out);
+        for (i, a) in out.iter().enumerate() {
+            if *a != index_lookup(index, &qs[c * 4096 + i]) {
+                bail!("lookup_batch answers query {} differently from one by one", c * 4096 + i);
+            }
+        }
+    }
+    println!("Command: `{}`\n", command_line());
+    println!("| pass | `lookup_batch` lookups/s | ns/lookup |");
+    println!("|--:|--:|--:|");
+    for pass in 1..=passes.max(1) {
+        let (d, _) = timed_batches(lookups, &batch_qs, 4096, &mut out, |qs, out| index.lookup_batch(qs, out));
+        println!(
+            "| {pass} | {} | {:.1} |",
+            fmt_rate(lookups as f64 / d.as_secs_f64()),
+            d.as_nanos() as f64 / lookups as f64
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args = Args::from_env(KNOWN, USAGE)?;
     let sessions: u64 = args.get("sessions", 10_000_000)?;
@@ -470,6 +513,9 @@ fn main() -> Result<()> {
         build_index_time.as_secs_f64(),
         thousands(index_bytes as u64)
     );
+    if args.flag("batch-only") {
+        return batch_only(&index, &qs, lookups, args.get("passes", 3)?);
+    }
     let index_answers: Vec<Vec<String>> = qs
         .iter()
         .map(|q| {
@@ -481,13 +527,7 @@ fn main() -> Result<()> {
     let (index_time, index_kinds) = timed(lookups, &qs, |q| index_lookup(&index, q));
     eprintln!("index: {} lookups in {:.2} s", thousands(lookups), index_time.as_secs_f64());
     // The same queries through `lookup_batch`, 4096 at a time.
-    let batch_qs: Vec<index::Query> = qs
-        .iter()
-        .map(|q| match *q {
-            Query::V4 { addr, port, at } => index::Query { addr: IpAddr::V4(Ipv4Addr::from(addr)), port, at },
-            Query::V6 { addr, at } => index::Query { addr: IpAddr::V6(Ipv6Addr::from(addr)), port: None, at },
-        })
-        .collect();
+    let batch_qs = batch_queries(&qs);
     let mut out = Vec::with_capacity(4096);
     let mut batch_kinds = [0u64; 3];
     let started = Instant::now();
