@@ -9,7 +9,7 @@
 //!
 //! - **base**: one array of records (an entry and its key) sorted by the key's hash, the key,
 //!   first port and start, so each key's entries are contiguous (a *run*); bucket offsets cut it
-//!   by the top bits of the hash (about four buckets per key, 28 buckets' offsets and long-run
+//!   by the top bits of the hash (about four buckets per key, 26 buckets' offsets and long-run
 //!   bits to a cache line), so a lookup reads one line of offsets, often in the last-level
 //!   cache, and then the records of one bucket, side by side in one page: one random read of
 //!   main memory. Runs longer than 32 entries (a CGNAT address's port blocks, an address handed
@@ -136,9 +136,31 @@ struct Node {
 enum Plan {
     /// The records `lo..hi` of the key's bucket (a key without a long run).
     Bucket { lo: u32, hi: u32 },
-    /// The port groups `glo..ghi` of a long run.
-    Big { big: Big, glo: u32, ghi: u32 },
+    /// The port groups `glo..ghi` of the long run described by `big_heads[id]`.
+    Big { id: u32, glo: u32, ghi: u32 },
 }
+
+/// Port groups whose starts a long run keeps in its [`GroupStarts`] line: 32, a BNG's blocks
+/// of 2,016 ports or more. A run with more groups (smaller blocks) reads them from
+/// `Table::gstart`, a read its lookup cannot start loading ahead.
+const INLINE_GROUPS: usize = 32;
+
+/// A long run's description and key, in [`Table::big_heads`] (in record order, so a bucket
+/// line's first long run and its long-run bits give its place without a search).
+#[derive(Debug, Clone, Copy)]
+struct BigHead<K> {
+    big: Big,
+    key: K,
+}
+
+/// Where each port group of a long run starts, from the run's first record, when it has at
+/// most [`INLINE_GROUPS`] groups and fewer than 65,536 records: one line, at the same place in
+/// [`Table::big_starts`] as the run's [`BigHead`], so a lookup starts loading both at once
+/// (a separate list, or a hash map of descriptions, was a demand miss that stalled the core
+/// whenever other lookups had evicted it: a third of a CGNAT lookup's time in a mixed batch).
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct GroupStarts([u16; INLINE_GROUPS]);
 
 /// How to search a long run (more than [`SMALL_RUN`] entries: a CGNAT address's port blocks, an
 /// address handed out many times within the retention period).
@@ -161,6 +183,8 @@ struct Big {
     step: u16,
     /// The first port of the first group (with `step`).
     first: u16,
+    /// The groups' starts are in the run's [`GroupStarts`], not in `gstart`.
+    inline: bool,
 }
 
 impl Big {
@@ -362,10 +386,10 @@ fn scan_group<K: Key>(group: &[K::Rec], port: Option<u16>, t: u32, max_dur: u32,
 }
 
 /// Buckets described by one [`BucketLine`].
-const LINE_BUCKETS: usize = 28;
+const LINE_BUCKETS: usize = 26;
 
 /// Where the records of [`LINE_BUCKETS`] consecutive buckets are and which of them hold a long
-/// run, in one cache line: 2.3 bytes a bucket instead of the 4 of a plain offset array, so the
+/// run, in one cache line: 2.5 bytes a bucket instead of the 4 of a plain offset array, so the
 /// tables' offsets (read by every lookup) are a little more likely to be in the last-level
 /// cache, and a lookup reads one line for a bucket's offsets and long-run bit, never two.
 #[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -375,6 +399,9 @@ struct BucketLine {
     base: u32,
     /// One bit per bucket: it holds a long run.
     big: u32,
+    /// How many long runs earlier lines' buckets hold: the place in `big_heads` of this line's
+    /// first (with the bits of the buckets before a bucket, of the bucket's first).
+    first_big: u32,
     /// Where each bucket's records end, from `base`.
     ends: [u16; LINE_BUCKETS],
 }
@@ -383,28 +410,33 @@ struct BucketLine {
 ///
 /// The base is one array of records (entry and key) sorted by key hash, then key, first port
 /// and start, cut into hash buckets by offsets (about four buckets per key, so a bucket rarely
-/// holds another key's records; [`BucketLine`]s of 28). A lookup reads the line of its
+/// holds another key's records; [`BucketLine`]s of 26). A lookup reads the line of its
 /// bucket's offsets and then the bucket's records, which lie side by side: one random read of
 /// main memory per lookup, where a directory of keys beside the runs cost a second one. With
 /// millions of sessions a lookup is bound by the cache lines it reads
 /// (`bench/src/bin/memprobe.rs` measures what each costs), so records are kept small. Long runs
-/// get a [`Big`] description, found through a per-bucket bit and a small map.
+/// get a [`Big`] description, found through a per-bucket bit and the line's count of those
+/// before it.
 #[derive(Debug, Default)]
 struct Table<K: Key> {
     recs: HugeArray<K::Rec>,
     /// The buckets' offsets, [`LINE_BUCKETS`] a line; `b` (a bucket) is the top bits of the
     /// key's hash. Empty when a line's records would not fit its 16-bit ends (more than 65,535
-    /// records in 28 buckets): then `bucket` and `big_buckets` are used.
+    /// records in 26 buckets): then `bucket`, `big_buckets` and `big_ids` are used.
     lines: HugeArray<BucketLine>,
     /// The records of bucket `b` are `recs[bucket[b]..bucket[b + 1]]` (only without `lines`).
     bucket: HugeArray<u32>,
     shift: u32,
     /// Distinct keys in `recs`.
     keys: usize,
-    /// Keys with long runs…
-    big: FxHashMap<K, Big>,
-    /// …and, one bit per bucket, the buckets that hold one (read only when `big` isn't empty;
-    /// only without `lines`).
+    /// Long runs' descriptions, in record order (so by bucket, then key)…
+    big_heads: Vec<BigHead<K>>,
+    /// …the starts of their port groups, at the same places…
+    big_starts: Vec<GroupStarts>,
+    /// …where each key's is (for updates, and lookups without `lines`)…
+    big_ids: FxHashMap<K, u32>,
+    /// …and, one bit per bucket, the buckets that hold one (read only when `big_heads` isn't
+    /// empty; only without `lines`).
     big_buckets: Vec<u64>,
     /// First port of each group of a multi-group long run (a few cache lines to binary-search
     /// where the run itself would cost one miss per step)…
@@ -440,18 +472,49 @@ impl<K: Key> Table<K> {
         }
     }
 
-    /// The long-run description of `k`, if it has one.
+    /// Where in `big_heads` the first long run of the bucket `h` falls in is, if it holds one
+    /// (with `lines`; without, `None`). Two long runs may share a bucket, and then an earlier
+    /// bucket's second pushes the place further: see [`Table::big_id`].
     #[inline]
-    fn big(&self, k: K, h: u64) -> Option<&Big> {
-        if self.big.is_empty() {
+    fn first_big_of_bucket(&self, h: u64) -> Option<usize> {
+        let b = (h >> self.shift) as usize;
+        let line = self.lines.get(b / LINE_BUCKETS)?;
+        let i = b % LINE_BUCKETS;
+        if (line.big >> i) & 1 == 0 {
+            return None;
+        }
+        Some(line.first_big as usize + (line.big & ((1u32 << i) - 1)).count_ones() as usize)
+    }
+
+    /// Where the long-run description of `k` is in `big_heads`, if it has one.
+    #[inline]
+    fn big_id(&self, k: K, h: u64) -> Option<usize> {
+        if self.big_heads.is_empty() {
             return None;
         }
         let b = (h >> self.shift) as usize;
-        let marked = match self.lines.get(b / LINE_BUCKETS) {
-            Some(line) => (line.big >> (b % LINE_BUCKETS)) & 1 != 0,
-            None => self.big_buckets.get(b / 64).is_some_and(|w| (w >> (b % 64)) & 1 != 0),
-        };
-        if marked { self.big.get(&k) } else { None }
+        if self.lines.is_empty() {
+            let marked = self.big_buckets.get(b / 64).is_some_and(|w| (w >> (b % 64)) & 1 != 0);
+            return if marked { self.big_ids.get(&k).map(|&id| id as usize) } else { None };
+        }
+        let mut id = self.first_big_of_bucket(h)?;
+        while let Some(head) = self.big_heads.get(id) {
+            let hb = (head.key.hash64() >> self.shift) as usize;
+            if hb > b {
+                return None;
+            }
+            if hb == b && head.key == k {
+                return Some(id);
+            }
+            id += 1;
+        }
+        None
+    }
+
+    /// The long-run description of `k`, if it has one.
+    #[inline]
+    fn big(&self, k: K, h: u64) -> Option<&Big> {
+        self.big_id(k, h).and_then(|id| self.big_heads.get(id)).map(|head| &head.big)
     }
 
     /// Where the records of `k` (a key without a long run) are in `recs`; empty if it has none.
@@ -506,15 +569,24 @@ impl<K: Key> Table<K> {
         }
     }
 
-    /// The records of group `gi` of a long run, as a range of `recs`.
+    /// The records of group `gi` of the long run `big_heads[id]`, as a range of `recs`.
     #[inline]
-    fn group_recs(&self, big: &Big, gi: u32) -> (usize, usize) {
+    fn group_recs(&self, id: u32, gi: u32) -> (usize, usize) {
+        let Some(big) = self.big_heads.get(id as usize).map(|head| &head.big) else { return (0, 0) };
         let (start, end) = big.records();
         if big.ng == 0 {
             return (start, end);
         }
-        let at = |i: u32| self.gstart.get((big.g + i) as usize).map_or(end, |&x| x as usize);
-        (at(gi), if gi + 1 < big.ng { at(gi + 1) } else { end })
+        let at = |i: u32| {
+            if i >= big.ng {
+                end
+            } else if big.inline {
+                self.big_starts.get(id as usize).map_or(end, |s| start + usize::from(s.0[i as usize]))
+            } else {
+                self.gstart.get((big.g + i) as usize).map_or(end, |&x| x as usize)
+            }
+        };
+        (at(gi), at(gi + 1))
     }
 
     /// What a lookup of `k` on `port` reads, worked out once so that [`Index::lookup_batch`]'s
@@ -522,10 +594,10 @@ impl<K: Key> Table<K> {
     #[inline]
     fn plan(&self, k: K, port: Option<u16>) -> Plan {
         let h = k.hash64();
-        match self.big(k, h) {
-            Some(big) => {
-                let (glo, ghi) = self.group_range(big, port);
-                Plan::Big { big: *big, glo, ghi }
+        match self.big_id(k, h) {
+            Some(id) => {
+                let (glo, ghi) = self.group_range(&self.big_heads[id].big, port);
+                Plan::Big { id: id as u32, glo, ghi }
             }
             None => {
                 let (lo, hi) = self.bucket_range(h);
@@ -545,8 +617,8 @@ impl<K: Key> Table<K> {
         match plan {
             // Without a port every entry of the run is read: one pass over it, the subscribers of
             // those that cover `t` written without a branch (which of them do is random).
-            Plan::Big { big, .. } if port.is_none() => {
-                let (a, b) = big.records();
+            Plan::Big { id, .. } if port.is_none() => {
+                let (a, b) = self.big_heads.get(id as usize).map_or((0, 0), |head| head.big.records());
                 let run = recs.get(a..b).unwrap_or_default();
                 let mut found = vec![0u32; run.len() + 1];
                 let mut n = 0;
@@ -558,10 +630,11 @@ impl<K: Key> Table<K> {
                 found.truncate(n);
                 acc.absorb(found);
             }
-            Plan::Big { big, glo, ghi } => {
+            Plan::Big { id, glo, ghi } => {
+                let max_dur = self.big_heads.get(id as usize).map_or(0, |head| head.big.max_dur);
                 for gi in glo..ghi {
-                    let (a, b) = self.group_recs(&big, gi);
-                    scan_group::<K>(recs.get(a..b).unwrap_or_default(), port, t, big.max_dur, acc);
+                    let (a, b) = self.group_recs(id, gi);
+                    scan_group::<K>(recs.get(a..b).unwrap_or_default(), port, t, max_dur, acc);
                 }
             }
             Plan::Bucket { lo, hi } => {
@@ -609,26 +682,22 @@ impl<K: Key> Table<K> {
         let bucket: &[u32] = &self.bucket;
         if b < bucket.len() {
             prefetch_index::prefetch_index(bucket, b);
-            if !self.big.is_empty() && b / 64 < self.big_buckets.len() {
+            if !self.big_heads.is_empty() && b / 64 < self.big_buckets.len() {
                 prefetch_index::prefetch_index(&self.big_buckets, b / 64);
             }
         }
     }
 
-    /// Starts loading the port-group list of `k` if it has a long run (the second stage of
-    /// [`Index::lookup_batch`]'s pipeline; the bucket's bit is in cache by now).
+    /// Starts loading the description and group starts of the long run of `k`'s bucket, if it
+    /// holds one (the second stage of [`Index::lookup_batch`]'s pipeline; the bucket's line is in
+    /// cache by now). Nothing here waits for memory: the place comes from the bucket line alone.
     #[inline]
     fn touch_groups(&self, k: K) {
-        if let Some(big) = self.big(k, k.hash64())
-            && big.ng > 0
+        if let Some(id) = self.first_big_of_bucket(k.hash64())
+            && id < self.big_heads.len()
         {
-            let (g, last) = (big.g as usize, (big.g + big.ng - 1) as usize);
-            if big.step == 0 {
-                prefetch_index::prefetch_index(&self.gfirst, g);
-                prefetch_index::prefetch_index(&self.gfirst, last);
-            }
-            prefetch_index::prefetch_index(&self.gstart, g);
-            prefetch_index::prefetch_index(&self.gstart, last);
+            prefetch_index::prefetch_index(&self.big_heads, id);
+            prefetch_index::prefetch_index(&self.big_starts, id);
         }
     }
 
@@ -638,12 +707,12 @@ impl<K: Key> Table<K> {
     fn touch_planned(&self, plan: Plan, port: Option<u16>) {
         let recs: &[K::Rec] = &self.recs;
         let (lo, hi, lines) = match plan {
-            Plan::Big { big, .. } if port.is_none() => {
-                let (lo, hi) = big.records();
+            Plan::Big { id, .. } if port.is_none() => {
+                let (lo, hi) = self.big_heads.get(id as usize).map_or((0, 0), |head| head.big.records());
                 (lo, hi, TOUCH_LINES_WHOLE_RUN)
             }
-            Plan::Big { big, glo, ghi } if glo < ghi => {
-                let (lo, hi) = self.group_recs(&big, glo);
+            Plan::Big { id, glo, ghi } if glo < ghi => {
+                let (lo, hi) = self.group_recs(id, glo);
                 (lo, hi, TOUCH_LINES)
             }
             Plan::Big { .. } => (0, 0, 0),
@@ -696,8 +765,8 @@ impl<K: Key> Table<K> {
             if x.sub == e.sub && x.last == e.last {
                 K::set_end(r, end);
                 let dur = end.saturating_sub(x.start);
-                if let Some(big) = self.big.get_mut(&k) {
-                    big.max_dur = big.max_dur.max(dur);
+                if let Some(head) = self.big_ids.get(&k).and_then(|&id| self.big_heads.get_mut(id as usize)) {
+                    head.big.max_dur = head.big.max_dur.max(dur);
                 }
                 return;
             }
@@ -752,7 +821,9 @@ impl<K: Key> Table<K> {
         let buckets = (keys * 4).next_power_of_two().max(8);
         let shift = 64 - buckets.trailing_zeros();
         let mut bucket = vec![0u32; buckets + 1];
-        let mut big = FxHashMap::default();
+        let (mut big_heads, mut big_starts, mut big_ids) = (Vec::new(), Vec::new(), FxHashMap::default());
+        // The bucket of each long run, in order (for the lines' counts of those before them).
+        let mut big_at = Vec::new();
         let mut big_buckets = vec![0u64; buckets.div_ceil(64)];
         let (mut gfirst, mut gstart) = (Vec::new(), Vec::new());
         let mut next_bucket = 0;
@@ -767,32 +838,50 @@ impl<K: Key> Table<K> {
             let run = &recs[i..i + recs[i..].iter().take_while(|r| K::of(r) == k).count()];
             if run.len() > SMALL_RUN {
                 let entries = || run.iter().map(|r| K::entry(r));
-                let (g, mut ng) = (gfirst.len() as u32, 0u32);
+                // The port groups' first ports and where they start in the run (none: one group).
+                let (mut firsts, mut starts) = (Vec::new(), Vec::new());
                 let first = K::entry(&run[0]).first;
                 if entries().any(|e| e.first != first) {
                     let mut prev = None;
                     for (j, e) in entries().enumerate() {
                         if prev != Some(e.first) {
-                            gfirst.push(e.first);
-                            gstart.push((i + j) as u32);
-                            ng += 1;
+                            firsts.push(e.first);
+                            starts.push(j);
                             prev = Some(e.first);
                         }
                     }
                 }
-                big.insert(
-                    k,
-                    Big {
+                let step = uniform_step(&firsts);
+                let inline = starts.len() <= INLINE_GROUPS && run.len() <= usize::from(u16::MAX);
+                let mut line = GroupStarts::default();
+                if inline {
+                    for (slot, &j) in line.0.iter_mut().zip(&starts) {
+                        *slot = j as u16;
+                    }
+                }
+                let g = gfirst.len() as u32;
+                // The first ports are searched only when they are not evenly spaced.
+                if !inline || step == 0 {
+                    gfirst.extend_from_slice(&firsts);
+                    gstart.extend(starts.iter().map(|&j| (i + j) as u32));
+                }
+                big_ids.insert(k, big_heads.len() as u32);
+                big_heads.push(BigHead {
+                    key: k,
+                    big: Big {
                         off: i as u32,
                         len: run.len() as u32,
                         max_dur: entries().map(|e| e.end - e.start).max().unwrap_or(0),
                         g,
-                        ng,
+                        ng: firsts.len() as u32,
                         max_width: entries().map(|e| e.last - e.first).max().unwrap_or(0),
-                        step: uniform_step(&gfirst[g as usize..]),
-                        first: gfirst.get(g as usize).copied().unwrap_or(0),
+                        step,
+                        first: firsts.first().copied().unwrap_or(0),
+                        inline,
                     },
-                );
+                });
+                big_starts.push(line);
+                big_at.push(b);
                 big_buckets[b / 64] |= 1 << (b % 64);
             }
             i += run.len();
@@ -803,10 +892,12 @@ impl<K: Key> Table<K> {
         }
         gfirst.shrink_to_fit();
         gstart.shrink_to_fit();
-        big.shrink_to_fit();
+        big_heads.shrink_to_fit();
+        big_starts.shrink_to_fit();
+        big_ids.shrink_to_fit();
         self.keys = keys;
         self.shift = shift;
-        match bucket_lines(&bucket, &big_buckets) {
+        match bucket_lines(&bucket, &big_buckets, &big_at) {
             Some(lines) => {
                 self.lines = HugeArray::from_vec(lines);
                 self.bucket = HugeArray::default();
@@ -818,7 +909,9 @@ impl<K: Key> Table<K> {
                 self.big_buckets = big_buckets;
             }
         }
-        self.big = big;
+        self.big_heads = big_heads;
+        self.big_starts = big_starts;
+        self.big_ids = big_ids;
         self.gfirst = gfirst;
         self.gstart = gstart;
         // The old records go before the new ones are copied into their mapping: at most two
@@ -839,7 +932,9 @@ impl<K: Key> Table<K> {
         self.recs.bytes()
             + self.lines.bytes()
             + self.bucket.bytes()
-            + self.big.capacity() * (size_of::<(K, Big)>() + 1)
+            + self.big_heads.capacity() * size_of::<BigHead<K>>()
+            + self.big_starts.capacity() * size_of::<GroupStarts>()
+            + self.big_ids.capacity() * (size_of::<(K, u32)>() + 1)
             + self.big_buckets.capacity() * 8
             + self.gfirst.capacity() * 2
             + self.gstart.capacity() * 4
@@ -848,15 +943,20 @@ impl<K: Key> Table<K> {
     }
 }
 
-/// The offsets `bucket` (one per bucket and one past the last) and long-run bits as
-/// [`BucketLine`]s; `None` if a line's records don't fit its 16-bit ends.
-fn bucket_lines(bucket: &[u32], big_buckets: &[u64]) -> Option<Vec<BucketLine>> {
+/// The offsets `bucket` (one per bucket and one past the last), long-run bits and the buckets
+/// of the long runs in order (`big_at`) as [`BucketLine`]s; `None` if a line's records don't
+/// fit its 16-bit ends.
+fn bucket_lines(bucket: &[u32], big_buckets: &[u64], big_at: &[usize]) -> Option<Vec<BucketLine>> {
     let buckets = bucket.len().saturating_sub(1);
     let last = bucket.last().copied().unwrap_or(0);
     let mut lines = Vec::with_capacity(buckets.div_ceil(LINE_BUCKETS));
+    let mut bigs_before = 0;
     for l in 0..buckets.div_ceil(LINE_BUCKETS) {
         let base = bucket[l * LINE_BUCKETS];
-        let mut line = BucketLine { base, ..BucketLine::default() };
+        while big_at.get(bigs_before).is_some_and(|&b| b < l * LINE_BUCKETS) {
+            bigs_before += 1;
+        }
+        let mut line = BucketLine { base, first_big: bigs_before as u32, ..BucketLine::default() };
         for i in 0..LINE_BUCKETS {
             let b = l * LINE_BUCKETS + i;
             let end = bucket.get(b + 1).copied().unwrap_or(last);
@@ -1720,7 +1820,7 @@ mod tests {
         for compact in [false, true] {
             if compact {
                 ix.compact();
-                assert!(ix.v4.big.contains_key(&u32::from(public)));
+                assert!(ix.v4.big_ids.contains_key(&u32::from(public)));
             }
             assert_eq!(who(&ix, ix.lookup_v4_secs(public, None, 100)), Attribution::Unique("alice".into()));
             assert_eq!(who(&ix, ix.lookup_v4_secs(public, None, 1200)), Attribution::Unique("bob".into()));
@@ -1744,11 +1844,12 @@ mod tests {
     #[test]
     fn evenly_spaced_blocks_agree_with_brute_force() {
         let public = Ipv4Addr::new(203, 0, 113, 9);
-        for uneven in [false, true] {
-            let mut next = xorshift(0x51ed_2701 + u64::from(uneven));
+        // 20 blocks: their starts in the run's line; 40: in the table's list.
+        for (uneven, blocks) in [(false, 20), (true, 20), (false, 40), (true, 40)] {
+            let mut next = xorshift(0x51ed_2701 + u64::from(uneven) + u64::from(blocks));
             let mut rows = Vec::new();
             for i in 0..400u32 {
-                let block = (i % 40) as u16;
+                let block = (i % blocks) as u16;
                 let mut first = 2000 + block * 100;
                 if uneven && block == 17 {
                     first += 7;
@@ -1762,8 +1863,9 @@ mod tests {
             let mut ix = Index::new();
             rows.iter().for_each(|r| ix.insert(r));
             ix.compact();
-            let big = ix.v4.big.get(&u32::from(public)).copied();
+            let big = ix.v4.big(u32::from(public), u32::from(public).hash64()).copied();
             assert_eq!(big.map(|b| b.step), Some(if uneven { 0 } else { 100 }));
+            assert_eq!(big.map(|b| b.inline), Some(blocks as usize <= INLINE_GROUPS));
             let mut queries = Vec::new();
             let mut wants = Vec::new();
             for _ in 0..3000 {
@@ -1791,6 +1893,80 @@ mod tests {
             let got: Vec<_> = out.into_iter().map(|a| who(&ix, a)).collect();
             assert_eq!(got, wants);
         }
+    }
+
+    /// Long runs whose keys share a bucket (found through the bucket line's count of the long
+    /// runs before it, then a step forward per extra one), against a brute-force answer, one by
+    /// one and batched, with a port and without.
+    #[test]
+    fn long_runs_sharing_a_bucket_agree_with_brute_force() {
+        let mut next = xorshift(0x0b1e_55ed);
+        let addr = |i: u32| Ipv4Addr::from(0x0a00_0000 + i * 7919);
+        let mut rows = Vec::new();
+        for key in 0..300 {
+            for block in 0..36u16 {
+                let start = (next() % 10_000) as u32;
+                let mut r = row(
+                    &format!("s{}", next() % 50),
+                    &format!("{key}-{block}"),
+                    start,
+                    Some(start + 1 + (next() % 3000) as u32),
+                );
+                r.port_blocks =
+                    vec![PortBlock { public: addr(key), first: 1024 + block * 64, last: 1087 + block * 64 }];
+                rows.push(r);
+            }
+        }
+        let mut ix = Index::new();
+        rows.iter().for_each(|r| ix.insert(r));
+        ix.compact();
+        let bucket = |k: u32| k.hash64() >> ix.v4.shift;
+        let heads = &ix.v4.big_heads;
+        assert_eq!(heads.len(), 300);
+        assert!(!ix.v4.lines.is_empty());
+        assert!(
+            heads.windows(2).any(|w| bucket(w[0].key) == bucket(w[1].key)),
+            "the test needs two long runs in one bucket"
+        );
+        // Every long run is found where it is, also past an earlier bucket's second one.
+        let mut past_a_shared_bucket = false;
+        for (id, head) in heads.iter().enumerate() {
+            let h = head.key.hash64();
+            assert_eq!(ix.v4.big_id(head.key, h), Some(id));
+            let guess = ix.v4.first_big_of_bucket(h).unwrap_or(usize::MAX);
+            past_a_shared_bucket |= guess < id && bucket(heads[guess].key) < bucket(head.key);
+        }
+        assert!(past_a_shared_bucket, "the test needs a long run after a shared bucket in its line");
+        let (mut queries, mut wants) = (Vec::new(), Vec::new());
+        for _ in 0..6000 {
+            let key = (next() % 310) as u32; // some misses
+            let t = (next() % 13_000) as u32;
+            let port = if next() % 4 == 0 { None } else { Some(1000 + (next() % 2400) as u16) };
+            let mut want: Vec<String> = rows
+                .iter()
+                .filter(|r| r.start <= t && t < r.end())
+                .filter(|r| {
+                    r.port_blocks
+                        .iter()
+                        .any(|b| b.public == addr(key) && port.is_none_or(|p| b.first <= p && p <= b.last))
+                })
+                .map(|r| r.subscriber.clone())
+                .collect();
+            want.sort_unstable();
+            want.dedup();
+            let want = match want.len() {
+                0 => Attribution::Unknown,
+                1 => Attribution::Unique(want[0].clone()),
+                _ => Attribution::Ambiguous(want),
+            };
+            assert_eq!(who(&ix, ix.lookup_v4_secs(addr(key), port, t)), want, "key {key} port {port:?} at {t}");
+            queries.push(Query { addr: IpAddr::V4(addr(key)), port, at: t });
+            wants.push(want);
+        }
+        let mut out = Vec::new();
+        ix.lookup_batch(&queries, &mut out);
+        let got: Vec<_> = out.into_iter().map(|a| who(&ix, a)).collect();
+        assert_eq!(got, wants);
     }
 
     #[test]
