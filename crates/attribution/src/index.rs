@@ -124,6 +124,11 @@ const SCAN_MAX: usize = 16;
 const TOUCH_LINES: usize = 8;
 /// Cache lines of a long run read whole (a port-less query of a CGNAT address) it starts loading.
 const TOUCH_LINES_WHOLE_RUN: usize = 128;
+/// A long run's time slices ([`Slice`]) each begin at every this many of its sessions' starts.
+const SLICE_STARTS: usize = 64;
+/// A long run gets time slices only if their copies of its entries number at most this many
+/// times its entries (sessions much longer than the run's turnover would be copied into many).
+const SLICE_MAX_COPIES: usize = 3;
 
 #[derive(Debug, Clone, Copy)]
 struct Node {
@@ -138,6 +143,30 @@ enum Plan {
     Bucket { lo: u32, hi: u32 },
     /// The port groups `glo..ghi` of the long run described by `big_heads[id]`.
     Big { id: u32, glo: u32, ghi: u32 },
+    /// A port-less lookup of a long run with time slices: the copies `lo..hi` of
+    /// `Table::slice_recs`, the slice the instant falls in.
+    Slice { lo: u32, hi: u32 },
+}
+
+/// A time slice of a long run: the entries that overlap `[time, the next slice's time)` (or
+/// from `time` on, for the last), copied side by side, so that a lookup without a port (which
+/// answers with every block's subscriber then) reads one slice, not every session of the
+/// address: a CGNAT address's 320 sessions are a hundred cache lines; a slice of 64 starts is
+/// about eighty entries, fifteen lines.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slice {
+    time: u32,
+    /// The slice's copies: `Table::slice_recs[lo..hi]`.
+    lo: u32,
+    hi: u32,
+}
+
+/// What a port-less lookup reads of an entry.
+#[derive(Debug, Clone, Copy, Default)]
+struct SliceRec {
+    start: u32,
+    end: u32,
+    sub: u32,
 }
 
 /// Port groups whose starts a long run keeps in its [`GroupStarts`] line: 32, a BNG's blocks
@@ -185,6 +214,10 @@ struct Big {
     first: u16,
     /// The groups' starts are in the run's [`GroupStarts`], not in `gstart`.
     inline: bool,
+    /// Where the run's time slices are in `Table::slices`…
+    s: u32,
+    /// …and how many there are (0: none, or no longer valid: a port-less lookup reads the run).
+    ns: u32,
 }
 
 impl Big {
@@ -443,6 +476,10 @@ struct Table<K: Key> {
     gfirst: Vec<u16>,
     /// …and where the group starts in `recs`.
     gstart: Vec<u32>,
+    /// The long runs' time slices…
+    slices: Vec<Slice>,
+    /// …and their copies of the entries.
+    slice_recs: Vec<SliceRec>,
     /// Entries added since the base was built, in one list per key (`recent_heads`).
     recent: Vec<Node>,
     recent_heads: FxHashMap<K, u32>,
@@ -592,9 +629,19 @@ impl<K: Key> Table<K> {
     /// What a lookup of `k` on `port` reads, worked out once so that [`Index::lookup_batch`]'s
     /// pipeline doesn't search the long-run map and the port groups again at each stage.
     #[inline]
-    fn plan(&self, k: K, port: Option<u16>) -> Plan {
+    fn plan(&self, k: K, port: Option<u16>, t: u32) -> Plan {
         let h = k.hash64();
         match self.big_id(k, h) {
+            Some(id) if port.is_none() && self.big_heads[id].big.ns > 0 => {
+                let big = &self.big_heads[id].big;
+                let (s, ns) = (big.s as usize, big.ns as usize);
+                let slices = self.slices.get(s..s + ns).unwrap_or_default();
+                match slices.partition_point(|x| x.time <= t).checked_sub(1).and_then(|i| slices.get(i)) {
+                    Some(x) => Plan::Slice { lo: x.lo, hi: x.hi },
+                    // Before the run's first start: none of its entries.
+                    None => Plan::Slice { lo: 0, hi: 0 },
+                }
+            }
             Some(id) => {
                 let (glo, ghi) = self.group_range(&self.big_heads[id].big, port);
                 Plan::Big { id: id as u32, glo, ghi }
@@ -608,13 +655,26 @@ impl<K: Key> Table<K> {
 
     #[inline]
     fn stab(&self, k: K, port: Option<u16>, t: u32, acc: &mut Candidates) {
-        self.stab_planned(k, self.plan(k, port), port, t, acc);
+        self.stab_planned(k, self.plan(k, port, t), port, t, acc);
     }
 
     #[inline]
     fn stab_planned(&self, k: K, plan: Plan, port: Option<u16>, t: u32, acc: &mut Candidates) {
         let recs: &[K::Rec] = &self.recs;
         match plan {
+            // The slice of the instant: the subscribers of its copies that cover `t`, written
+            // without a branch as below.
+            Plan::Slice { lo, hi } => {
+                let copies = self.slice_recs.get(lo as usize..hi as usize).unwrap_or_default();
+                let mut found = vec![0u32; copies.len() + 1];
+                let mut n = 0;
+                for c in copies {
+                    found[n] = c.sub;
+                    n += usize::from((c.start <= t) & (t < c.end));
+                }
+                found.truncate(n);
+                acc.absorb(found);
+            }
             // Without a port every entry of the run is read: one pass over it, the subscribers of
             // those that cover `t` written without a branch (which of them do is random).
             Plan::Big { id, .. } if port.is_none() => {
@@ -716,6 +776,16 @@ impl<K: Key> Table<K> {
                 (lo, hi, TOUCH_LINES)
             }
             Plan::Big { .. } => (0, 0, 0),
+            Plan::Slice { lo, hi } => {
+                let copies = self.slice_recs.get(lo as usize..hi as usize).unwrap_or_default();
+                for i in (0..copies.len()).step_by((64 / size_of::<SliceRec>()).max(1)) {
+                    prefetch_index::prefetch_index(copies, i);
+                }
+                if let Some(i) = copies.len().checked_sub(1) {
+                    prefetch_index::prefetch_index(copies, i);
+                }
+                return;
+            }
             Plan::Bucket { lo, hi } => (lo as usize, hi as usize, TOUCH_LINES),
         };
         let per_line = (64 / size_of::<K::Rec>()).max(1);
@@ -728,8 +798,8 @@ impl<K: Key> Table<K> {
     }
 
     #[inline]
-    fn touch(&self, k: K, port: Option<u16>) {
-        self.touch_planned(self.plan(k, port), port);
+    fn touch(&self, k: K, port: Option<u16>, t: u32) {
+        self.touch_planned(self.plan(k, port, t), port);
     }
 
     /// Sets the end of the entry (key, first, last, start, sub); inserts it if absent.
@@ -766,7 +836,28 @@ impl<K: Key> Table<K> {
                 K::set_end(r, end);
                 let dur = end.saturating_sub(x.start);
                 if let Some(head) = self.big_ids.get(&k).and_then(|&id| self.big_heads.get_mut(id as usize)) {
-                    head.big.max_dur = head.big.max_dur.max(dur);
+                    let big = &mut head.big;
+                    big.max_dur = big.max_dur.max(dur);
+                    let (s, ns) = (big.s as usize, big.ns as usize);
+                    if let Some(slices) = self.slices.get(s..s + ns) {
+                        // The copies move with the entry; an end moved past a later slice's
+                        // beginning would need a copy there too: the slices stop being used
+                        // (a port-less lookup reads the run) until the next rebuild.
+                        // An emptied entry (end at its start) has no copies at all.
+                        let uncopied = x.end <= x.start && end > x.start;
+                        if uncopied || slices.iter().any(|sl| x.end <= sl.time && sl.time < end && x.start < sl.time) {
+                            big.ns = 0;
+                        } else {
+                            for sl in slices {
+                                let copies = self.slice_recs.get_mut(sl.lo as usize..sl.hi as usize);
+                                for c in copies.unwrap_or_default() {
+                                    if c.start == x.start && c.sub == x.sub && c.end == x.end {
+                                        c.end = end;
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
                 return;
             }
@@ -826,6 +917,7 @@ impl<K: Key> Table<K> {
         let mut big_at = Vec::new();
         let mut big_buckets = vec![0u64; buckets.div_ceil(64)];
         let (mut gfirst, mut gstart) = (Vec::new(), Vec::new());
+        let (mut slices, mut slice_recs) = (Vec::new(), Vec::new());
         let mut next_bucket = 0;
         let mut i = 0;
         while i < recs.len() {
@@ -865,19 +957,23 @@ impl<K: Key> Table<K> {
                     gfirst.extend_from_slice(&firsts);
                     gstart.extend(starts.iter().map(|&j| (i + j) as u32));
                 }
+                let max_dur = entries().map(|e| e.end - e.start).max().unwrap_or(0);
+                let (s, ns) = time_slices(entries(), max_dur, &mut slices, &mut slice_recs);
                 big_ids.insert(k, big_heads.len() as u32);
                 big_heads.push(BigHead {
                     key: k,
                     big: Big {
                         off: i as u32,
                         len: run.len() as u32,
-                        max_dur: entries().map(|e| e.end - e.start).max().unwrap_or(0),
+                        max_dur,
                         g,
                         ng: firsts.len() as u32,
                         max_width: entries().map(|e| e.last - e.first).max().unwrap_or(0),
                         step,
                         first: firsts.first().copied().unwrap_or(0),
                         inline,
+                        s,
+                        ns,
                     },
                 });
                 big_starts.push(line);
@@ -895,6 +991,8 @@ impl<K: Key> Table<K> {
         big_heads.shrink_to_fit();
         big_starts.shrink_to_fit();
         big_ids.shrink_to_fit();
+        slices.shrink_to_fit();
+        slice_recs.shrink_to_fit();
         self.keys = keys;
         self.shift = shift;
         match bucket_lines(&bucket, &big_buckets, &big_at) {
@@ -914,6 +1012,8 @@ impl<K: Key> Table<K> {
         self.big_ids = big_ids;
         self.gfirst = gfirst;
         self.gstart = gstart;
+        self.slices = slices;
+        self.slice_recs = slice_recs;
         // The old records go before the new ones are copied into their mapping: at most two
         // copies at a time.
         self.recs = HugeArray::default();
@@ -938,8 +1038,55 @@ impl<K: Key> Table<K> {
             + self.big_buckets.capacity() * 8
             + self.gfirst.capacity() * 2
             + self.gstart.capacity() * 4
+            + self.slices.capacity() * size_of::<Slice>()
+            + self.slice_recs.capacity() * size_of::<SliceRec>()
             + self.recent.capacity() * size_of::<Node>()
             + self.recent_heads.capacity() * (size_of::<(K, u32)>() + 1)
+    }
+}
+
+/// Appends the time slices of a long run (its entries, `max_dur` their longest) to `slices` and
+/// their copies to `recs`: a slice begins at every [`SLICE_STARTS`]th start and holds the
+/// entries that overlap it. Returns where they begin in `slices` and how many there are; none
+/// if they would copy more than [`SLICE_MAX_COPIES`] times the entries.
+fn time_slices(
+    entries: impl Iterator<Item = Entry>,
+    max_dur: u32,
+    slices: &mut Vec<Slice>,
+    recs: &mut Vec<SliceRec>,
+) -> (u32, u32) {
+    let mut es: Vec<Entry> = entries.filter(|e| e.end > e.start).collect();
+    es.sort_unstable_by_key(|e| e.start);
+    let mut times: Vec<u32> = es.iter().step_by(SLICE_STARTS).map(|e| e.start).collect();
+    times.dedup();
+    let (s, first_rec) = (slices.len(), recs.len());
+    let undo = |slices: &mut Vec<Slice>, recs: &mut Vec<SliceRec>| {
+        slices.truncate(s);
+        recs.truncate(first_rec);
+        (0, 0)
+    };
+    for (k, &time) in times.iter().enumerate() {
+        let next = times.get(k + 1).copied().unwrap_or(u32::MAX);
+        let lo = recs.len();
+        // Entries that overlap [time, next): started before `next`, ended after `time` (so
+        // started at most `max_dur` before it).
+        let from = es.partition_point(|e| e.start < time.saturating_sub(max_dur));
+        for e in es.get(from..).unwrap_or_default().iter().take_while(|e| e.start < next) {
+            if e.end > time {
+                recs.push(SliceRec { start: e.start, end: e.end, sub: e.sub });
+            }
+        }
+        let (Ok(lo), Ok(hi)) = (u32::try_from(lo), u32::try_from(recs.len())) else {
+            return undo(slices, recs);
+        };
+        if recs.len() - first_rec > SLICE_MAX_COPIES * es.len() {
+            return undo(slices, recs);
+        }
+        slices.push(Slice { time, lo, hi });
+    }
+    match (u32::try_from(s), u32::try_from(times.len())) {
+        (Ok(s), Ok(ns)) => (s, ns),
+        _ => undo(slices, recs),
     }
 }
 
@@ -1334,23 +1481,23 @@ impl Index {
     fn plan_and_touch(&self, q: &Query) -> Option<Plan> {
         match q.addr {
             IpAddr::V4(a) => {
-                let plan = self.v4.plan(u32::from(a), q.port);
+                let plan = self.v4.plan(u32::from(a), q.port, q.at);
                 self.v4.touch_planned(plan, q.port);
                 Some(plan)
             }
             IpAddr::V6(a) => match self.single_v6() {
                 Some((len, t)) => {
-                    let plan = t.plan((mask128(u128::from(a), len) >> 64) as u64, None);
+                    let plan = t.plan((mask128(u128::from(a), len) >> 64) as u64, None, q.at);
                     t.touch_planned(plan, None);
                     Some(plan)
                 }
                 None => {
                     let a = u128::from(a);
                     for (len, t) in &self.v6_short {
-                        t.touch((mask128(a, *len) >> 64) as u64, None);
+                        t.touch((mask128(a, *len) >> 64) as u64, None, q.at);
                     }
                     for (len, t) in &self.v6_long {
-                        t.touch(mask128(a, *len), None);
+                        t.touch(mask128(a, *len), None, q.at);
                     }
                     None
                 }
@@ -1967,6 +2114,77 @@ mod tests {
         ix.lookup_batch(&queries, &mut out);
         let got: Vec<_> = out.into_iter().map(|a| who(&ix, a)).collect();
         assert_eq!(got, wants);
+    }
+
+    /// Port-less lookups of a CGNAT address read one time slice of its sessions: they agree
+    /// with a brute-force answer, one by one and batched, before and after ends move (shorter,
+    /// then past later slices' beginnings, which retires the slices until the next rebuild).
+    #[test]
+    fn time_slices_agree_with_brute_force() {
+        let public = Ipv4Addr::new(198, 51, 100, 7);
+        let mut next = xorshift(0x7157_11ce);
+        let mut rows = Vec::new();
+        for i in 0..600u32 {
+            let first = 1024 + (i % 32) as u16 * 2016;
+            let start = (next() % 200_000) as u32;
+            let dur = if next() % 10 == 0 { 20_000 + next() % 40_000 } else { 1 + next() % 6_000 } as u32;
+            let mut r = row(&format!("s{}", next() % 150), &i.to_string(), start, Some(start + dur));
+            r.port_blocks = vec![PortBlock { public, first, last: first + 2015 }];
+            rows.push(r);
+        }
+        let mut ix = Index::new();
+        rows.iter().for_each(|r| ix.insert(r));
+        ix.compact();
+        let big = ix.v4.big(u32::from(public), u32::from(public).hash64()).copied();
+        assert!(big.is_some_and(|b| b.ns > 5), "{big:?}");
+        let check = |ix: &Index, rows: &[SessionRow], next: &mut dyn FnMut() -> u64| {
+            let mut queries = Vec::new();
+            let mut wants = Vec::new();
+            for _ in 0..2000 {
+                let t = (next() % 270_000) as u32;
+                let mut want: Vec<String> =
+                    rows.iter().filter(|r| r.start <= t && t < r.end()).map(|r| r.subscriber.clone()).collect();
+                want.sort_unstable();
+                want.dedup();
+                let want = match want.len() {
+                    0 => Attribution::Unknown,
+                    1 => Attribution::Unique(want[0].clone()),
+                    _ => Attribution::Ambiguous(want),
+                };
+                assert_eq!(who(ix, ix.lookup_v4_secs(public, None, t)), want, "at {t}");
+                queries.push(Query { addr: IpAddr::V4(public), port: None, at: t });
+                wants.push(want);
+            }
+            let mut out = Vec::new();
+            ix.lookup_batch(&queries, &mut out);
+            let got: Vec<_> = out.into_iter().map(|a| who(ix, a)).collect();
+            assert_eq!(got, wants);
+        };
+        check(&ix, &rows, &mut next);
+        // Ends moved a little (within their slices): the slices stay in use.
+        for r in rows.iter_mut().filter(|_| next() % 4 == 0) {
+            let mut new = r.clone();
+            new.stop = Some(new.start + 1 + (r.end() - r.start) / 2);
+            ix.update(Some(r), &new);
+            *r = new;
+        }
+        assert!(ix.v4.big(u32::from(public), u32::from(public).hash64()).is_some_and(|b| b.ns > 5));
+        check(&ix, &rows, &mut next);
+        // Some ends moved far: past later slices, so port-less lookups read the run again.
+        for r in rows.iter_mut() {
+            if next() % 8 != 0 {
+                continue;
+            }
+            let mut new = r.clone();
+            new.stop = Some(new.start + 50_000 + (next() % 50_000) as u32);
+            ix.update(Some(r), &new);
+            *r = new;
+        }
+        assert_eq!(ix.v4.big(u32::from(public), u32::from(public).hash64()).map(|b| b.ns), Some(0));
+        check(&ix, &rows, &mut next);
+        ix.compact();
+        assert!(ix.v4.big(u32::from(public), u32::from(public).hash64()).is_some_and(|b| b.ns > 0));
+        check(&ix, &rows, &mut next);
     }
 
     #[test]
