@@ -791,9 +791,21 @@ impl<K: Key> Table<K> {
         let per_line = (64 / size_of::<K::Rec>()).max(1);
         let mut i = lo;
         let end = hi.min(lo + lines * per_line).min(recs.len());
-        while i < end {
-            prefetch_index::prefetch_index(recs, i);
-            i += per_line;
+        // A bucket's or a port group's few lines non-temporally: a lookup reads them once, and
+        // loaded the usual way they pushed the bucket lines and long-run descriptions (read by
+        // every lookup) out of the caches (4-8 % more lookups a second in alternated runs of the
+        // mix, BENCHMARKS.md). A whole run's hundred lines the usual way: non-temporal lines
+        // that many were evicted before they were read.
+        if lines == TOUCH_LINES {
+            while i < end {
+                prefetch_index::prefetch_index_nta(recs, i);
+                i += per_line;
+            }
+        } else {
+            while i < end {
+                prefetch_index::prefetch_index(recs, i);
+                i += per_line;
+            }
         }
     }
 
