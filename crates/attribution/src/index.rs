@@ -177,6 +177,7 @@ const INLINE_GROUPS: usize = 32;
 /// A long run's description and key, in [`Table::big_heads`] (in record order, so a bucket
 /// line's first long run and its long-run bits give its place without a search).
 #[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
 struct BigHead<K> {
     big: Big,
     key: K,
