@@ -469,6 +469,9 @@ struct Table<K: Key> {
     big_starts: Vec<GroupStarts>,
     /// …where each key's is (for updates, and lookups without `lines`)…
     big_ids: FxHashMap<K, u32>,
+    /// …where their time slices begin in `slices` (`u32::MAX`: none), at the same places, so
+    /// that a port-less lookup starts loading them before it reads the description…
+    big_slices_at: Vec<u32>,
     /// …and, one bit per bucket, the buckets that hold one (read only when `big_heads` isn't
     /// empty; only without `lines`).
     big_buckets: Vec<u64>,
@@ -753,12 +756,28 @@ impl<K: Key> Table<K> {
     /// holds one (the second stage of [`Index::lookup_batch`]'s pipeline; the bucket's line is in
     /// cache by now). Nothing here waits for memory: the place comes from the bucket line alone.
     #[inline]
-    fn touch_groups(&self, k: K) {
+    fn touch_groups(&self, k: K, port: Option<u16>) {
         if let Some(id) = self.first_big_of_bucket(k.hash64())
             && id < self.big_heads.len()
         {
             prefetch_index::prefetch_index(&self.big_heads, id);
-            prefetch_index::prefetch_index(&self.big_starts, id);
+            match port {
+                Some(_) => prefetch_index::prefetch_index(&self.big_starts, id),
+                // A port-less lookup reads the run's time slices instead: their place comes
+                // from a small array that stays in cache (4 bytes a long run).
+                None => {
+                    if let Some(&s) = self.big_slices_at.get(id)
+                        && (s as usize) < self.slices.len()
+                    {
+                        let per_line = (64 / size_of::<Slice>()).max(1);
+                        prefetch_index::prefetch_index(&self.slices, s as usize);
+                        prefetch_index::prefetch_index(
+                            &self.slices,
+                            (s as usize + per_line).min(self.slices.len() - 1),
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -926,6 +945,7 @@ impl<K: Key> Table<K> {
         let shift = 64 - buckets.trailing_zeros();
         let mut bucket = vec![0u32; buckets + 1];
         let (mut big_heads, mut big_starts, mut big_ids) = (Vec::new(), Vec::new(), FxHashMap::default());
+        let mut big_slices_at = Vec::new();
         // The bucket of each long run, in order (for the lines' counts of those before them).
         let mut big_at = Vec::new();
         let mut big_buckets = vec![0u64; buckets.div_ceil(64)];
@@ -990,6 +1010,7 @@ impl<K: Key> Table<K> {
                     },
                 });
                 big_starts.push(line);
+                big_slices_at.push(if ns > 0 { s } else { u32::MAX });
                 big_at.push(b);
                 big_buckets[b / 64] |= 1 << (b % 64);
             }
@@ -1004,6 +1025,7 @@ impl<K: Key> Table<K> {
         big_heads.shrink_to_fit();
         big_starts.shrink_to_fit();
         big_ids.shrink_to_fit();
+        big_slices_at.shrink_to_fit();
         slices.shrink_to_fit();
         slice_recs.shrink_to_fit();
         self.keys = keys;
@@ -1023,6 +1045,7 @@ impl<K: Key> Table<K> {
         self.big_heads = big_heads;
         self.big_starts = big_starts;
         self.big_ids = big_ids;
+        self.big_slices_at = big_slices_at;
         self.gfirst = gfirst;
         self.gstart = gstart;
         self.slices = slices;
@@ -1047,6 +1070,7 @@ impl<K: Key> Table<K> {
             + self.bucket.bytes()
             + self.big_heads.capacity() * size_of::<BigHead<K>>()
             + self.big_starts.capacity() * size_of::<GroupStarts>()
+            + self.big_slices_at.capacity() * 4
             + self.big_ids.capacity() * (size_of::<(K, u32)>() + 1)
             + self.big_buckets.capacity() * 8
             + self.gfirst.capacity() * 2
@@ -1473,7 +1497,7 @@ impl Index {
     #[inline]
     fn touch_groups(&self, q: &Query) {
         if let IpAddr::V4(a) = q.addr {
-            self.v4.touch_groups(u32::from(a));
+            self.v4.touch_groups(u32::from(a), q.port);
         }
     }
 
