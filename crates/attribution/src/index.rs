@@ -13,17 +13,20 @@
 //!   bits to a cache line), so a lookup reads one line of offsets, often in the last-level
 //!   cache, and then the records of one bucket, side by side in one page: one random read of
 //!   main memory. Runs longer than 32 entries (a CGNAT address's port blocks, an address handed
-//!   out many times) also get their longest session, widest port block and port groups, which
-//!   bound the search: a lookup finds the port's group (by arithmetic when the blocks are evenly
-//!   spaced, as BNGs allocate them), then the start times, and scans back only as far as the
-//!   longest session could reach; a port-less one reads the run in one pass.
+//!   out many times) also get a description (longest session, widest port block, port groups),
+//!   one cache line found from the bucket line without a search, and a line of their port
+//!   groups' starts beside it: a lookup finds the port's group (by arithmetic when the blocks
+//!   are evenly spaced, as BNGs allocate them), then the start times, and scans back only as far
+//!   as the longest session could reach. A port-less one reads the run's *time slice* of its
+//!   instant (copies of the sessions that overlap it), or the whole run in one pass where the
+//!   slices were retired by an end that moved far.
 //! - **recent**: entries added since the base was built, in a linked list per key (20 bytes
 //!   each); folded into the base (a merge: the base is sorted already) when it grows past a
 //!   quarter of it (and at least 65,536), so the cost of rebuilding is amortised.
 //!
 //! A session's end changes while it lives (every Interim-Update moves it): its entries are found
 //! by (key, first port, start, subscriber) and updated in place, the run's longest-session bound
-//! raised with them. Retention rebuilds the base without the entries that ended before a cut-off.
+//! raised with them, and so are their copies in the run's time slices. Retention rebuilds the base without the entries that ended before a cut-off.
 //!
 //! Lookups are pure functions of the index: no I/O, no allocation unless the answer is
 //! ambiguous. Subscriber ids are interned to `u32` ([`SubscriberNo`]). Many lookups at once
