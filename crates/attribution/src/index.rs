@@ -1697,6 +1697,27 @@ mod tests {
         }
     }
 
+    /// What a brute force answers: the subscribers of `rows` (those that held the address
+    /// then), once each, sorted.
+    fn brute_force<'a>(rows: impl Iterator<Item = &'a SessionRow>) -> Attribution<String> {
+        let mut want: Vec<String> = rows.map(|r| r.subscriber.clone()).collect();
+        want.sort_unstable();
+        want.dedup();
+        match want.len() {
+            0 => Attribution::Unknown,
+            1 => Attribution::Unique(want.swap_remove(0)),
+            _ => Attribution::Ambiguous(want),
+        }
+    }
+
+    /// `lookup_batch` answers `queries` with `wants`.
+    fn assert_batch_answers(ix: &Index, queries: &[Query], wants: &[Attribution<String>]) {
+        let mut out = Vec::new();
+        ix.lookup_batch(queries, &mut out);
+        let got: Vec<_> = out.into_iter().map(|a| who(ix, a)).collect();
+        assert_eq!(got, wants);
+    }
+
     const A: [u8; 4] = [198, 51, 100, 7];
 
     #[test]
@@ -2058,27 +2079,16 @@ mod tests {
             for _ in 0..3000 {
                 let t = (next() % 55_000) as u32;
                 let port = 1900 + (next() % 4300) as u16;
-                let mut want: Vec<String> = rows
-                    .iter()
-                    .filter(|r| r.start <= t && t < r.end())
-                    .filter(|r| r.port_blocks.iter().any(|b| b.first <= port && port <= b.last))
-                    .map(|r| r.subscriber.clone())
-                    .collect();
-                want.sort_unstable();
-                want.dedup();
-                let want = match want.len() {
-                    0 => Attribution::Unknown,
-                    1 => Attribution::Unique(want[0].clone()),
-                    _ => Attribution::Ambiguous(want),
-                };
+                let want = brute_force(
+                    rows.iter()
+                        .filter(|r| r.start <= t && t < r.end())
+                        .filter(|r| r.port_blocks.iter().any(|b| b.first <= port && port <= b.last)),
+                );
                 assert_eq!(who(&ix, ix.lookup_v4_secs(public, Some(port), t)), want, "port {port} at {t}");
                 queries.push(Query { addr: IpAddr::V4(public), port: Some(port), at: t });
                 wants.push(want);
             }
-            let mut out = Vec::new();
-            ix.lookup_batch(&queries, &mut out);
-            let got: Vec<_> = out.into_iter().map(|a| who(&ix, a)).collect();
-            assert_eq!(got, wants);
+            assert_batch_answers(&ix, &queries, &wants);
         }
     }
 
@@ -2129,31 +2139,14 @@ mod tests {
             let key = (next() % 310) as u32; // some misses
             let t = (next() % 13_000) as u32;
             let port = if next() % 4 == 0 { None } else { Some(1000 + (next() % 2400) as u16) };
-            let mut want: Vec<String> = rows
-                .iter()
-                .filter(|r| r.start <= t && t < r.end())
-                .filter(|r| {
-                    r.port_blocks
-                        .iter()
-                        .any(|b| b.public == addr(key) && port.is_none_or(|p| b.first <= p && p <= b.last))
-                })
-                .map(|r| r.subscriber.clone())
-                .collect();
-            want.sort_unstable();
-            want.dedup();
-            let want = match want.len() {
-                0 => Attribution::Unknown,
-                1 => Attribution::Unique(want[0].clone()),
-                _ => Attribution::Ambiguous(want),
-            };
+            let want = brute_force(rows.iter().filter(|r| r.start <= t && t < r.end()).filter(|r| {
+                r.port_blocks.iter().any(|b| b.public == addr(key) && port.is_none_or(|p| b.first <= p && p <= b.last))
+            }));
             assert_eq!(who(&ix, ix.lookup_v4_secs(addr(key), port, t)), want, "key {key} port {port:?} at {t}");
             queries.push(Query { addr: IpAddr::V4(addr(key)), port, at: t });
             wants.push(want);
         }
-        let mut out = Vec::new();
-        ix.lookup_batch(&queries, &mut out);
-        let got: Vec<_> = out.into_iter().map(|a| who(&ix, a)).collect();
-        assert_eq!(got, wants);
+        assert_batch_answers(&ix, &queries, &wants);
     }
 
     /// Port-less lookups of a CGNAT address read one time slice of its sessions: they agree
@@ -2182,23 +2175,12 @@ mod tests {
             let mut wants = Vec::new();
             for _ in 0..2000 {
                 let t = (next() % 270_000) as u32;
-                let mut want: Vec<String> =
-                    rows.iter().filter(|r| r.start <= t && t < r.end()).map(|r| r.subscriber.clone()).collect();
-                want.sort_unstable();
-                want.dedup();
-                let want = match want.len() {
-                    0 => Attribution::Unknown,
-                    1 => Attribution::Unique(want[0].clone()),
-                    _ => Attribution::Ambiguous(want),
-                };
+                let want = brute_force(rows.iter().filter(|r| r.start <= t && t < r.end()));
                 assert_eq!(who(ix, ix.lookup_v4_secs(public, None, t)), want, "at {t}");
                 queries.push(Query { addr: IpAddr::V4(public), port: None, at: t });
                 wants.push(want);
             }
-            let mut out = Vec::new();
-            ix.lookup_batch(&queries, &mut out);
-            let got: Vec<_> = out.into_iter().map(|a| who(ix, a)).collect();
-            assert_eq!(got, wants);
+            assert_batch_answers(ix, &queries, &wants);
         };
         check(&ix, &rows, &mut next);
         // Ends moved a little (within their slices): the slices stay in use.
