@@ -26,7 +26,8 @@
 //!
 //! A session's end changes while it lives (every Interim-Update moves it): its entries are found
 //! by (key, first port, start, subscriber) and updated in place, the run's longest-session bound
-//! raised with them, and so are their copies in the run's time slices. Retention rebuilds the base without the entries that ended before a cut-off.
+//! raised with them, and so are their copies in the run's time slices. Retention rebuilds the
+//! base without the entries that ended before a cut-off.
 //!
 //! Lookups are pure functions of the index: no I/O, no allocation unless the answer is
 //! ambiguous. Subscriber ids are interned to `u32` ([`SubscriberNo`]). Many lookups at once
