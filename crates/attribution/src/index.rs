@@ -219,9 +219,8 @@ struct Big {
     first: u16,
     /// The groups' starts are in the run's [`GroupStarts`], not in `gstart`.
     inline: bool,
-    /// Where the run's time slices are in `Table::slices`…
-    s: u32,
-    /// …and how many there are (0: none, or no longer valid: a port-less lookup reads the run).
+    /// How many time slices the run has (0: none, or no longer valid: a port-less lookup reads
+    /// the run); where they begin is in `Table::big_slices_at`.
     ns: u32,
 }
 
@@ -641,8 +640,7 @@ impl<K: Key> Table<K> {
         let h = k.hash64();
         match self.big_id(k, h) {
             Some(id) if port.is_none() && self.big_heads[id].big.ns > 0 => {
-                let big = &self.big_heads[id].big;
-                let (s, ns) = (big.s as usize, big.ns as usize);
+                let (s, ns) = (self.big_slices_at[id] as usize, self.big_heads[id].big.ns as usize);
                 let slices = self.slices.get(s..s + ns).unwrap_or_default();
                 match slices.partition_point(|x| x.time <= t).checked_sub(1).and_then(|i| slices.get(i)) {
                     Some(x) => Plan::Slice { lo: x.lo, hi: x.hi },
@@ -790,16 +788,21 @@ impl<K: Key> Table<K> {
     #[inline]
     fn touch_planned(&self, plan: Plan, port: Option<u16>) {
         let recs: &[K::Rec] = &self.recs;
-        let (lo, hi, lines) = match plan {
+        // A bucket's or a port group's few lines non-temporally: a lookup reads them once, and
+        // loaded the usual way they pushed the bucket lines and long-run descriptions (read by
+        // every lookup) out of the caches (4-8 % more lookups a second in alternated runs of the
+        // mix, BENCHMARKS.md). A whole run's hundred lines the usual way: non-temporal lines
+        // that many were evicted before they were read.
+        let (lo, hi, lines, non_temporal) = match plan {
             Plan::Big { id, .. } if port.is_none() => {
                 let (lo, hi) = self.big_heads.get(id as usize).map_or((0, 0), |head| head.big.records());
-                (lo, hi, TOUCH_LINES_WHOLE_RUN)
+                (lo, hi, TOUCH_LINES_WHOLE_RUN, false)
             }
             Plan::Big { id, glo, ghi } if glo < ghi => {
                 let (lo, hi) = self.group_recs(id, glo);
-                (lo, hi, TOUCH_LINES)
+                (lo, hi, TOUCH_LINES, true)
             }
-            Plan::Big { .. } => (0, 0, 0),
+            Plan::Big { .. } => return,
             Plan::Slice { lo, hi } => {
                 let copies = self.slice_recs.get(lo as usize..hi as usize).unwrap_or_default();
                 for i in (0..copies.len()).step_by((64 / size_of::<SliceRec>()).max(1)) {
@@ -810,17 +813,12 @@ impl<K: Key> Table<K> {
                 }
                 return;
             }
-            Plan::Bucket { lo, hi } => (lo as usize, hi as usize, TOUCH_LINES),
+            Plan::Bucket { lo, hi } => (lo as usize, hi as usize, TOUCH_LINES, true),
         };
         let per_line = (64 / size_of::<K::Rec>()).max(1);
         let mut i = lo;
         let end = hi.min(lo + lines * per_line).min(recs.len());
-        // A bucket's or a port group's few lines non-temporally: a lookup reads them once, and
-        // loaded the usual way they pushed the bucket lines and long-run descriptions (read by
-        // every lookup) out of the caches (4-8 % more lookups a second in alternated runs of the
-        // mix, BENCHMARKS.md). A whole run's hundred lines the usual way: non-temporal lines
-        // that many were evicted before they were read.
-        if lines == TOUCH_LINES {
+        if non_temporal {
             while i < end {
                 prefetch_index::prefetch_index_nta(recs, i);
                 i += per_line;
@@ -871,10 +869,13 @@ impl<K: Key> Table<K> {
             if x.sub == e.sub && x.last == e.last {
                 K::set_end(r, end);
                 let dur = end.saturating_sub(x.start);
-                if let Some(head) = self.big_ids.get(&k).and_then(|&id| self.big_heads.get_mut(id as usize)) {
+                if let Some(&id) = self.big_ids.get(&k)
+                    && let Some(head) = self.big_heads.get_mut(id as usize)
+                {
                     let big = &mut head.big;
                     big.max_dur = big.max_dur.max(dur);
-                    let (s, ns) = (big.s as usize, big.ns as usize);
+                    let s = self.big_slices_at.get(id as usize).map_or(0, |&s| s as usize);
+                    let ns = big.ns as usize;
                     if let Some(slices) = self.slices.get(s..s + ns) {
                         // The copies move with the entry; an end moved past a later slice's
                         // beginning would need a copy there too: the slices stop being used
@@ -1009,7 +1010,6 @@ impl<K: Key> Table<K> {
                         step,
                         first: firsts.first().copied().unwrap_or(0),
                         inline,
-                        s,
                         ns,
                     },
                 });
