@@ -529,25 +529,8 @@ fn main() -> Result<()> {
     // The same queries through `lookup_batch`, 4096 at a time.
     let batch_qs = batch_queries(&qs);
     let mut out = Vec::with_capacity(4096);
-    let mut batch_kinds = [0u64; 3];
-    let started = Instant::now();
-    let mut done = 0u64;
-    while done < lookups {
-        let from = (done as usize) % batch_qs.len();
-        let n = (lookups - done).min(4096).min((batch_qs.len() - from) as u64) as usize;
-        out.clear();
-        index.lookup_batch(&batch_qs[from..from + n], &mut out);
-        for a in &out {
-            batch_kinds[match a {
-                Attribution::Unique(_) => 0,
-                Attribution::Ambiguous(_) => 1,
-                Attribution::Unknown => 2,
-            }] += 1;
-        }
-        black_box(&out);
-        done += n as u64;
-    }
-    let batch_time = started.elapsed();
+    let (batch_time, batch_kinds) =
+        timed_batches(lookups, &batch_qs, 4096, &mut out, |qs, out| index.lookup_batch(qs, out));
     eprintln!("index (batch): {} lookups in {:.2} s", thousands(lookups), batch_time.as_secs_f64());
     if batch_kinds != index_kinds {
         bail!("batch answer kinds differ: {batch_kinds:?} vs {index_kinds:?}");
